@@ -1,0 +1,181 @@
+"""Gradient attacks of the paper (section 3.1.2, eqs. 2, 3, 5) for any classifier of [0, 1] images.
+
+Non-targeted attacks ascend the cross-entropy of the true label, L(f(x'), y) (eq. 2);
+targeted attacks descend the cross-entropy of the target, L(f(x'), t) (eq. 3); the
+N-targeted attack descends sum_i L(f_i(x'), t_i) (eq. 5). All are bounded by ||x' - x|| <= eps
+in l2 (the paper's) or linf, and x' stays in [0, 1].
+
+One step with gradient g of the objective, from the current x_k:
+
+    x_{k+1} = clip_[0,1]( x + P_eps( x_k + s * alpha * d(g) - x ) )
+
+with s = +1 (ascend) or -1 (descend), d(g) = g / ||g||_2 per sample for l2 and sign(g) for
+linf, P_eps the projection onto the eps-ball (rescaling for l2, clamping for linf). Order:
+project, then clip. Clipping moves each coordinate toward x (which lies in [0, 1]), so the
+result satisfies both constraints. A zero gradient gives d(g) = 0 (the image stays put); the
+l2 normalisation rescales by max|g| first, so tiny gradients give exact unit steps, with no
+norm floor. No random start unless asked: the paper states none.
+
+Models run in eval mode and get their mode back; gradients are taken with respect to the
+input only (``torch.autograd.grad``), so parameter ``.grad`` is never computed or touched,
+and the input tensor is never mutated. Work happens on the model's device; the result is
+returned on the input's device.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Norm = Literal["l2", "linf"]
+NORMS = ("l2", "linf")
+
+
+def _validate(eps: float, norm: str, alpha: float | None = None, steps: int | None = None) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not (eps >= 0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    if alpha is not None and not (alpha > 0 and math.isfinite(alpha)):
+        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    """Per-sample l2 norm, shaped to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def unit_direction(g: torch.Tensor, norm: Norm = "l2") -> torch.Tensor:
+    """d(g): g / ||g||_2 per sample (l2) or sign(g) (linf); all-zero rows give zero.
+
+    For l2 the row is first divided by its max |g|, so gradients of any magnitude, even
+    ones whose squares underflow, give a direction of norm 1 without a norm floor.
+    """
+    if norm == "linf":
+        return g.sign()
+    scale = g.abs().flatten(1).amax(dim=1).view(-1, *([1] * (g.dim() - 1)))
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    g = g / safe
+    n = _flat_norm(g)
+    return torch.where(n > 0, g / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(g))
+
+
+def project(delta: torch.Tensor, eps: float, norm: Norm = "l2") -> torch.Tensor:
+    """P_eps(delta): the closest point of the eps-ball, per sample."""
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    n = _flat_norm(delta)
+    return torch.where(n > eps, delta * (eps / torch.where(n > 0, n, torch.ones_like(n))), delta)
+
+
+@contextmanager
+def eval_mode(models: Sequence[nn.Module]) -> Iterator[None]:
+    """Put ``models`` in eval mode, restoring each one's mode afterwards."""
+    modes = [m.training for m in models]
+    try:
+        for m in models:
+            m.eval()
+        yield
+    finally:
+        for m, mode in zip(models, modes):
+            m.train(mode)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def loss_gradient(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor]) -> torch.Tensor:
+    """grad_x sum_i sum_batch CE(f_i(x), labels_i), per sample (models must be in eval mode)."""
+    x = x.detach().requires_grad_(True)
+    loss = sum(F.cross_entropy(m(x), t, reduction="sum") for m, t in zip(models, labels))
+    (g,) = torch.autograd.grad(loss, x)
+    return g
+
+
+def _random_start(x: torch.Tensor, eps: float, norm: Norm, seed: int) -> torch.Tensor:
+    """x + a point drawn uniformly from the eps-ball (then clipped to [0, 1])."""
+    g = torch.Generator().manual_seed(seed)
+    if norm == "linf":
+        delta = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
+    else:
+        d = x[0].numel()
+        direction = unit_direction(torch.randn(x.shape, generator=g))
+        radius = eps * torch.rand(len(x), generator=g).pow(1 / d).view(-1, *([1] * (x.dim() - 1)))
+        delta = direction * radius
+    return (x + delta.to(x.device)).clamp(0, 1)
+
+
+def _pgd(models, x, labels, sign: float, eps, alpha, steps, norm, random_start, seed) -> torch.Tensor:
+    """The shared loop of :func:`pgd` and :func:`n_targeted_pgd` (see the module docstring)."""
+    _validate(eps, norm, alpha, steps)
+    device = _device(models[0])
+    x0 = x.detach().to(device)
+    labels = [t.to(device) for t in labels]
+    x_adv = _random_start(x0, eps, norm, seed) if random_start else x0.clone()
+    with eval_mode(models):
+        for _ in range(steps):
+            step = sign * alpha * unit_direction(loss_gradient(models, x_adv, labels), norm)
+            x_adv = (x0 + project(x_adv + step - x0, eps, norm)).clamp(0, 1)
+    return x_adv.to(x.device)
+
+
+def fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: Norm = "l2", targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Fast gradient method, one full step: x' = clip_[0,1](x + s * eps * d(grad_x L)).
+
+    Non-targeted (``targets=None``): s = +1, L = CE(f(x), y) (eq. 2). Targeted: s = -1,
+    L = CE(f(x), targets) (eq. 3). For linf this is FGSM.
+    """
+    _validate(eps, norm)
+    device = _device(model)
+    x0 = x.detach().to(device)
+    label, sign = (y, 1.0) if targets is None else (targets, -1.0)
+    with eval_mode([model]):
+        g = loss_gradient([model], x0, [label.to(device)])
+    return (x0 + sign * eps * unit_direction(g, norm)).clamp(0, 1).to(x.device)
+
+
+def pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+    norm: Norm = "l2", targets: torch.Tensor | None = None, random_start: bool = False, seed: int = 0,
+) -> torch.Tensor:
+    """Projected gradient descent (Madry et al.): ``steps`` steps of size ``alpha`` inside the
+    eps-ball, ascending CE(f(x'), y) (eq. 2) or, with ``targets``, descending CE(f(x'), t) (eq. 3)."""
+    if targets is None:
+        return _pgd([model], x, [y], 1.0, eps, alpha, steps, norm, random_start, seed)
+    return _pgd([model], x, [targets], -1.0, eps, alpha, steps, norm, random_start, seed)
+
+
+def n_targeted_pgd(
+    models: Sequence[nn.Module], x: torch.Tensor, targets: Sequence[torch.Tensor], eps: float, alpha: float,
+    steps: int, norm: Norm = "l2", random_start: bool = False, seed: int = 0,
+) -> torch.Tensor:
+    """The N-targeted attack (eq. 5): PGD descending sum_i CE(f_i(x'), t_i), leading each model
+    f_i toward its own per-sample targets t_i. With one model it is targeted :func:`pgd`."""
+    if len(models) == 0 or len(models) != len(targets):
+        raise ValueError(f"need one target tensor per model, got {len(models)} models and {len(targets)} targets")
+    return _pgd(list(models), x, list(targets), -1.0, eps, alpha, steps, norm, random_start, seed)
+
+
+def random_targets(y: torch.Tensor, num_classes: int = 10, generator: torch.Generator | None = None, exclude_true: bool = True) -> torch.Tensor:
+    """Per-sample target classes drawn uniformly, reproducibly from ``generator`` (CPU).
+
+    ``exclude_true=True`` (section 3.2's targeted attacks): uniform over the num_classes - 1
+    classes other than y, as t = (y + k) mod C with k uniform in 1..C-1. ``exclude_true=False``
+    (section 4.2's non-robust sets): uniform over all C classes, y included.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
+    if not exclude_true:
+        return torch.randint(0, num_classes, y.shape, generator=generator).to(y.device)
+    k = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    return (y + k) % num_classes

@@ -1,0 +1,22 @@
+"""Run a tensor function over a large set in fixed-size batches, with a progress bar."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+
+def map_batches(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int, desc: str | None = None) -> torch.Tensor:
+    """torch.cat([fn(*(t[i:i+batch_size] for t in tensors)) for each batch i]); every tensor is
+    split along its first dimension, which they must share."""
+    n = len(tensors[0])
+    if any(len(t) != n for t in tensors):
+        raise ValueError("all tensors must have the same length")
+    if n == 0:
+        raise ValueError("nothing to process: the tensors are empty")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    starts = range(0, n, batch_size)
+    return torch.cat([fn(*(t[i : i + batch_size] for t in tensors)) for i in tqdm(starts, desc=desc, leave=False, disable=None)])

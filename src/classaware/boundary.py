@@ -1,0 +1,159 @@
+"""Decision-boundary distance (section 3.1.3, eq. 4) and decision planes (Fig. 4).
+
+d(f, x) = min { r >= 0 : f(x + r v) != y },  v = grad_x L(x, y; F1) / ||grad_x L(x, y; F1)||_2
+
+is found per image by a scan at ``step`` intervals up to ``max_radius`` (bracketing the first
+flip in (r - step, r]), then bisection until the bracket is at most ``tol`` wide; d is the
+bracket's upper end, so it over-estimates the true distance by at most ``tol``. Flips inside a
+region narrower than ``step`` can be missed. Points are not clipped to [0, 1]: d measures the
+model's decision boundary along a line, as Tramer et al. do. Images that never flip within
+``max_radius`` get d = inf and are counted, never dropped silently.
+
+Dist(F1, F2) = 1/N sum_i |d(F1, x_i) - d(F2, x_i)|  (eq. 4) over images correctly classified by
+every compared model; images where either distance is infinite are left out of that pair's
+mean and counted in ``n_censored``.
+
+The decision plane of image x is the grid of each model's labels at x + u d1 + v d2, with d1
+the source's non-targeted gradient direction, d2 a random direction orthogonal to d1, both of
+l2 norm ``unit`` (0.02 in the paper), and (u, v) integers in [-span, span].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attacks import eval_mode, loss_gradient, unit_direction
+from .models import predict
+
+UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
+REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled")
+
+
+def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """v = grad_x L(x, y; f) / ||.||_2 per image (on x's device)."""
+    device = next(model.parameters()).device
+    with eval_mode([model]):
+        g = loss_gradient([model], x.to(device), [y.to(device)])
+    return unit_direction(g).to(x.device)
+
+
+@torch.no_grad()
+def _labels_along(model: nn.Module, x: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    return model(x + r.view(-1, 1, 1, 1) * v).argmax(1)
+
+
+@torch.no_grad()
+def boundary_distance(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor,
+    max_radius: float = 10.0, step: float = 0.02, tol: float = 1e-3,
+) -> torch.Tensor:
+    """d(f, x) along unit directions ``v`` for a batch (see module docstring); inf where f
+    never leaves class y within ``max_radius``, 0 where f(x) != y already."""
+    if not (0 < tol <= step <= max_radius and math.isfinite(max_radius)):
+        raise ValueError(f"need 0 < tol <= step <= max_radius < inf, got tol={tol}, step={step}, max_radius={max_radius}")
+    device = next(model.parameters()).device
+    x, y, v = x.to(device), y.to(device), v.to(device)
+    with eval_mode([model]):
+        hi = torch.full((len(y),), math.inf, device=device)
+        hi[_labels_along(model, x, v, torch.zeros(len(y), device=device)) != y] = 0.0
+        n_steps = math.ceil(max_radius / step - 1e-9)
+        for k in range(1, n_steps + 1):
+            todo = torch.isinf(hi).nonzero().squeeze(1)
+            if len(todo) == 0:
+                break
+            r = min(k * step, max_radius)
+            flipped = _labels_along(model, x[todo], v[todo], torch.full((len(todo),), r, device=device)) != y[todo]
+            hi[todo[flipped]] = r
+        # bisection on (hi - step, hi] for the images that flipped at a positive radius
+        idx = (torch.isfinite(hi) & (hi > 0)).nonzero().squeeze(1)
+        lo = (hi[idx] - step).clamp_min(0)
+        up = hi[idx]
+        while len(idx) and float((up - lo).max()) > tol:
+            mid = (lo + up) / 2
+            flipped = _labels_along(model, x[idx], v[idx], mid) != y[idx]
+            up = torch.where(flipped, mid, up)
+            lo = torch.where(flipped, lo, mid)
+        hi[idx] = up
+    return hi.to(x.device)
+
+
+@dataclass(frozen=True)
+class PairDistance:
+    """Dist(F1, F2) (eq. 4) and how many images it averages over."""
+
+    dist: float | None  # None when no image has both distances finite
+    n_images: int
+    n_censored: int  # images left out: d(F1, x) or d(F2, x) is inf
+
+
+def distance_from_distances(d_source: torch.Tensor, d_target: torch.Tensor) -> PairDistance:
+    """Dist(F1, F2) (eq. 4) from per-image distances d(F1, x_i) and d(F2, x_i)."""
+    ok = torch.isfinite(d_source) & torch.isfinite(d_target)
+    n = int(ok.sum())
+    dist = (d_source[ok] - d_target[ok]).abs().mean().item() if n else None
+    return PairDistance(dist, n, len(ok) - n)
+
+
+def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:
+    """Dist(F1, F2) (eq. 4) over the images of ``x`` that both models classify correctly, along
+    F1's gradient directions; ``search`` goes to :func:`boundary_distance`. A study comparing
+    many models should restrict ``x`` to images every model gets right, as the paper does."""
+    keep = (predict(f1, x) == y) & (predict(f2, x) == y)
+    x, y = x[keep], y[keep]
+    v = gradient_direction(f1, x, y)
+    return distance_from_distances(boundary_distance(f1, x, y, v, **search), boundary_distance(f2, x, y, v, **search))
+
+
+@dataclass(frozen=True)
+class DecisionPlane:
+    """Labels of each model on the grid x + u*d1 + v*d2 (u along columns, v along rows)."""
+
+    coords: torch.Tensor  # (S,) integer grid coordinates, in units of ``unit``
+    labels: torch.Tensor  # (M, S, S) predicted labels; [m, i, j] at u = coords[j], v = coords[i]
+    true_label: int
+    unit: float
+
+
+@torch.no_grad()
+def _plane_labels(models, x, d1, d2, coords, batch_size):
+    u, v = torch.meshgrid(coords, coords, indexing="xy")  # u varies along columns
+    points = x + u.reshape(-1, 1, 1, 1) * d1 + v.reshape(-1, 1, 1, 1) * d2
+    out = []
+    for m in models:
+        device = next(m.parameters()).device
+        labels = [m(points[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(points), batch_size)]
+        out.append(torch.cat(labels).view(len(coords), len(coords)))
+    return torch.stack(out)
+
+
+def decision_plane(
+    source: nn.Module, models: list[nn.Module], x: torch.Tensor, y: int, span: int = 50,
+    unit: float = 0.02, seed: int = 0, batch_size: int = 1024,
+) -> DecisionPlane:
+    """The decision plane of one image ``x`` (3, 32, 32) with true label ``y`` (Fig. 4)."""
+    if span < 1 or unit <= 0:
+        raise ValueError(f"need span >= 1 and unit > 0, got span={span}, unit={unit}")
+    x = x.detach().cpu().float()
+    d1 = gradient_direction(source, x[None], torch.tensor([y]))[0].cpu()
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(x.shape, generator=g)
+    r = r - (r * d1).sum() * d1  # Gram-Schmidt: orthogonal to d1
+    d2 = r / r.norm()
+    coords = torch.arange(-span, span + 1, dtype=torch.float32)
+    with eval_mode(models):
+        labels = _plane_labels(models, x, d1 * unit, d2 * unit, coords, batch_size)
+    return DecisionPlane(coords, labels, int(y), unit)
+
+
+def transfer_regions(source_labels: torch.Tensor, target_labels: torch.Tensor, y: int) -> torch.Tensor:
+    """Per grid point, F2's class-aware case relative to F1 (Fig. 4, second row): SOURCE_RIGHT
+    where F1 still predicts y, else UNFOOLED (F2 = y), SAME (F2 = F1's label) or DIFFERENT."""
+    regions = torch.full_like(source_labels, DIFFERENT)
+    regions[target_labels == y] = UNFOOLED
+    regions[target_labels == source_labels] = SAME
+    regions[source_labels == y] = SOURCE_RIGHT
+    return regions

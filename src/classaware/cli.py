@@ -1,0 +1,86 @@
+"""The ``classaware`` command: one subcommand per pipeline stage (each is a DVC stage's cmd).
+
+Every subcommand's options are the fields of its stage's ``Config`` dataclass; ``--help`` on
+each lists them with their defaults. Under ``dvc repro`` (DVC sets ``DVC_STAGE``), each run's
+wall time is appended to ``$DVC_ROOT/logs/timings.jsonl`` for the report: timings are kept out
+of every hashed artifact, which stay bit-identical across reruns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import add_arguments, from_args
+
+# subcommand -> (stage module, one-line help); modules are imported only when run
+COMMANDS = {
+    "download": ("download", "fetch the official CIFAR-10 archive (internet, md5-checked)"),
+    "prepare": ("prepare", "CIFAR-10 archive -> canonical tensor file"),
+    "train": ("train", "train one zoo member"),
+    "attack": ("attack", "adversarial examples of one source model, attack and objective"),
+    "predict": ("predict", "every model's predictions on a source's adversarial examples"),
+    "transfer": ("transfer", "class-aware transferability ratios with confidence intervals"),
+    "distance": ("distance", "decision-boundary distances Dist(F1, F2)"),
+    "plane": ("plane", "decision planes of one image (Fig. 4 data)"),
+    "figures": ("figures", "Figs. 3-5 as PNG plus their data as CSV"),
+    "construct": ("construct", "non-robust set of one model pair by the N-targeted attack (Table 1)"),
+    "train-grid": ("train_grid", "grid-searched training on a non-robust or the original set (Table 2)"),
+    "tables": ("tables", "Tables 1 and 2 from the section 4 metrics"),
+    "verify": ("verify", "check the paper's claims against the metrics"),
+    "report": ("report", "report.md / report.html for reviewers"),
+    "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
+}
+
+
+def _stage(command: str):
+    return importlib.import_module(f".stages.{COMMANDS[command][0]}", __package__)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classaware", description="Class-aware transferability of adversarial examples (Waseda et al.)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:  # only the chosen stage's module is imported
+            add_arguments(p, _stage(name).Config)
+    return parser
+
+
+def _record_timing(command: str, seconds: float) -> None:
+    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT")
+    if not (stage and root):
+        return
+    log_file = Path(root) / "logs" / "timings.jsonl"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as f:
+        f.write(json.dumps({"stage": stage, "command": command, "seconds": round(seconds, 2), "finished": time.time()}) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if a in COMMANDS), None)
+    args = build_parser(command).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stage = _stage(args.command)
+    start = time.perf_counter()
+    try:
+        stage.run(from_args(stage.Config, args))
+    except (ValueError, FileNotFoundError) as exc:  # bad input: a clear message, no traceback
+        if args.verbose:
+            raise
+        print(f"classaware {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    _record_timing(args.command, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

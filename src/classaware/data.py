@@ -1,0 +1,240 @@
+"""CIFAR-10 as canonical uint8 tensors, read once from an archive and written to one file.
+
+Sources:
+  * the official ``cifar-10-python.tar.gz`` (md5 ``OFFICIAL_MD5``), fetched by :func:`download`
+    through torchvision's md5-checked downloader, or already on disk;
+  * an image-folder archive ``[prefix/]train/<class>/*`` and ``[prefix/]test/<class>/*`` such
+    as ``../shared/data/cifar10-jpeg.tar.gz`` (every CIFAR-10 image re-encoded as JPEG q75).
+
+The canonical file holds ``train_x``/``test_x`` (N, 3, 32, 32) uint8, ``train_y``/``test_y``
+int64 and ``source``: the archive's name, md5, sha256, format and a dataset label such as
+"CIFAR-10 (JPEG q75 copy)" that every later result carries, so no number made from the JPEG
+copy can pass for the paper's protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifacts import load_tensors, save_tensors
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_FILENAME = "cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
+# Archives whose provenance is known, by md5 -> the label every result made from them carries.
+KNOWN_ARCHIVES = {
+    OFFICIAL_MD5: "CIFAR-10 (official)",
+    "1305e62a50e4706d19c8747004d1d1a2": "CIFAR-10 (JPEG q75 copy)",
+}
+FORMAT_VERSION = "classaware-cifar10/1"
+IMAGE_SHAPE = (3, 32, 32)
+
+
+class DataError(ValueError):
+    """A data source or canonical file that cannot be used, with the file and the problem named."""
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """CIFAR-10 in memory: uint8 images (N, 3, 32, 32), int64 labels, and where they came from."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    source: dict
+
+    @property
+    def label(self) -> str:
+        """The dataset label to print beside every result, e.g. "CIFAR-10 (JPEG q75 copy)"."""
+        return self.source["dataset"]
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {name!r}")
+        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+
+
+def file_digests(path: Path) -> tuple[str, str]:
+    """(md5, sha256) hex digests of a file, read in 1 MiB chunks."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def read_archive(path: str | Path, expected_md5: str | None = None) -> Cifar10:
+    """Read CIFAR-10 from an official or image-folder ``.tar.gz``, validating everything.
+
+    Raises :class:`DataError` naming the file for: a missing file, an md5 other than
+    ``expected_md5`` (or, for the official format, other than ``OFFICIAL_MD5``), a truncated
+    or unreadable archive, a class set other than CIFAR-10's, or an image that is not 32x32.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CIFAR-10 archive {path} does not exist")
+    md5, sha256 = file_digests(path)
+    if expected_md5 is not None and md5 != expected_md5:
+        raise DataError(f"CIFAR-10 archive {path} has md5 {md5}, expected {expected_md5} (wrong or damaged file)")
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"CIFAR-10 archive {path} is truncated or not a .tar.gz: {exc}") from exc
+
+    if any(name.endswith("cifar-10-batches-py/data_batch_1") for name in members):
+        if md5 != OFFICIAL_MD5:
+            raise DataError(f"{path} looks like the official CIFAR-10 archive but has md5 {md5}, expected {OFFICIAL_MD5}")
+        fmt, splits = "cifar-10-python", _read_official(members, path)
+    else:
+        fmt, splits = "image-folder", _read_image_folder(members, path)
+    source = {
+        "name": path.name,
+        "md5": md5,
+        "sha256": sha256,
+        "format": fmt,
+        "dataset": KNOWN_ARCHIVES.get(md5, f"CIFAR-10 (unverified image-folder archive {path.name})"),
+    }
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    log.info("read %s: %d train, %d test images, %s", path, len(train_y), len(test_y), source["dataset"])
+    return Cifar10(train_x, train_y, test_x, test_y, source)
+
+
+def _read_official(members: dict[str, bytes], path: Path) -> dict:
+    import pickle  # the official archive is a pickle of numpy arrays; its md5 was checked above
+
+    def batch(name: str):
+        key = next((k for k in members if k.endswith(f"cifar-10-batches-py/{name}")), None)
+        if key is None:
+            raise DataError(f"CIFAR-10 archive {path} lacks {name} (truncated archive?)")
+        d = pickle.loads(members[key], encoding="bytes")
+        x = torch.from_numpy(np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, *IMAGE_SHAPE).copy())
+        return x, torch.tensor(d[b"labels"], dtype=torch.int64)
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    return {
+        "train": (torch.cat([x for x, _ in train]), torch.cat([y for _, y in train])),
+        "test": batch("test_batch"),
+    }
+
+
+_FOLDER_ENTRY = re.compile(r"(?:^|/)(train|test)/([^/]+)/([^/]+)$")
+
+
+def _read_image_folder(members: dict[str, bytes], path: Path) -> dict:
+    from PIL import Image
+
+    files: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    for name in members:
+        m = _FOLDER_ENTRY.search(name)
+        if m:
+            files[m[1]].setdefault(m[2], []).append(name)
+    splits = {}
+    for split, by_class in files.items():
+        if set(by_class) != set(CLASSES):
+            raise DataError(
+                f"CIFAR-10 archive {path}: {split}/ has classes {sorted(by_class) or 'none'}, "
+                f"expected exactly {list(CLASSES)}"
+            )
+        images, labels = [], []
+        for label, cls in enumerate(CLASSES):
+            for name in sorted(by_class[cls]):
+                try:
+                    img = Image.open(io.BytesIO(members[name])).convert("RGB")
+                except Exception as exc:
+                    raise DataError(f"CIFAR-10 archive {path}: {name} is not a readable image: {exc}") from exc
+                if img.size != (32, 32):
+                    raise DataError(f"CIFAR-10 archive {path}: {name} is {img.size[0]}x{img.size[1]}, expected 32x32")
+                images.append(np.asarray(img))
+                labels.append(label)
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        splits[split] = (x, torch.tensor(labels, dtype=torch.int64))
+    return splits
+
+
+def save_canonical(data: Cifar10, path: str | Path) -> None:
+    save_tensors(
+        {
+            "format": FORMAT_VERSION,
+            "train_x": data.train_x, "train_y": data.train_y,
+            "test_x": data.test_x, "test_y": data.test_y,
+            "classes": list(CLASSES), "source": data.source,
+        },
+        path,
+    )
+
+
+def load_canonical(path: str | Path) -> Cifar10:
+    """Load and validate a file written by :func:`save_canonical`."""
+    d = load_tensors(path, "canonical CIFAR-10 file")
+    if not isinstance(d, dict) or d.get("format") != FORMAT_VERSION:
+        raise DataError(f"{path} is not a {FORMAT_VERSION} file (run `classaware prepare`)")
+    for split in ("train", "test"):
+        x, y = d[f"{split}_x"], d[f"{split}_y"]
+        if x.dtype != torch.uint8 or tuple(x.shape[1:]) != IMAGE_SHAPE or y.dtype != torch.int64 or len(x) != len(y):
+            raise DataError(f"{path}: {split} split has images {tuple(x.shape)} {x.dtype}, labels {tuple(y.shape)} {y.dtype}")
+    return Cifar10(d["train_x"], d["train_y"], d["test_x"], d["test_y"], d["source"])
+
+
+def download(root: str | Path) -> Path:
+    """Fetch the official archive into ``root`` with torchvision's md5-checked downloader."""
+    from torchvision.datasets.utils import check_integrity, download_url
+
+    root = Path(root)
+    target = root / OFFICIAL_FILENAME
+    if not check_integrity(str(target), OFFICIAL_MD5):
+        download_url(OFFICIAL_URL, str(root), OFFICIAL_FILENAME, OFFICIAL_MD5)
+    return target
+
+
+def balanced_order(labels: torch.Tensor) -> torch.Tensor:
+    """All indices, class by class in turn: the k-th image of every class (canonical order)
+    before any (k+1)-th. Any prefix is as class-balanced as its length allows."""
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(labels)
+    rank[order] = torch.arange(len(labels)) - starts[labels[order]]
+    return torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)
+
+
+def balanced_subset(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Sorted indices of the first ``n`` of :func:`balanced_order`: class-balanced, and nested
+    (a smaller subset lies inside a larger one). n <= 0 or n >= len(labels): all."""
+    if n <= 0 or n >= len(labels):
+        return torch.arange(len(labels))
+    return balanced_order(labels)[:n].sort().values
+
+
+def balanced_split(labels: torch.Tensor, n_first: int, n_second: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint class-balanced sets of sorted indices: ``second`` is the last ``n_second`` of
+    :func:`balanced_order` (so it does not move with ``n_first``), ``first`` the first ``n_first``
+    of the rest (n_first <= 0: all of the rest)."""
+    if not 0 <= n_second < len(labels):
+        raise ValueError(f"held-out size must lie in 0..{len(labels) - 1}, got {n_second}")
+    order = balanced_order(labels)
+    rest, second = order[: len(order) - n_second], order[len(order) - n_second :]
+    if n_first > len(rest):
+        raise ValueError(f"cannot take {n_first} examples besides {n_second} held out of {len(labels)}")
+    first = rest if n_first <= 0 else rest[:n_first]
+    return first.sort().values, second.sort().values
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1]: uint8 is divided by 255, floating point is passed through."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()

@@ -1,0 +1,134 @@
+"""Class-aware transferability (section 3.1.1), with 95% Wilson confidence intervals.
+
+Only adversarial examples that fooled the source are counted (eq. 1):
+
+    D'_F1 = {(x, y) in D : F1(x) = y and F1(x') = y1 != y}
+
+and for a target model F2, over D'_F1:
+
+    un-fooled        P[F2(x') = y]
+    fooled           P[F2(x') != y]          (non-targeted transferability)
+    different (2a)   P[F2(x') not in {y, y1}]
+    same (2b)        P[F2(x') = y1]
+
+so un-fooled + different + same = 1 and fooled = different + same. For a targeted attack with
+targets t, ``target_hit`` is P[F2(x') = t] and ``source_hit`` is P[F1(x') = t], both over D'_F1.
+An empty D'_F1 gives ``n = 0`` and every ratio ``None``: reported as empty, never divided by.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+Z_95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion k/n:
+
+        (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),  p = k/n.
+
+    ``None`` for n = 0. Chosen over the normal interval because it stays inside [0, 1] and
+    keeps its coverage at ratios near 0 or 1 and at the small D'_F1 of CPU-sized runs.
+    """
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """count of n, with its ratio and 95% Wilson interval (all None when n = 0)."""
+
+    count: int
+    n: int
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+
+    @classmethod
+    def of(cls, count: int, n: int) -> "Proportion":
+        ci = wilson_interval(count, n)
+        return cls(count, n, count / n if n else None, *(ci if ci else (None, None)))
+
+
+@dataclass(frozen=True)
+class ClassAwareTransfer:
+    """Class-aware transferability of one AE set from a source F1 to one target F2."""
+
+    n_total: int  # images attacked
+    n_source_correct: int  # F1(x) = y
+    n: int  # |D'_F1|: also fooled F1
+    unfooled: Proportion
+    fooled: Proportion
+    different: Proportion
+    same: Proportion
+    target_hit: Proportion | None = None
+    source_hit: Proportion | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.n == 0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "empty": self.empty}
+
+
+def fooled_set(y: torch.Tensor, source_clean: torch.Tensor, source_adv: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of D'_F1 (eq. 1): F1 right on x and wrong on x'."""
+    return (source_clean == y) & (source_adv != y)
+
+
+def class_aware_counts(y, source_clean, source_adv, target_adv) -> torch.Tensor:
+    """(M, 3) counts of un-fooled, different, same over D'_F1 for M targets' predictions
+    ``target_adv`` (M, N); the rows sum to |D'_F1|."""
+    mask = fooled_set(y, source_clean, source_adv)
+    t, y_, y1 = target_adv[:, mask], y[mask], source_adv[mask]
+    unfooled = (t == y_).sum(1)
+    same = (t == y1).sum(1)
+    return torch.stack([unfooled, mask.sum() - unfooled - same, same], 1)
+
+
+def class_aware_transfer(
+    y: torch.Tensor, source_clean: torch.Tensor, source_adv: torch.Tensor, target_adv: torch.Tensor,
+    attack_targets: torch.Tensor | None = None,
+) -> list[ClassAwareTransfer] | ClassAwareTransfer:
+    """Class-aware transferability for one target (``target_adv`` of shape (N,)) or several
+    ((M, N): one result per row). All inputs are label tensors of length N."""
+    single = target_adv.dim() == 1
+    target_adv = target_adv.reshape(-1, len(y))
+    if not (len(source_clean) == len(source_adv) == len(y)):
+        raise ValueError("y, source_clean, source_adv and target_adv rows must all have length N")
+    mask = fooled_set(y, source_clean, source_adv)
+    n = int(mask.sum())
+    counts = class_aware_counts(y, source_clean, source_adv, target_adv).tolist()
+    source_hit = None
+    if attack_targets is not None:
+        t = attack_targets[mask]
+        source_hit = Proportion.of(int((source_adv[mask] == t).sum()), n)
+        hits = (target_adv[:, mask] == t).sum(1).tolist()
+    results = []
+    for i, (unfooled, different, same) in enumerate(counts):
+        results.append(
+            ClassAwareTransfer(
+                n_total=len(y),
+                n_source_correct=int((source_clean == y).sum()),
+                n=n,
+                unfooled=Proportion.of(unfooled, n),
+                fooled=Proportion.of(different + same, n),
+                different=Proportion.of(different, n),
+                same=Proportion.of(same, n),
+                target_hit=Proportion.of(hits[i], n) if attack_targets is not None else None,
+                source_hit=source_hit,
+            )
+        )
+    return results[0] if single else results

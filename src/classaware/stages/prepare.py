@@ -1,0 +1,25 @@
+"""Stage ``prepare``: a CIFAR-10 archive -> the canonical tensor file every later stage reads."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import help_field
+from ..data import read_archive, save_canonical
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path = help_field(help="CIFAR-10 archive: the official cifar-10-python.tar.gz or an image-folder .tar.gz")
+    out: Path = help_field(Path("data/cifar10.pt"), "canonical tensor file to write")
+    md5: str = help_field("", "expected md5 of the archive (empty: only the official format's md5 is enforced)")
+
+
+def run(cfg: Config) -> None:
+    data = read_archive(cfg.source, cfg.md5 or None)
+    save_canonical(data, cfg.out)
+    log.info("wrote %s: %s, %d train and %d test images", cfg.out, data.label, len(data.train_y), len(data.test_y))
