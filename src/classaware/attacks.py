@@ -96,8 +96,8 @@ def loss_gradient(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence
     """grad_x sum_i sum_batch CE(f_i(x), labels_i), per sample (models must be in eval mode)."""
     x = x.detach().requires_grad_(True)
     loss = sum(F.cross_entropy(m(x), t, reduction="sum") for m, t in zip(models, labels))
-    (g,) = torch.autograd.grad(loss, x)
-    return g
+    (g,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g  # None: the output does not depend on x
 
 
 def _random_start(x: torch.Tensor, eps: float, norm: Norm, seed: int) -> torch.Tensor:

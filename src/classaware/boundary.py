@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .attacks import eval_mode, loss_gradient, unit_direction
+from .metrics import Z_95
 from .models import predict
 
 UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
@@ -74,6 +75,8 @@ def boundary_distance(
         up = hi[idx]
         while len(idx) and float((up - lo).max()) > tol:
             mid = (lo + up) / 2
+            if not (((up - lo) > tol) & (mid > lo) & (mid < up)).any():
+                break  # float resolution reached: a tol below it cannot be met, stop rather than loop forever
             flipped = _labels_along(model, x[idx], v[idx], mid) != y[idx]
             up = torch.where(flipped, mid, up)
             lo = torch.where(flipped, lo, mid)
@@ -83,19 +86,28 @@ def boundary_distance(
 
 @dataclass(frozen=True)
 class PairDistance:
-    """Dist(F1, F2) (eq. 4) and how many images it averages over."""
+    """Dist(F1, F2) (eq. 4), how many images it averages over, and a 95% interval of that mean
+    (normal approximation, mean +- 1.96 sd / sqrt(n); None below two images)."""
 
     dist: float | None  # None when no image has both distances finite
     n_images: int
     n_censored: int  # images left out: d(F1, x) or d(F2, x) is inf
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 def distance_from_distances(d_source: torch.Tensor, d_target: torch.Tensor) -> PairDistance:
     """Dist(F1, F2) (eq. 4) from per-image distances d(F1, x_i) and d(F2, x_i)."""
     ok = torch.isfinite(d_source) & torch.isfinite(d_target)
-    n = int(ok.sum())
-    dist = (d_source[ok] - d_target[ok]).abs().mean().item() if n else None
-    return PairDistance(dist, n, len(ok) - n)
+    gaps = (d_source[ok] - d_target[ok]).abs().double()
+    n = len(gaps)
+    if n == 0:
+        return PairDistance(None, 0, len(ok))
+    dist = gaps.mean().item()
+    if n == 1:
+        return PairDistance(dist, 1, len(ok) - 1)
+    half = Z_95 * gaps.std().item() / math.sqrt(n)
+    return PairDistance(dist, n, len(ok) - n, dist - half, dist + half)
 
 
 def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:

@@ -17,11 +17,12 @@ import typing
 from typing import Any, Literal
 
 
-def help_field(default: Any = dataclasses.MISSING, help: str = "", **kwargs) -> Any:
-    """A dataclass field with a help string for ``--help``."""
+def help_field(default: Any = dataclasses.MISSING, help: str = "", positional: bool = False) -> Any:
+    """A dataclass field with a help string for ``--help``; ``positional`` makes it an
+    argument (``classaware profile quick``) instead of an option."""
     if default is not dataclasses.MISSING and isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple, not a mutable default")
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": help, "positional": positional})
 
 
 def _options(cls) -> list[tuple[dataclasses.Field, Any]]:
@@ -58,7 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs["type"] = next(a for a in args if a is not type(None))
         else:
             kwargs["type"] = hint
-        parser.add_argument(f"--{f.name}", **kwargs)
+        if f.metadata.get("positional"):
+            kwargs.pop("required", None)
+            parser.add_argument(f.name, **kwargs)
+        else:
+            parser.add_argument(f"--{f.name}", **kwargs)
 
 
 def _show(value: Any) -> str:

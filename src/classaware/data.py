@@ -222,13 +222,20 @@ def balanced_subset(labels: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def balanced_split(labels: torch.Tensor, n_first: int, n_second: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint class-balanced sets of sorted indices: ``second`` is the last ``n_second`` of
-    :func:`balanced_order` (so it does not move with ``n_first``), ``first`` the first ``n_first``
-    of the rest (n_first <= 0: all of the rest)."""
+    """Two disjoint class-balanced sets of sorted indices: ``second`` is the first ``n_second``
+    of :func:`balanced_order` taken from the end of every class (the last image of every class
+    in turn, so it does not move with ``n_first``), ``first`` the first ``n_first`` of the rest
+    in :func:`balanced_order` (n_first <= 0: all of the rest)."""
     if not 0 <= n_second < len(labels):
         raise ValueError(f"held-out size must lie in 0..{len(labels) - 1}, got {n_second}")
+    # (The tail of balanced_order is not balanced when class sizes differ: it holds only the
+    # largest classes.) Removing the last images of each class leaves every class a prefix of
+    # itself, so the rest of balanced_order is the rest's own balanced order.
+    second = len(labels) - 1 - balanced_order(labels.flip(0))[:n_second]
+    kept = torch.ones(len(labels), dtype=torch.bool)
+    kept[second] = False
     order = balanced_order(labels)
-    rest, second = order[: len(order) - n_second], order[len(order) - n_second :]
+    rest = order[kept[order]]
     if n_first > len(rest):
         raise ValueError(f"cannot take {n_first} examples besides {n_second} held out of {len(labels)}")
     first = rest if n_first <= 0 else rest[:n_first]

@@ -42,7 +42,8 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float] | No
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # k = 0 and k = n give exactly 0 and 1 (centre -+ half cancels only up to rounding)
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def class_aware_transfer(
     """Class-aware transferability for one target (``target_adv`` of shape (N,)) or several
     ((M, N): one result per row). All inputs are label tensors of length N."""
     single = target_adv.dim() == 1
-    target_adv = target_adv.reshape(-1, len(y))
-    if not (len(source_clean) == len(source_adv) == len(y)):
+    target_adv = target_adv[None] if single else target_adv
+    if not (len(source_clean) == len(source_adv) == len(y)) or target_adv.dim() != 2 or target_adv.shape[1] != len(y):
         raise ValueError("y, source_clean, source_adv and target_adv rows must all have length N")
     mask = fooled_set(y, source_clean, source_adv)
     n = int(mask.sum())

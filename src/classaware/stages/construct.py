@@ -1,0 +1,125 @@
+"""Stage ``construct``: the non-robust set of one model pair (section 4, Fig. 6, Table 1).
+
+Per training image, targets Y1 and Y2 are drawn uniformly over all ten classes (section 4.2:
+a target may equal the other target or the true class); the N-targeted attack (eq. 5) leads F1
+toward Y1 and F2 toward Y2 at once, and X' is stored losslessly as float32 with Y1, Y2, the
+true labels and the image indices. Table 1's row is P[F1(X') = Y1], P[F2(X') = Y2] and both.
+A clean, class-balanced part of the training set (``val_size`` images) is held out and never
+attacked: the grid search of ``train-grid`` chooses its cell on it.
+
+``probe_eps`` reruns the attack at other budgets on the first ``probe_size`` images and
+records Table 1's rates there too: section 4.2 says eps = 0.1 while Fig. 8 says 1.0, and the
+probe is the evidence for which one Table 1 was made with (REPRODUCE.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from ..artifacts import save_json, save_tensors
+from ..attacks import n_targeted_pgd, random_targets
+from ..batching import map_batches
+from ..checkpoint import load_refs
+from ..config import help_field
+from ..data import balanced_split, load_canonical, to_float
+from ..metrics import Proportion
+from ..models import pick_device, predict
+
+log = logging.getLogger(__name__)
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """'F1+F2' -> (F1, F2)."""
+    parts = pair.split("+")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"a pair is written F1+F2 with two zoo references, got {pair!r}")
+    return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class Config:
+    pair: str = help_field(help="the attacked models, written F1+F2 (zoo references)")
+    out: Path = help_field(help="file for X', Y1, Y2 and the original labels")
+    metrics: Path = help_field(help="JSON file for Table 1's row (and the probes)")
+    eps: float = help_field(1.0, "l2 (or linf) budget of the N-targeted attack")
+    alpha: float = help_field(0.1, "step size")
+    steps: int = help_field(100, "PGD steps")
+    norm: Literal["l2", "linf"] = help_field("l2", "threat model")
+    train_size: int = help_field(0, "attack this many training images (0: all not held out)")
+    val_size: int = help_field(5000, "clean training images held out for the grid search")
+    target_seed: int = help_field(1, "seed of Y1 and Y2")
+    batch_size: int = help_field(500, "images per attack batch")
+    probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps")
+    probe_size: int = help_field(1000, "images for each probe")
+    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+
+    def __post_init__(self):
+        parse_pair(self.pair)
+        if not (self.eps > 0 and self.alpha > 0 and self.steps >= 1) or any(not e > 0 for e in self.probe_eps):
+            raise ValueError("need eps > 0, alpha > 0, steps >= 1 and positive probe eps")
+        if self.train_size < 0 or self.val_size < 0 or self.probe_size < 1 or self.batch_size < 1:
+            raise ValueError("need train_size >= 0, val_size >= 0, probe_size >= 1, batch_size >= 1")
+
+
+def table1_row(f1_adv: torch.Tensor, f2_adv: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor) -> dict:
+    """Table 1: P[F1(X') = Y1], P[F2(X') = Y2] and P[both], with 95% Wilson intervals."""
+    hit1, hit2 = f1_adv == y1, f2_adv == y2
+    n = len(y1)
+    return {
+        "f1_hits_y1": asdict(Proportion.of(int(hit1.sum()), n)),
+        "f2_hits_y2": asdict(Proportion.of(int(hit2.sum()), n)),
+        "both": asdict(Proportion.of(int((hit1 & hit2).sum()), n)),
+    }
+
+
+def run(cfg: Config) -> None:
+    device = pick_device(cfg.device)
+    data = load_canonical(cfg.data)
+    f1_ref, f2_ref = parse_pair(cfg.pair)
+    models = load_refs(cfg.models_dir, [f1_ref, f2_ref], device)
+    f1, f2 = models[f1_ref][0], models[f2_ref][0]
+    idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size)
+    x, y = to_float(data.train_x[idx]), data.train_y[idx]
+    g = torch.Generator().manual_seed(cfg.target_seed)
+    y1 = random_targets(y, 10, g, exclude_true=False)
+    y2 = random_targets(y, 10, g, exclude_true=False)
+
+    def attack(eps: float, xs, t1, t2, desc: str) -> torch.Tensor:
+        def batch(xb, t1b, t2b):
+            return n_targeted_pgd([f1, f2], xb.to(device), [t1b.to(device), t2b.to(device)], eps, cfg.alpha, cfg.steps, cfg.norm).cpu()
+
+        return map_batches(batch, xs, t1, t2, batch_size=cfg.batch_size, desc=desc)
+
+    def rates(x_adv: torch.Tensor, t1, t2) -> dict:
+        return table1_row(predict(f1, x_adv), predict(f2, x_adv), t1, t2)
+
+    probes = {}
+    for eps in cfg.probe_eps:
+        k = min(cfg.probe_size, len(y))
+        probes[f"{eps:g}"] = {"n_images": k, **rates(attack(eps, x[:k], y1[:k], y2[:k], f"{cfg.pair} probe eps={eps:g}"), y1[:k], y2[:k])}
+        log.info("%s probe eps=%g: both hit %.3f", cfg.pair, eps, probes[f"{eps:g}"]["both"]["ratio"])
+    x_adv = attack(cfg.eps, x, y1, y2, f"{cfg.pair} eps={cfg.eps:g}")
+    row = rates(x_adv, y1, y2)
+    log.info("%s eps=%g: F1->Y1 %.3f  F2->Y2 %.3f  both %.3f", cfg.pair, cfg.eps, row["f1_hits_y1"]["ratio"], row["f2_hits_y2"]["ratio"], row["both"]["ratio"])
+    save_tensors(
+        {
+            "x": x_adv, "y1": y1, "y2": y2, "y": y, "indices": idx, "val_indices": val_idx, "pair": [f1_ref, f2_ref],
+            "eps": cfg.eps, "alpha": cfg.alpha, "steps": cfg.steps, "norm": cfg.norm, "dataset": data.source,
+        },
+        cfg.out,
+    )
+    save_json(
+        {
+            "pair": cfg.pair, "f1": f1_ref, "f2": f2_ref, "dataset": data.label, "n_images": len(y), "eps": cfg.eps,
+            "alpha": cfg.alpha, "steps": cfg.steps, "table1": row, "probes": probes,
+            "targets_equal_true": (y1 == y).float().mean().item(), "targets_equal_each_other": (y1 == y2).float().mean().item(),
+        },
+        cfg.metrics,
+    )

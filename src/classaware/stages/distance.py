@@ -1,0 +1,90 @@
+"""Stage ``distance``: Dist(F1, F2) (section 3.1.3, eq. 4) for every source and target, over
+``n_images`` test images drawn at random among those every compared model classifies right."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..artifacts import save_json, save_tensors
+from ..batching import map_batches
+from ..boundary import boundary_distance, distance_from_distances, gradient_direction
+from ..checkpoint import load_refs
+from ..config import help_field
+from ..data import balanced_subset, load_canonical, to_float
+from ..models import pick_device, predict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1")
+    targets: tuple[str, ...] = help_field(help="zoo references of the target models F2")
+    out: Path = help_field(help="JSON file of Dist(F1, F2)")
+    distances: Path = help_field(help="file of the per-image distances d(f, x)")
+    n_images: int = help_field(5000, "images to average over (paper: 5,000)")
+    test_size: int = help_field(0, "draw them from a class-balanced subset of this many test images (0: all)")
+    selection_seed: int = help_field(0, "seed of the random choice of images")
+    max_radius: float = help_field(10.0, "largest l2 radius searched; images that never flip are counted")
+    step: float = help_field(0.02, "scan step of the bracketing search")
+    tol: float = help_field(1e-3, "bisection tolerance: d is over-estimated by at most tol")
+    batch_size: int = help_field(500, "images per batch")
+    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+
+    def __post_init__(self):
+        if not self.sources or not self.targets:
+            raise ValueError("need at least one source and one target")
+        if self.n_images < 1 or not (0 < self.tol <= self.step <= self.max_radius < math.inf):
+            raise ValueError("need n_images >= 1 and 0 < tol <= step <= max_radius < inf")
+
+
+def run(cfg: Config) -> None:
+    device = pick_device(cfg.device)
+    data = load_canonical(cfg.data)
+    refs = list(dict.fromkeys(cfg.sources + cfg.targets))
+    models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, refs, device).items()}
+    pool = balanced_subset(data.test_y, cfg.test_size)
+    x_pool, y_pool = to_float(data.test_x[pool]), data.test_y[pool]
+    correct = torch.stack([predict(m, x_pool) == y_pool for m in models.values()]).all(0)
+    eligible = pool[correct]
+    g = torch.Generator().manual_seed(cfg.selection_seed)
+    chosen = eligible[torch.randperm(len(eligible), generator=g)[: cfg.n_images]].sort().values
+    log.info("%d of %d test images are right for all %d models; using %d", len(eligible), len(pool), len(refs), len(chosen))
+    if len(chosen) == 0:
+        raise ValueError("no test image is classified correctly by every model: Dist is undefined")
+    x, y = to_float(data.test_x[chosen]), data.test_y[chosen]
+
+    search = dict(max_radius=cfg.max_radius, step=cfg.step, tol=cfg.tol)
+    results, per_image = {}, {}
+    for source in cfg.sources:
+        v = map_batches(lambda xb, yb: gradient_direction(models[source], xb, yb), x, y, batch_size=cfg.batch_size)
+        d = {
+            ref: map_batches(
+                lambda xb, yb, vb: boundary_distance(models[ref], xb, yb, vb, **search), x, y, v,
+                batch_size=cfg.batch_size, desc=f"d({ref}, x) along {source}",
+            )
+            for ref in dict.fromkeys([source, *cfg.targets])
+        }
+        per_image[source] = d
+        pairs = {}
+        for target in cfg.targets:
+            if target == source:
+                continue
+            pairs[target] = asdict(distance_from_distances(d[source], d[target]))
+        results[source] = {
+            "targets": pairs,
+            "never_flipped": {ref: int(torch.isinf(dist).sum()) for ref, dist in d.items()},
+            "mean_d": {ref: dist[torch.isfinite(dist)].mean().item() if torch.isfinite(dist).any() else None for ref, dist in d.items()},
+        }
+    save_json(
+        {"dataset": data.label, "n_images": len(chosen), "n_eligible": len(eligible), "search": search, "sources": results},
+        cfg.out,
+    )
+    save_tensors({"indices": chosen, "distances": per_image, "dataset": data.source}, cfg.distances)

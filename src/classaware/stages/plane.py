@@ -1,0 +1,70 @@
+"""Stage ``plane``: decision planes of one test image for a source and the models beside it
+(Fig. 4): the first test image of ``image_class`` that every shown model classifies right
+(or, failing that, that the source classifies right; ``all_right`` in the output says which)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..artifacts import save_tensors
+from ..boundary import decision_plane
+from ..checkpoint import load_refs
+from ..config import help_field
+from ..data import CLASSES, load_canonical, to_float
+from ..models import pick_device, predict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = help_field(help="zoo reference of the source model F1 (gives the direction d1)")
+    models: tuple[str, ...] = help_field(help="zoo references of the models shown beside the source")
+    out: Path = help_field(help="file for the planes")
+    image_class: str = help_field("bird", f"class of the image, one of: {', '.join(CLASSES)}")
+    image_rank: int = help_field(0, "take the k-th eligible image of that class (0: the first)")
+    span: int = help_field(50, "grid coordinates run over -span..span")
+    unit: float = help_field(0.02, "l2 length of one grid unit (paper: 0.02)")
+    seed: int = help_field(0, "seed of the random orthogonal direction d2")
+    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+
+    def __post_init__(self):
+        if self.image_class not in CLASSES:
+            raise ValueError(f"unknown class {self.image_class!r}; known: {', '.join(CLASSES)}")
+        if self.image_rank < 0 or self.span < 1 or not self.unit > 0:
+            raise ValueError("need image_rank >= 0, span >= 1, unit > 0")
+
+
+def run(cfg: Config) -> None:
+    device = pick_device(cfg.device)
+    data = load_canonical(cfg.data)
+    refs = list(dict.fromkeys([cfg.source, *cfg.models]))
+    models = [m for m, _ in load_refs(cfg.models_dir, refs, device).values()]
+    label = CLASSES.index(cfg.image_class)
+    candidates = (data.test_y == label).nonzero().squeeze(1)
+    x = to_float(data.test_x[candidates])
+    right = torch.stack([predict(m, x) == label for m in models])
+    eligible = candidates[right.all(0)]
+    all_right = len(eligible) > cfg.image_rank
+    if not all_right:  # weak (e.g. smoke-sized) models: settle for an image the source gets right
+        eligible = candidates[right[0]]
+        log.warning("fewer than %d %s test images are right for every model; taking one right for the source", cfg.image_rank + 1, cfg.image_class)
+    if len(eligible) <= cfg.image_rank:
+        raise ValueError(f"only {len(eligible)} {cfg.image_class} test images are right for the source {cfg.source}")
+    index = int(eligible[cfg.image_rank])
+    plane = decision_plane(models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, cfg.seed)
+    log.info("decision planes of test image %d (%s) for %d models", index, cfg.image_class, len(models))
+    save_tensors(
+        {
+            "source": cfg.source, "models": refs, "index": index, "true_label": label, "classes": list(CLASSES),
+            "coords": plane.coords, "labels": plane.labels, "unit": plane.unit, "image": data.test_x[index], "all_right": all_right,
+            "dataset": data.source,
+        },
+        cfg.out,
+    )

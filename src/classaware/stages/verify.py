@@ -1,0 +1,94 @@
+"""Stage ``verify``: every claim of claims.yaml checked against the pipeline's results.
+
+A failed claim is a result, reported with its value and bound, and the stage still succeeds;
+a claim naming a metric that does not exist, or whose metric cannot be computed while the
+claim is assessed at this profile, is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..analysis import eps_key, section3_metrics, section4_metrics
+from ..artifacts import load_json, save_json, save_text
+from ..config import help_field
+
+log = logging.getLogger(__name__)
+TESTS = (">=", "<=", "within")
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = help_field(help="profile whose bounds apply (paper, quick, smoke)")
+    claims: Path = help_field(Path("claims.yaml"), "the claims file")
+    figure_eps: float = help_field(1.0, "Fig. 3's eps, at which the correlations are taken")
+    transfer: Path = help_field(Path("results/transfer.json"), "`transfer` results")
+    distance: Path = help_field(Path("results/distance.json"), "`distance` results")
+    table1: Path = help_field(Path("results/table1.json"), "`tables` Table 1")
+    table2: Path = help_field(Path("results/table2.json"), "`tables` Table 2")
+    out: Path = help_field(Path("metrics/claims.json"), "JSON verdicts (DVC metrics)")
+    table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts")
+
+
+def load_claims(path: Path, profile: str) -> list[dict]:
+    """The claims, each checked to be complete and to give a bound for ``profile``."""
+    claims = yaml.safe_load(Path(path).read_text())
+    for c in claims:
+        missing = {"id", "figure", "claim", "metric", "paper", "test", "bound"} - set(c)
+        if missing:
+            raise ValueError(f"{path}: claim {c.get('id', '?')} lacks {sorted(missing)}")
+        if c["test"] not in TESTS or (c["test"] == "within" and "target" not in c):
+            raise ValueError(f"{path}: claim {c['id']} has test {c['test']!r}; use one of {TESTS} ('within' needs a target)")
+        if profile not in c["bound"]:
+            raise ValueError(f"{path}: claim {c['id']} gives no bound for profile {profile!r}")
+    return claims
+
+
+def verdict(claim: dict, value: float | None, bound: float | None) -> bool | None:
+    """True / False, or None when the claim is not assessed at this profile."""
+    if bound is None:
+        return None
+    if claim["test"] == ">=":
+        return value >= bound
+    if claim["test"] == "<=":
+        return value <= bound
+    return abs(value - claim["target"]) <= bound
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def run(cfg: Config) -> None:
+    claims = load_claims(cfg.claims, cfg.profile)
+    transfer = load_json(cfg.transfer)
+    metrics = {
+        **section3_metrics(transfer, load_json(cfg.distance), eps_key(cfg.figure_eps)),
+        **section4_metrics(load_json(cfg.table1), load_json(cfg.table2)),
+    }
+    results, rows = {}, []
+    for c in claims:
+        if c["metric"] not in metrics:
+            raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r}; known: {', '.join(sorted(metrics))}")
+        value, bound = metrics[c["metric"]], c["bound"][cfg.profile]
+        if value is None and bound is not None:
+            raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
+        ok = verdict(c, value, bound)
+        results[c["id"]] = {"metric": c["metric"], "value": value, "bound": bound, "test": c["test"], "target": c.get("target"), "pass": ok}
+        shown_bound = "not assessed at this scale" if bound is None else (f"|x - {c['target']}| <= {bound}" if c["test"] == "within" else f"{c['test']} {bound}")
+        result = "n/a" if ok is None else ("pass" if ok else "FAIL")
+        rows.append(f"| {c['id']} | {c['claim']} | {c['figure']} | {c['paper']} | {_fmt(value)} | {shown_bound} | {result} |")
+    verdicts = [r["pass"] for r in results.values()]
+    summary = {"passed": verdicts.count(True), "failed": verdicts.count(False), "not_assessed": verdicts.count(None)}
+    log.info("claims at profile %s: %s", cfg.profile, summary)
+    save_json({"profile": cfg.profile, "dataset": transfer["dataset"], **summary, "claims": results, "metrics": metrics}, cfg.out)
+    header = [
+        f"Claims checked at profile `{cfg.profile}` on {transfer['dataset']}: {summary['passed']} pass, "
+        f"{summary['failed']} fail, {summary['not_assessed']} not assessed at this scale.", "",
+        "| id | claim | where | paper | ours | bound | result |", "|---|---|---|---|---|---|---|",
+    ]
+    save_text("\n".join(header + rows) + "\n", cfg.table)

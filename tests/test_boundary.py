@@ -1,0 +1,408 @@
+"""Properties of the decision-boundary distance (eq. 4) and decision planes (Fig. 4) in classaware.boundary."""
+
+from __future__ import annotations
+
+import math
+import signal
+from contextlib import contextmanager
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from classaware.boundary import (
+    DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED, PairDistance, boundary_distance, decision_plane,
+    distance_from_distances, gradient_direction, model_distance, transfer_regions,
+)
+from classaware.metrics import Z_95
+from classaware.models import predict
+from models_for_tests import ConstantModel, LinearClassifier, bn_dropout_cnn, images, smooth_cnn
+
+SHAPE = (3, 2, 2)
+DIM = 12
+seeds = st.integers(0, 2**16)
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """Fail (instead of hanging the suite) if the block runs longer than ``seconds``."""
+
+    def handler(signum, frame):
+        raise TimeoutError(f"did not finish within {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def random_unit(n: int, shape, seed: int) -> torch.Tensor:
+    v = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed + 101), dtype=torch.float64)
+    return (v / v.flatten(1).norm(dim=1).view(-1, *([1] * len(shape)))).float()
+
+
+def linear_boundary(model: LinearClassifier, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor) -> list[float]:
+    """Closed form: along x + r v the class-y region of a linear model is left at
+    r* = min over classes o with s_o < 0 of m_o / (-s_o), m_o = (w_y - w_o).x + (b_y - b_o), s_o = v.(w_y - w_o)
+    (inf if no such o; the class-y region is convex, so the ray leaves it once)."""
+    W, b = model.W64, model.b64
+    out = []
+    for xi, yi, vi in zip(x.flatten(1).double(), y.tolist(), v.flatten(1).double()):
+        best = math.inf
+        for o in range(W.shape[0]):
+            if o == yi:
+                continue
+            m = float((W[yi] - W[o]) @ xi + b[yi] - b[o])
+            s = float(vi @ (W[yi] - W[o]))
+            assert m > 0
+            if s < 0:
+                best = min(best, m / -s)
+        out.append(best)
+    return out
+
+
+# ----------------------------------------------------------------------------- boundary_distance
+@given(K=st.integers(2, 4), seed=seeds, max_radius=st.floats(0.5, 6.0), step=st.sampled_from([0.05, 0.1, 0.3]))
+def test_linear_boundary_distance_closed_form(K, seed, max_radius, step):
+    model = LinearClassifier.random(K, DIM, seed)
+    x = images(3, SHAPE, seed).repeat(2, 1, 1, 1)
+    y = predict(model, x)
+    v = random_unit(6, SHAPE, seed)
+    v[3:] = -v[:3]  # both ways along the same lines: a 2-class line is crossed in exactly one of them
+    tol = 1e-3
+    d = boundary_distance(model, x, y, v, max_radius=max_radius, step=step, tol=tol)
+    assert d.shape == (6,)
+    for got, r in zip(d.tolist(), linear_boundary(model, x, y, v)):
+        if r < max_radius - 1e-4:
+            assert r - 1e-4 <= got <= r + tol + 1e-4, (got, r)  # over-estimates by at most tol
+        elif r > max_radius + 1e-4:
+            assert got == math.inf, (got, r)
+    if K == 2:
+        r = linear_boundary(model, x, y, v)
+        for i in range(3):  # v.(w_y - w_o) and -v.(w_y - w_o): one of them is negative
+            assert math.isinf(r[i]) != math.isinf(r[i + 3])
+
+
+@given(seed=seeds)
+def test_linear_boundary_along_gradient_is_distance_to_hyperplane(seed):
+    """Two classes: v = grad/||grad|| is (w_o - w_y)/||w_o - w_y||, and d = margin / ||w_y - w_o||.
+    (Small weights: with p_y near 1, float32 CE gradients lose precision in 1 - p_y.)"""
+    model = LinearClassifier.random(2, DIM, seed, scale=0.3)
+    x = images(5, SHAPE, seed)
+    y = predict(model, x)
+    v = gradient_direction(model, x, y)
+    W, b = model.W64, model.b64
+    d = boundary_distance(model, x, y, v, max_radius=50.0, step=0.05, tol=1e-4)
+    for i in range(5):
+        a = W[int(y[i])] - W[1 - int(y[i])]
+        assert torch.allclose(v[i].flatten().double(), -a / a.norm(), atol=1e-5)
+        r = float((a @ x[i].flatten().double() + b[int(y[i])] - b[1 - int(y[i])]) / a.norm())
+        assert r - 1e-4 <= float(d[i]) <= r + 2e-4
+
+
+def test_tolerance_controls_precision_and_tiny_tol_terminates():
+    model = LinearClassifier.random(2, DIM, 3)
+    x = images(4, SHAPE, 3)
+    y = predict(model, x)
+    v = gradient_direction(model, x, y)
+    r = torch.tensor(linear_boundary(model, x, y, v))
+    coarse = boundary_distance(model, x, y, v, max_radius=40.0, step=0.5, tol=0.5)
+    assert ((coarse - r) >= -1e-5).all() and ((coarse - r) <= 0.5 + 1e-5).all()
+    with time_limit(30):  # a tol below float32 resolution must not loop forever
+        fine = boundary_distance(model, x, y, v, max_radius=40.0, step=0.5, tol=1e-12)
+    assert ((fine - r).abs() <= 1e-5).all(), (fine, r)
+
+
+def test_misclassified_gives_zero_and_never_flipping_gives_inf():
+    model = LinearClassifier.random(3, DIM, 4)
+    x = images(4, SHAPE, 4)
+    pred = predict(model, x)
+    wrong = (pred + 1) % 3
+    v = random_unit(4, SHAPE, 4)
+    assert torch.equal(boundary_distance(model, x, wrong, v, max_radius=1.0, step=0.1, tol=0.01), torch.zeros(4))
+    const = ConstantModel(10)
+    yc = predict(const, x)
+    d = boundary_distance(const, x, yc, v, max_radius=1.0, step=0.1, tol=0.01)
+    assert torch.isinf(d).all()
+    d = boundary_distance(const, x, (yc + 1) % 10, v, max_radius=1.0, step=0.1, tol=0.01)
+    assert torch.equal(d, torch.zeros(4))
+
+
+def test_boundary_distance_radius_not_a_multiple_of_step():
+    """max_radius = 1.03 with step 0.1: the last scan point is 1.03 itself."""
+    W = torch.zeros(2, DIM)
+    W[1, 0] = 1.0
+    model = LinearClassifier(W, torch.tensor([0.0, -1.0]))  # class 1 iff x_0 > 1
+    x = torch.zeros(3, *SHAPE)
+    x.view(3, -1)[:, 0] = torch.tensor([0.0, 0.0, 0.0])
+    v = torch.zeros(3, *SHAPE)
+    v.view(3, -1)[:, 0] = 1.0
+    y = torch.zeros(3, dtype=torch.int64)
+    x.view(3, -1)[1, 0] = -0.01  # boundary at r = 1.01, beyond the last full step (1.0)
+    x.view(3, -1)[2, 0] = -0.05  # boundary at r = 1.05 > max_radius
+    d = boundary_distance(model, x, y, v, max_radius=1.03, step=0.1, tol=1e-3)
+    assert 1.0 - 1e-5 <= float(d[0]) <= 1.001 + 1e-5
+    assert 1.01 - 1e-5 <= float(d[1]) <= 1.011 + 1e-5
+    assert math.isinf(float(d[2]))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(tol=0.2, step=0.1), dict(step=2.0, max_radius=1.0), dict(tol=0.0), dict(tol=-1e-3),
+     dict(max_radius=math.inf), dict(max_radius=float("nan")), dict(step=0.0, tol=0.0)],
+)
+def test_bad_search_arguments_raise(kw):
+    model = LinearClassifier.random(2, DIM, 5)
+    x = images(2, SHAPE, 5)
+    y = predict(model, x)
+    v = random_unit(2, SHAPE, 5)
+    args = dict(max_radius=1.0, step=0.1, tol=1e-3) | kw
+    with pytest.raises(ValueError):
+        boundary_distance(model, x, y, v, **args)
+    with pytest.raises(ValueError):
+        model_distance(model, model, x, y, **args)
+
+
+def test_boundary_leaves_model_alone():
+    model = bn_dropout_cnn(channels=3, seed=6).train()
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    x = images(3, (3, 4, 4), 6)
+    y = predict(model, x)
+    v = gradient_direction(model, x, y)
+    assert model.training and all(p.grad is None for p in model.parameters())
+    n = v.flatten(1).norm(dim=1)
+    assert torch.allclose(n, torch.ones(3), atol=1e-5)
+    d1 = boundary_distance(model, x, y, v, max_radius=2.0, step=0.1, tol=0.01)
+    d2 = boundary_distance(model, x, y, v, max_radius=2.0, step=0.1, tol=0.01)
+    assert torch.equal(d1, d2)  # eval mode: dropout is off
+    assert all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], t) for k, t in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- Dist(F1, F2)
+def test_distance_from_distances_hand_example():
+    ds = torch.tensor([1.0, 2.0, math.inf, 0.5, 0.0])
+    dt = torch.tensor([1.5, 1.0, 3.0, math.inf, 0.25])
+    r = distance_from_distances(ds, dt)
+    gaps = [0.5, 1.0, 0.25]
+    mean = sum(gaps) / 3
+    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / 2)
+    assert (r.n_images, r.n_censored) == (3, 2)
+    assert r.dist == pytest.approx(mean, abs=1e-12)
+    assert r.ci_low == pytest.approx(mean - Z_95 * sd / math.sqrt(3), abs=1e-9)
+    assert r.ci_high == pytest.approx(mean + Z_95 * sd / math.sqrt(3), abs=1e-9)
+
+
+def test_distance_from_distances_edge_cases():
+    inf = math.inf
+    assert distance_from_distances(torch.tensor([inf, 1.0]), torch.tensor([1.0, inf])) == PairDistance(None, 0, 2)
+    assert distance_from_distances(torch.tensor([]), torch.tensor([])) == PairDistance(None, 0, 0)
+    one = distance_from_distances(torch.tensor([2.0, inf]), torch.tensor([0.5, 1.0]))
+    assert (one.dist, one.n_images, one.n_censored, one.ci_low, one.ci_high) == (1.5, 1, 1, None, None)
+
+
+finite_or_inf = st.one_of(st.floats(0.0, 10.0), st.just(math.inf))
+
+
+@given(st.lists(st.tuples(finite_or_inf, finite_or_inf), min_size=0, max_size=20))
+def test_distance_from_distances_symmetric_and_self_zero(pairs):
+    a = torch.tensor([p[0] for p in pairs], dtype=torch.float32)
+    b = torch.tensor([p[1] for p in pairs], dtype=torch.float32)
+    ab, ba = distance_from_distances(a, b), distance_from_distances(b, a)
+    assert ab == ba
+    ok = torch.isfinite(a) & torch.isfinite(b)
+    assert ab.n_images == int(ok.sum()) and ab.n_images + ab.n_censored == len(pairs)
+    if ab.n_images:
+        assert ab.dist >= 0
+        expected = sum(abs(float(x) - float(y)) for x, y in zip(a[ok], b[ok])) / ab.n_images
+        assert ab.dist == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    else:
+        assert ab.dist is None
+    if ab.n_images >= 2:
+        assert ab.ci_low <= ab.dist <= ab.ci_high
+    aa = distance_from_distances(a, a)
+    assert aa.n_censored == int((~torch.isfinite(a)).sum())
+    assert aa.dist == (0.0 if aa.n_images else None)
+
+
+@given(seed=seeds, delta=st.floats(0.05, 1.0))
+def test_model_distance_linear_hand_value(seed, delta):
+    """F1, F2 linear with the same weights and biases differing by delta: along F1's gradient
+    every kept image has |d(F1, x) - d(F2, x)| = delta / ||w_0 - w_1||."""
+    f1 = LinearClassifier.random(2, DIM, seed, scale=0.5)
+    W, b = f1.W64, f1.b64.clone()
+    b2 = b.clone()
+    b2[0] += delta
+    f2 = LinearClassifier(W.float(), b2.float())
+    x = images(10, SHAPE, seed)
+    y = predict(f1, x)
+    y[0] = 1 - y[0]  # F1 wrong on image 0: excluded, not censored
+    a = W[0] - W[1]
+    na = float(a.norm())
+    m1 = (x.flatten(1).double() @ a + float(b[0] - b[1])) / na  # signed distance to F1's hyperplane
+    m2 = m1 + delta / na
+    sign = torch.where(y == 0, 1.0, -1.0).double()
+    d1, d2 = m1 * sign, m2 * sign  # > 0 where correctly classified
+    keep = (d1 > 0) & (d2 > 0)
+    # a radius that censors about half of the kept images, away from every distance
+    kept_d = sorted(torch.cat([d1[keep], d2[keep]]).tolist())
+    max_radius = 0.5
+    if kept_d:
+        max_radius = max(0.05, kept_d[len(kept_d) // 2])
+        while any(abs(max_radius - v) < 2e-3 for v in kept_d):
+            max_radius += 3e-3
+    fin = keep & (d1 < max_radius) & (d2 < max_radius)
+    r = model_distance(f1, f2, x, y, max_radius=max_radius, step=0.01, tol=1e-4)
+    assert r.n_images == int(fin.sum())
+    assert r.n_images + r.n_censored == int(keep.sum())
+    if r.n_images:
+        assert r.dist == pytest.approx(delta / na, abs=3e-4)
+        if r.n_images >= 2:
+            assert r.ci_low <= r.dist <= r.ci_high
+    else:
+        assert r.dist is None
+    same = model_distance(f1, f1, x, y, max_radius=max_radius, step=0.01, tol=1e-4)
+    assert same.dist in (0.0, None)
+    assert same.n_images + same.n_censored == int((d1 > 0).sum())
+
+
+def test_model_distance_with_no_correct_image_is_empty():
+    model = LinearClassifier.random(2, DIM, 12)
+    x = images(3, SHAPE, 12)
+    wrong = 1 - predict(model, x)
+    assert model_distance(model, model, x, wrong, max_radius=1.0, step=0.1, tol=0.01) == PairDistance(None, 0, 0)
+
+
+def test_model_distance_of_model_with_itself_is_zero():
+    model = smooth_cnn(10, seed=7, pool=2, gain=3.0)
+    x = images(6, (3, 4, 4), 7)
+    y = predict(model, x)
+    r = model_distance(model, model, x, y, max_radius=3.0, step=0.05, tol=1e-3)
+    assert r.n_images + r.n_censored == 6
+    assert r.n_images > 0 and r.dist == 0.0
+
+
+# ----------------------------------------------------------------------------- decision planes
+def test_decision_plane_structure_and_centre():
+    src = smooth_cnn(10, seed=8, pool=2, gain=3.0)
+    other = smooth_cnn(10, seed=9, pool=2, gain=3.0)
+    x = images(1, (3, 4, 4), 8)[0]
+    y = int(predict(src, x[None])[0])
+    plane = decision_plane(src, [src, other], x, y, span=3, unit=0.1, seed=1, batch_size=5)
+    assert plane.labels.shape == (2, 7, 7)
+    assert torch.equal(plane.coords, torch.arange(-3, 4, dtype=torch.float32))
+    assert plane.true_label == y and plane.unit == 0.1
+    assert plane.labels.dtype == torch.int64
+    assert int(plane.labels[0, 3, 3]) == int(predict(src, x[None])[0])
+    assert int(plane.labels[1, 3, 3]) == int(predict(other, x[None])[0])
+    again = decision_plane(src, [src, other], x, y, span=3, unit=0.1, seed=1, batch_size=1000)
+    assert torch.equal(plane.labels, again.labels)  # batching does not matter, the seed fixes d2
+
+
+def _hand_plane(model: LinearClassifier, x, y, span, unit, seed):
+    """Labels of a linear model on the plane, recomputed in float64: d1 from the closed-form
+    CE gradient W^T (softmax - onehot), d2 the seeded Gram-Schmidt direction. Returns the labels
+    and the top-2 logit gap at each point (to skip near-ties)."""
+    W, b = model.W64, model.b64
+    xf = x.flatten().double()
+    p = torch.softmax(W @ xf + b, 0)
+    p[y] -= 1
+    g = W.T @ p
+    d1 = g / g.norm()
+    r = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed)).flatten().double()
+    r = r - (r @ d1) * d1
+    d2 = r / r.norm()
+    S = 2 * span + 1
+    labels = torch.empty(S, S, dtype=torch.int64)
+    gaps = torch.empty(S, S, dtype=torch.float64)
+    for i, vv in enumerate(range(-span, span + 1)):
+        for j, uu in enumerate(range(-span, span + 1)):
+            z = W @ (xf + uu * unit * d1 + vv * unit * d2) + b
+            top = z.topk(2).values
+            labels[i, j] = int(z.argmax())
+            gaps[i, j] = float(top[0] - top[1])
+    return labels, gaps
+
+
+@given(seed=seeds, K=st.integers(2, 4))
+def test_decision_plane_of_linear_model_matches_hand_computation(seed, K):
+    model = LinearClassifier.random(K, DIM, seed, scale=0.3)
+    x = images(1, SHAPE, seed)[0]
+    y = int(predict(model, x[None])[0])
+    span, unit = 4, 0.6
+    plane = decision_plane(model, [model], x, y, span=span, unit=unit, seed=seed)
+    labels, gaps = _hand_plane(model, x, y, span, unit, seed)
+    clear = gaps > 1e-3
+    assert clear.float().mean() > 0.8
+    assert torch.equal(plane.labels[0][clear], labels[clear])
+
+
+@given(seed=seeds)
+def test_decision_plane_two_class_linear_columns_constant(seed):
+    """Two classes: d1 is along w_o - w_y and d2 is orthogonal to it, so the label depends on u
+    only: each column (fixed u) is constant, and the row flips at u = r*/unit, r* = margin/||w_y - w_o||."""
+    model = LinearClassifier.random(2, DIM, seed, scale=0.3)
+    x = images(1, SHAPE, seed)[0]
+    y = int(predict(model, x[None])[0])
+    W, b = model.W64, model.b64
+    a = W[y] - W[1 - y]
+    r_star = float((a @ x.flatten().double() + b[y] - b[1 - y]) / a.norm())
+    span = 6
+    unit = r_star / 3.5  # the flip lies half-way between u = 3 and u = 4
+    plane = decision_plane(model, [model], x, y, span=span, unit=unit, seed=seed)
+    lab = plane.labels[0]
+    expected_row = torch.tensor([y if u * unit < r_star else 1 - y for u in range(-span, span + 1)])
+    assert torch.equal(lab, expected_row.expand(2 * span + 1, -1))
+    assert int(lab[span, 3 + span]) == y and int(lab[span, 4 + span]) == 1 - y
+
+
+def test_decision_plane_validation_and_modes():
+    src = bn_dropout_cnn(channels=3, seed=10).train()
+    other = smooth_cnn(10, seed=11).train()
+    x = images(1, (3, 4, 4), 10)[0]
+    with pytest.raises(ValueError):
+        decision_plane(src, [src], x, 0, span=0)
+    with pytest.raises(ValueError):
+        decision_plane(src, [src], x, 0, unit=0.0)
+    plane = decision_plane(src, [src, other], x, 0, span=2, unit=0.05)
+    assert src.training and other.training
+    assert all(p.grad is None for p in src.parameters())
+    assert plane.labels.shape == (2, 5, 5)
+    src.eval()
+    assert int(plane.labels[0, 2, 2]) == int(predict(src, x[None])[0])
+
+
+def test_transfer_regions_hand_grid():
+    y = 3
+    source = torch.tensor([[3, 3, 1, 1], [2, 2, 5, 0]])
+    target = torch.tensor([[3, 7, 3, 1], [2, 4, 3, 3]])
+    expected = torch.tensor([
+        [SOURCE_RIGHT, SOURCE_RIGHT, UNFOOLED, SAME],
+        [SAME, DIFFERENT, UNFOOLED, UNFOOLED],
+    ])
+    out = transfer_regions(source, target, y)
+    assert torch.equal(out, expected)
+    assert out.shape == source.shape
+    assert REGION_NAMES[UNFOOLED] == "un-fooled" and REGION_NAMES[SAME] == "same mistake"
+    assert REGION_NAMES[DIFFERENT] == "different mistake" and REGION_NAMES[SOURCE_RIGHT] == "F1 not fooled"
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=30), st.integers(0, 4))
+def test_transfer_regions_match_definitions(pairs, y):
+    s = torch.tensor([p[0] for p in pairs])
+    t = torch.tensor([p[1] for p in pairs])
+    out = transfer_regions(s, t, y).tolist()
+    for (si, ti), o in zip(pairs, out):
+        if si == y:
+            assert o == SOURCE_RIGHT
+        elif ti == y:
+            assert o == UNFOOLED
+        elif ti == si:
+            assert o == SAME
+        else:
+            assert o == DIFFERENT

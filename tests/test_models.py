@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from classaware.models import ARCHITECTURES, CIFAR10_MEAN, CIFAR10_STD, Normalized, build, family, predict
+
+PAPER_ARCHS = ["resnet18", "resnet34", "vgg16", "vgg19", "vgg16_bn", "densenet121"]
+REDUCED_ARCHS = ["resnet18_w16", "resnet10_w8", "vgg11_w8", "vgg11_bn_w8", "densenet_s"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions are many times faster on one thread than on two busy cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_registry_is_the_paper_zoo_plus_reduced_members():
+    assert sorted(ARCHITECTURES) == sorted(PAPER_ARCHS + REDUCED_ARCHS)
+
+
+@given(st.sampled_from(REDUCED_ARCHS), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_reduced_archs_map_images_to_ten_logits(arch, batch, seed):
+    torch.manual_seed(seed)
+    model = build(arch).eval()
+    x = torch.rand(batch, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (batch, 10)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("arch", PAPER_ARCHS)
+def test_paper_archs_map_images_to_ten_logits(arch):
+    torch.manual_seed(0)
+    model = build(arch).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_num_classes_sets_the_logit_count():
+    with torch.no_grad():
+        assert build("resnet10_w8", num_classes=3).eval()(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        build("resnet10_w8", num_classes=1)
+
+
+def test_unknown_arch_lists_the_known_ones():
+    for fn in (build, family):
+        with pytest.raises(ValueError, match="unknown architecture 'resnet9000'.*densenet121.*resnet18.*vgg16_bn"):
+            fn("resnet9000")
+
+
+def test_normalized_subtracts_cifar_mean_and_divides_by_std():
+    x = torch.rand(2, 3, 4, 5)
+    out = Normalized(nn.Identity())(x)
+    for c in range(3):
+        assert torch.allclose(out[:, c], (x[:, c] - CIFAR10_MEAN[c]) / CIFAR10_STD[c])
+    grey = Normalized(nn.Identity())(torch.full((1, 3, 1, 1), 0.5)).flatten().tolist()
+    assert grey == pytest.approx([0.0086 / 0.2470, 0.0178 / 0.2435, 0.0535 / 0.2616], abs=1e-6)
+
+
+@pytest.mark.parametrize("arch", REDUCED_ARCHS)
+def test_every_built_model_normalises_internally(arch):
+    model = build(arch)
+    assert isinstance(model, Normalized)
+    assert torch.allclose(model.mean.flatten(), torch.tensor(CIFAR10_MEAN))
+    assert torch.allclose(model.std.flatten(), torch.tensor(CIFAR10_STD))
+    assert "mean" in model.state_dict() and "std" in model.state_dict()
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHITECTURES if a.startswith("vgg")])
+def test_vgg_models_have_dropout(arch):
+    drops = [m for m in build(arch).modules() if isinstance(m, nn.Dropout)]
+    assert len(drops) == 2 and all(d.p == 0.5 for d in drops)
+
+
+@pytest.mark.parametrize("arch", ["resnet10_w8", "densenet_s"])
+def test_non_vgg_models_have_no_dropout(arch):
+    assert not any(isinstance(m, nn.Dropout) for m in build(arch).modules())
+
+
+def test_dropout_randomises_train_mode_only():
+    torch.manual_seed(0)
+    model = build("vgg11_w8")
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        model.train()
+        a, b = model(x), model(x)
+        model.eval()
+        c, d = model(x), model(x)
+    assert not torch.equal(a, b)
+    assert torch.equal(c, d)
+
+
+@pytest.mark.parametrize(
+    "arch, fam",
+    [("resnet18", "resnet"), ("resnet10_w8", "resnet"), ("vgg16_bn", "vgg"), ("vgg11_bn_w8", "vgg"),
+     ("densenet121", "densenet"), ("densenet_s", "densenet")],
+)
+def test_family(arch, fam):
+    assert family(arch) == fam
+
+
+def test_every_arch_has_a_family():
+    assert {family(a) for a in ARCHITECTURES} == {"resnet", "vgg", "densenet"}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_gives_argmax_labels_and_restores_the_mode(training):
+    torch.manual_seed(1)
+    model = build("resnet10_w8").train(training)
+    x = torch.rand(5, 3, 32, 32)
+    pred = predict(model, x, batch_size=2)
+    assert model.training is training
+    with torch.no_grad():
+        want = model.eval()(x).argmax(1)
+    assert pred.dtype == torch.int64 and torch.equal(pred, want)
+
+
+def test_predict_restores_the_mode_after_an_error():
+    model = build("resnet10_w8").train()
+    with pytest.raises(RuntimeError):
+        predict(model, torch.rand(2, 5, 32, 32))
+    assert model.training
+
+
+def test_predict_on_an_empty_batch():
+    pred = predict(build("resnet10_w8"), torch.empty(0, 3, 32, 32))
+    assert pred.shape == (0,) and pred.dtype == torch.int64
+
+
+@given(st.integers(0, 2**31 - 1))
+def test_same_seed_builds_identical_weights(seed):
+    torch.manual_seed(seed)
+    a = build("resnet10_w8").state_dict()
+    torch.manual_seed(seed)
+    b = build("resnet10_w8").state_dict()
+    torch.manual_seed(seed + 1)
+    c = build("resnet10_w8").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_convolutions_get_he_normal_fan_out_init():
+    torch.manual_seed(0)
+    model = build("vgg11_w8")
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 3)
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
+    assert torch.equal(conv.bias, torch.zeros_like(conv.bias))
