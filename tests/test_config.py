@@ -19,15 +19,6 @@ from classaware.training import Recipe
 from helpers_data import folder_images, write_image_folder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions are many times faster on one thread than on two busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @dataclass(frozen=True)
 class Inner:
     rate: float = help_field(0.5, "a rate")
@@ -131,8 +122,8 @@ def test_train_options_build_the_stage_config():
     "change, problem",
     [
         ({"arch": "resnet9000"}, "unknown architecture 'resnet9000'"),
-        ({"train_size": -1}, "train_size and eval_size must be >= 0"),
-        ({"eval_size": -5}, "train_size and eval_size must be >= 0"),
+        ({"train_size": -1}, "train_size, eval_size and test_size must be >= 0"),
+        ({"eval_size": -5}, "train_size, eval_size and test_size must be >= 0"),
         ({"save_epochs": (101,)}, "save_epochs must lie in 1..100"),
     ],
 )

@@ -12,15 +12,6 @@ PAPER_ARCHS = ["resnet18", "resnet34", "vgg16", "vgg19", "vgg16_bn", "densenet12
 REDUCED_ARCHS = ["resnet18_w16", "resnet10_w8", "vgg11_w8", "vgg11_bn_w8", "densenet_s"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions are many times faster on one thread than on two busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_registry_is_the_paper_zoo_plus_reduced_members():
     assert sorted(ARCHITECTURES) == sorted(PAPER_ARCHS + REDUCED_ARCHS)
 

@@ -23,15 +23,6 @@ from conftest import JPEG_ARCHIVE
 SMALL = Recipe(epochs=3, lr=0.05, milestones=(2,), batch_size=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions are many times faster on one thread than on two busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     g = torch.Generator().manual_seed(0)

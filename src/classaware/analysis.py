@@ -21,6 +21,15 @@ def eps_key(eps: float) -> str:
     return f"{eps:g}"
 
 
+def check_eps(transfer: dict, eps: str) -> None:
+    """Raise ValueError unless every source's every attack was run at ``eps``."""
+    attacks = [a for s in transfer["sources"].values() for a in s["attacks"].values()]
+    if not attacks or any(eps not in a["eps"] for a in attacks):
+        attacked = sorted({e for a in attacks for e in a["eps"]}, key=float)
+        raise ValueError(f"figure_eps {eps} is not an eps every attack was run at (attacked: {', '.join(attacked) or 'none'}); "
+                         "set figures.figure_eps to one of them")
+
+
 def pearson(a: list[float], b: list[float]) -> float | None:
     """Pearson's r of paired samples; None below 3 pairs or with a constant sample."""
     if len(a) != len(b):

@@ -107,7 +107,7 @@ def distance_from_distances(d_source: torch.Tensor, d_target: torch.Tensor) -> P
     if n == 1:
         return PairDistance(dist, 1, len(ok) - 1)
     half = Z_95 * gaps.std().item() / math.sqrt(n)
-    return PairDistance(dist, n, len(ok) - n, dist - half, dist + half)
+    return PairDistance(dist, n, len(ok) - n, max(0.0, dist - half), dist + half)  # Dist >= 0
 
 
 def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:

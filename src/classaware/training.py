@@ -123,6 +123,34 @@ def _epoch_plan(n: int, recipe: Recipe, seed: int, device: torch.device):
     return perm.to(device), shift.to(device), flip.to(device)
 
 
+def train_epoch(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
+    seed: int, bf16: bool = False, desc: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch of SGD on images ``x`` (uint8 or float, on the model's device) with labels ``y``,
+    batches in the order, augmentation and dropout masks drawn from ``seed``. Returns the summed
+    loss and the number of correct training predictions as device tensors (read them once, after)."""
+    device = x.device
+    torch.manual_seed(seed)  # dropout masks
+    perm, shift, flip = _epoch_plan(len(y), recipe, seed, device)
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for i in tqdm(range(0, len(y), recipe.batch_size), desc=desc, leave=False, disable=None):
+        idx = perm[i : i + recipe.batch_size]
+        xb = augment(to_float(x[idx]), shift[idx], flip[idx], recipe.crop_padding).contiguous(memory_format=torch.channels_last)
+        yb = y[idx]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach().float() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+    return loss_sum, correct
+
+
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 accuracy on uint8 images ``x`` (any device) with labels ``y``."""
     if len(y) == 0:
@@ -169,42 +197,20 @@ def train(
 
     x_train, y_train = train_x.to(device), train_y.to(device)
     x_test, y_test = test_x.to(device), test_y.to(device)
-    n, bs = len(y_train), recipe.batch_size
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        seed = epoch_seed(spec.data_seed, epoch)
-        torch.manual_seed(seed)  # dropout masks
-        perm, shift, flip = _epoch_plan(n, recipe, seed, device)
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(epoch)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for i in tqdm(range(0, n, bs), desc=f"{spec.arch} epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=None):
-            idx = perm[i : i + bs]
-            xb = augment(to_float(x_train[idx]), shift[idx], flip[idx], recipe.crop_padding)
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = y_train[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach().float() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-        record = {
-            "epoch": epoch + 1,
-            "lr": recipe.lr_at(epoch),
-            "loss": loss_sum.item() / n,
-            "train_acc": correct.item() / n,
-            "test_acc": accuracy(model, x_test, y_test),
-            "images_per_s": n / (time.perf_counter() - t0),
-        }
-        history.append(record)
+        desc = f"{spec.arch} epoch {epoch + 1}/{recipe.epochs}"
+        loss_sum, correct = train_epoch(model, opt, x_train, y_train, recipe, epoch_seed(spec.data_seed, epoch), bf16, desc)
+        n = len(y_train)
+        record = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch), "loss": loss_sum.item() / n, "train_acc": correct.item() / n}
+        images_per_s = n / (time.perf_counter() - t0)  # training only (.item() waited for the device)
+        record["test_acc"] = accuracy(model, x_test, y_test)
+        history.append(record)  # no timings in the history: checkpoints must hash the same on reruns
         log.info(
             "%s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f img/s",
-            spec.arch, epoch + 1, recipe.epochs, record["loss"], record["train_acc"], record["test_acc"], record["images_per_s"],
+            spec.arch, epoch + 1, recipe.epochs, record["loss"], record["train_acc"], record["test_acc"], images_per_s,
         )
         if epoch + 1 in save_epochs:
             ckpt_meta = {**identity["meta"], **spec.as_dict(), "epoch": epoch + 1, "n_train": n, "history": list(history)}

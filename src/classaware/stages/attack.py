@@ -72,7 +72,7 @@ def run(cfg: Config) -> None:
             "x_adv": torch.stack(advs), "eps": list(cfg.eps), "indices": idx, "y": y, "targets": targets,
             "method": cfg.method, "objective": cfg.objective, "norm": cfg.norm, "steps": cfg.steps if cfg.method == "pgd" else 1,
             "alpha_ratio": cfg.alpha_ratio if cfg.method == "pgd" else 1.0, "source": cfg.source,
-            "source_meta": {k: meta[k] for k in ("arch", "init_seed", "data_seed", "epoch")}, "dataset": data.source,
+            "source_meta": {k: meta[k] for k in ("arch", "init_seed", "data_seed", "epoch")}, "data_source": data.source,
         },
         cfg.out,
     )

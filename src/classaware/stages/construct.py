@@ -111,7 +111,7 @@ def run(cfg: Config) -> None:
     save_tensors(
         {
             "x": x_adv, "y1": y1, "y2": y2, "y": y, "indices": idx, "val_indices": val_idx, "pair": [f1_ref, f2_ref],
-            "eps": cfg.eps, "alpha": cfg.alpha, "steps": cfg.steps, "norm": cfg.norm, "dataset": data.source,
+            "eps": cfg.eps, "alpha": cfg.alpha, "steps": cfg.steps, "norm": cfg.norm, "data_source": data.source,
         },
         cfg.out,
     )

@@ -87,4 +87,4 @@ def run(cfg: Config) -> None:
         {"dataset": data.label, "n_images": len(chosen), "n_eligible": len(eligible), "search": search, "sources": results},
         cfg.out,
     )
-    save_tensors({"indices": chosen, "distances": per_image, "dataset": data.source}, cfg.distances)
+    save_tensors({"indices": chosen, "distances": per_image, "data_source": data.source}, cfg.distances)

@@ -63,8 +63,8 @@ def run(cfg: Config) -> None:
     save_tensors(
         {
             "source": cfg.source, "models": refs, "index": index, "true_label": label, "classes": list(CLASSES),
-            "coords": plane.coords, "labels": plane.labels, "unit": plane.unit, "image": data.test_x[index], "all_right": all_right,
-            "dataset": data.source,
+            "coords": plane.coords, "labels": plane.labels, "unit": plane.unit, "image": data.test_x[index].clone(), "all_right": all_right,
+            "data_source": data.source,
         },
         cfg.out,
     )

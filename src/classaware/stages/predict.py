@@ -84,7 +84,7 @@ def run(cfg: Config) -> None:
             "source": source, "models": refs,
             "info": {ref: model_info(models[ref][1], models[source][1]) for ref in refs},
             "indices": first["indices"], "y": first["y"], "clean": labels(to_float(data.test_x[first["indices"]])),
-            "dataset": data.source, "sets": {},
+            "data_source": data.source, "sets": {},
         }
         for name, s in sets[source].items():
             out["sets"][name] = {

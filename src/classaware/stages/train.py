@@ -27,6 +27,7 @@ class Config:
     metrics: Path | None = help_field(None, "JSON file for the test accuracy of every saved checkpoint")
     train_size: int = help_field(0, "train on a class-balanced subset of this many images (0: all)")
     eval_size: int = help_field(1000, "test images evaluated after every epoch for the log (0: all)")
+    test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)")
     save_epochs: tuple[int, ...] = help_field((), "also save a checkpoint after these epochs (the last is always saved)")
     device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
@@ -34,8 +35,8 @@ class Config:
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-        if self.train_size < 0 or self.eval_size < 0:
-            raise ValueError("train_size and eval_size must be >= 0")
+        if min(self.train_size, self.eval_size, self.test_size) < 0:
+            raise ValueError("train_size, eval_size and test_size must be >= 0")
         if any(not 1 <= e <= self.recipe.epochs for e in self.save_epochs):
             raise ValueError(f"save_epochs must lie in 1..{self.recipe.epochs}, got {list(self.save_epochs)}")
 
@@ -52,8 +53,9 @@ def run(cfg: Config) -> None:
         save_epochs=cfg.save_epochs, meta={"data": data.source, "train_size": cfg.train_size}, device=device, bf16=cfg.bf16,
     )
     if cfg.metrics is not None:
+        test_idx = balanced_subset(data.test_y, cfg.test_size)
         results = {}
         for path in sorted(cfg.out.glob("epoch_*.pt")):
             model, meta = load_model(path, cfg.arch, device)
-            results[f"epoch_{meta['epoch']}"] = {"test_acc": accuracy(model, data.test_x, data.test_y)}
-        save_json({"arch": cfg.arch, "dataset": data.label, "n_train": len(idx), "checkpoints": results}, cfg.metrics)
+            results[f"epoch_{meta['epoch']}"] = {"test_acc": accuracy(model, data.test_x[test_idx], data.test_y[test_idx])}
+        save_json({"arch": cfg.arch, "dataset": data.label, "n_train": len(idx), "n_test": len(test_idx), "checkpoints": results}, cfg.metrics)

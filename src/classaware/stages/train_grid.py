@@ -42,6 +42,7 @@ class Config:
     init_seed: int = help_field(0, "seed of the initial weights")
     data_seed: int = help_field(0, "seed of data order, augmentation and dropout")
     eval_size: int = help_field(2000, "test images evaluated after every epoch for the log (0: all)")
+    test_size: int = help_field(0, "test images of the reported accuracy (0: all)")
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
@@ -80,6 +81,7 @@ def run(cfg: Config) -> None:
         x, y, val_idx, pair = s["x"], s[cfg.label], s["val_indices"], "+".join(s["pair"])
     x_val, y_val = data.train_x[val_idx], data.train_y[val_idx]
     eval_idx = balanced_subset(data.test_y, cfg.eval_size)
+    test_idx = balanced_subset(data.test_y, cfg.test_size)
     results = []
     for name, aug, recipe in cells(cfg):
         log.info("%s on %s labels %s: grid cell %s", cfg.arch, pair or "the original set", cfg.label, name)
@@ -90,12 +92,13 @@ def run(cfg: Config) -> None:
         results.append({
             "cell": name, "lr": recipe.lr, "batch_size": recipe.batch_size, "augment": aug,
             "val_acc": accuracy(model, x_val, y_val) if len(y_val) else None,
-            "test_acc": accuracy(model, data.test_x, data.test_y),
+            "test_acc": accuracy(model, data.test_x[test_idx], data.test_y[test_idx]),
         })
     best = max(range(len(results)), key=lambda i: -1.0 if results[i]["val_acc"] is None else results[i]["val_acc"])
     save_json(
         {
-            "arch": cfg.arch, "label": cfg.label, "pair": pair, "dataset": data.label, "n_train": len(y), "n_val": len(val_idx),
+            "arch": cfg.arch, "label": cfg.label, "pair": pair, "dataset": data.label,
+            "n_train": len(y), "n_val": len(val_idx), "n_test": len(test_idx),
             "cells": results, "selected": results[best]["cell"], "val_acc": results[best]["val_acc"], "test_acc": results[best]["test_acc"],
         },
         cfg.metrics,

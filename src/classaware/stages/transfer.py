@@ -45,6 +45,6 @@ def source_results(table: dict) -> dict:
 def run(cfg: Config) -> None:
     tables = [load_tensors(p, "prediction table") for p in cfg.predictions]
     save_json(
-        {"dataset": tables[0]["dataset"]["dataset"], "sources": {t["source"]: source_results(t) for t in tables}},
+        {"dataset": tables[0]["data_source"]["dataset"], "sources": {t["source"]: source_results(t) for t in tables}},
         cfg.out,
     )

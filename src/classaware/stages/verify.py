@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..analysis import eps_key, section3_metrics, section4_metrics
+from ..analysis import check_eps, eps_key, section3_metrics, section4_metrics
 from ..artifacts import load_json, save_json, save_text
 from ..config import help_field
 
@@ -66,6 +66,7 @@ def _fmt(x) -> str:
 def run(cfg: Config) -> None:
     claims = load_claims(cfg.claims, cfg.profile)
     transfer = load_json(cfg.transfer)
+    check_eps(transfer, eps_key(cfg.figure_eps))
     metrics = {
         **section3_metrics(transfer, load_json(cfg.distance), eps_key(cfg.figure_eps)),
         **section4_metrics(load_json(cfg.table1), load_json(cfg.table2)),
