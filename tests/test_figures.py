@@ -17,8 +17,6 @@ from PIL import Image
 from classaware.analysis import RATIOS, attack_names, correlations, eps_curves, eps_key, transfer_rows
 from classaware.artifacts import save_json, save_tensors
 from classaware.boundary import decision_plane, distance_from_distances, transfer_regions
-from classaware.cli import build_parser
-from classaware.config import from_args
 from classaware.data import CLASSES
 from classaware.stages import figures
 from classaware.stages.predict import model_info
@@ -224,11 +222,3 @@ def test_results_on_different_datasets_are_refused(inputs, tmp_path):
     save_json({**distance, "dataset": "CIFAR-10 (official)"}, tmp_path / "distance.json")
     with pytest.raises(ValueError, match="CIFAR-10 \\(official\\)"):
         run_figures({**inputs, "distance": tmp_path / "distance.json"}, tmp_path / "figs")
-
-
-def test_dvc_command_line_gives_the_config():
-    argv = ["figures", "--figure_eps", "1.0", "--transfer", "results/transfer.json", "--distance", "results/distance.json",
-            "--plane", "results/plane.pt", "--out_dir", "figures"]
-    cfg = from_args(figures.Config, build_parser("figures").parse_args(argv))
-    assert cfg == figures.Config(transfer=Path("results/transfer.json"), distance=Path("results/distance.json"),
-                                 plane=Path("results/plane.pt"), out_dir=Path("figures"), figure_eps=1.0)

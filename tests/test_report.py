@@ -15,8 +15,6 @@ import torch
 import yaml
 
 from classaware.artifacts import save_json, save_text
-from classaware.cli import build_parser
-from classaware.config import from_args
 from classaware.stages import report, tables, verify
 from test_figures import DATASET, run_figures, write_inputs
 
@@ -129,9 +127,3 @@ def test_missing_claims_table_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="claims.md"):
         run_report(tmp_path, tmp_path / "report")
-
-
-def test_dvc_command_line_gives_the_config():
-    argv = ["report", "--profile", "smoke", "--results", "results", "--figures", "figures", "--metrics", "metrics", "--out_dir", "report"]
-    cfg = from_args(report.Config, build_parser("report").parse_args(argv))
-    assert cfg == report.Config(profile="smoke", results=Path("results"), figures=Path("figures"), metrics=Path("metrics"), out_dir=Path("report"))

@@ -79,6 +79,19 @@ def table1_row(f1_adv: torch.Tensor, f2_adv: torch.Tensor, y1: torch.Tensor, y2:
     }
 
 
+def n_targeted_examples(
+    models: list, x: torch.Tensor, targets: list[torch.Tensor], eps: float, alpha: float, steps: int, norm: str,
+    batch_size: int, device: torch.device, desc: str | None = None,
+) -> torch.Tensor:
+    """X' = the N-targeted attack (eq. 5) on every image of ``x`` (CPU), in batches on ``device``;
+    model i is led toward ``targets[i]``."""
+
+    def batch(xb, *tb):
+        return n_targeted_pgd(models, xb.to(device), [t.to(device) for t in tb], eps, alpha, steps, norm).cpu()
+
+    return map_batches(batch, x, *targets, batch_size=batch_size, desc=desc)
+
+
 def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
@@ -92,10 +105,7 @@ def run(cfg: Config) -> None:
     y2 = random_targets(y, 10, g, exclude_true=False)
 
     def attack(eps: float, xs, t1, t2, desc: str) -> torch.Tensor:
-        def batch(xb, t1b, t2b):
-            return n_targeted_pgd([f1, f2], xb.to(device), [t1b.to(device), t2b.to(device)], eps, cfg.alpha, cfg.steps, cfg.norm).cpu()
-
-        return map_batches(batch, xs, t1, t2, batch_size=cfg.batch_size, desc=desc)
+        return n_targeted_examples([f1, f2], xs, [t1, t2], eps, cfg.alpha, cfg.steps, cfg.norm, cfg.batch_size, device, desc)
 
     def rates(x_adv: torch.Tensor, t1, t2) -> dict:
         return table1_row(predict(f1, x_adv), predict(f2, x_adv), t1, t2)
