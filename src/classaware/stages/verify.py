@@ -79,14 +79,14 @@ def run(cfg: Config) -> None:
         if value is None and bound is not None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
         ok = verdict(c, value, bound)
-        results[c["id"]] = {"metric": c["metric"], "value": value, "bound": bound, "test": c["test"], "target": c.get("target"), "pass": ok}
+        results[c["id"]] = {"value": value, "bound": bound, "pass": ok}  # what and how: claims.yaml
         shown_bound = "not assessed at this scale" if bound is None else (f"|x - {c['target']}| <= {bound}" if c["test"] == "within" else f"{c['test']} {bound}")
         result = "n/a" if ok is None else ("pass" if ok else "FAIL")
         rows.append(f"| {c['id']} | {c['claim']} | {c['figure']} | {c['paper']} | {_fmt(value)} | {shown_bound} | {result} |")
     verdicts = [r["pass"] for r in results.values()]
     summary = {"passed": verdicts.count(True), "failed": verdicts.count(False), "not_assessed": verdicts.count(None)}
     log.info("claims at profile %s: %s", cfg.profile, summary)
-    save_json({"profile": cfg.profile, "dataset": transfer["dataset"], **summary, "claims": results, "metrics": metrics}, cfg.out)
+    save_json({"profile": cfg.profile, "dataset": transfer["dataset"], **summary, "claims": results}, cfg.out)
     header = [
         f"Claims checked at profile `{cfg.profile}` on {transfer['dataset']}: {summary['passed']} pass, "
         f"{summary['failed']} fail, {summary['not_assessed']} not assessed at this scale.", "",
