@@ -66,3 +66,35 @@ def test_every_stage_command_parses_into_its_config(name, tmp_path):
         assert argv[0] == "classaware" and argv[1] in COMMANDS, stage_name
         args = build_parser(argv[1]).parse_args(argv[1:])
         from_args(__import__(f"classaware.stages.{COMMANDS[argv[1]][0]}", fromlist=["Config"]).Config, args)
+
+
+def _imported_modules(path) -> set:
+    """The classaware modules ``path`` imports (relative imports), transitively, itself included."""
+    import ast
+
+    src = REPO / "src" / "classaware"
+    seen, todo = set(), [path]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        package = list(p.relative_to(src).parent.parts)
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - (node.level - 1)]
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo += [f for f in (src.joinpath(*base, *n.split(".")).with_suffix(".py") for n in names) if f.is_file()]
+    return {str(p.relative_to(REPO)) for p in seen}
+
+
+def test_every_stage_depends_on_the_code_it_runs():
+    """A code change reruns exactly the stages whose modules changed: each stage lists every
+    classaware module its subcommand imports, and no other."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        command = shlex.split(body["cmd"])[1]
+        module = REPO / "src" / "classaware" / "stages" / f"{COMMANDS[command][0]}.py"
+        listed = {d for d in body["deps"] if d.startswith("src/")}
+        assert listed == _imported_modules(module), name

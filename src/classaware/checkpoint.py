@@ -54,7 +54,9 @@ def load_model(path: str | Path, arch: str | None = None, device: str | torch.de
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {path}: weights do not fit a {meta['arch']!r} model: {exc}") from exc
-    return model.to(device).eval(), meta
+    # channels_last: 1.6-2x faster convolutions on CPU (tensor cores on GPU); the last bits of
+    # the outputs can differ from the default layout, the same way on every rerun
+    return model.to(device, memory_format=torch.channels_last).eval(), meta
 
 
 def ref_path(models_dir: str | Path, ref: str) -> Path:
