@@ -20,7 +20,6 @@ background load hits both alike; the median pass is reported.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from functools import partial
@@ -31,25 +30,10 @@ import torchattacks
 
 from classaware.attacks import fgm, pgd
 from classaware.models import ARCHITECTURES, build, pick_device
+from timing import device_name, sync  # benchmarks/timing.py, beside this script
 
 EPS = 1.0
 ATTACKS = ("FGM", "PGD-10")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu} ({torch.get_num_threads()} torch threads)"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def ours(name: str, model: torch.nn.Module) -> Callable:

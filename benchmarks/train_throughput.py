@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 import time
 from typing import Callable, Iterator
 
@@ -40,27 +39,12 @@ from torchvision import transforms
 from classaware.data import load_canonical
 from classaware.models import ARCHITECTURES, build, pick_device
 from classaware.training import Recipe, train_epoch
+from timing import device_name, sync  # benchmarks/timing.py, beside this script
 
 PAPER_ARCHS = ["resnet18", "vgg16", "densenet121"]
 REDUCED_ARCHS = ["resnet10_w8", "vgg11_bn_w8"]
 SYNTHETIC_SIZE = 50_000  # CIFAR-10's training-set size
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu} ({torch.get_num_threads()} torch threads)"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def new_model(arch: str, device: torch.device, channels_last: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
