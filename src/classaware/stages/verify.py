@@ -80,7 +80,7 @@ def run(cfg: Config) -> None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
         ok = verdict(c, value, bound)
         results[c["id"]] = {"value": value, "bound": bound, "pass": ok}  # what and how: claims.yaml
-        shown_bound = "not assessed at this scale" if bound is None else (f"|x - {c['target']}| <= {bound}" if c["test"] == "within" else f"{c['test']} {bound}")
+        shown_bound = "not assessed at this scale" if bound is None else (f"within {bound} of {c['target']}" if c["test"] == "within" else f"{c['test']} {bound}")
         result = "n/a" if ok is None else ("pass" if ok else "FAIL")
         rows.append(f"| {c['id']} | {c['claim']} | {c['figure']} | {c['paper']} | {_fmt(value)} | {shown_bound} | {result} |")
     verdicts = [r["pass"] for r in results.values()]
