@@ -186,3 +186,12 @@ def test_prepare_then_train_through_the_cli(capsys, tmp_path):
     assert sorted(m["checkpoints"]) == ["epoch_1", "epoch_2"]
     assert all(0 <= c["test_acc"] <= 1 for c in m["checkpoints"].values())
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch_001.pt", "epoch_002.pt"]
+
+
+def test_a_nested_default_instance_gives_the_command_line_defaults():
+    """train-grid's recipe defaults to section 4.2's preset, not to Recipe()'s section 3 values."""
+    from classaware.stages import train_grid
+    from classaware.training import PRESETS
+
+    args = cli.build_parser("train-grid").parse_args(["train-grid", "--arch", "vgg11_bn_w8", "--label", "y", "--out", "o", "--metrics", "m.json"])
+    assert from_args(train_grid.Config, args).recipe == PRESETS["paper-sec4"]

@@ -25,29 +25,29 @@ def help_field(default: Any = dataclasses.MISSING, help: str = "", positional: b
     return dataclasses.field(default=default, metadata={"help": help, "positional": positional})
 
 
-def _options(cls) -> list[tuple[dataclasses.Field, Any]]:
+def _options(cls, defaults=None) -> list[tuple[dataclasses.Field, Any, Any]]:
+    """(field, type, default) of every option of ``cls``, nested dataclasses flattened; a nested
+    field's defaults come from its parent's default instance (``recipe: Recipe = PRESETS[...]``)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        if dataclasses.is_dataclass(hint):
-            out += _options(hint)
+        default = f.default if defaults is None else getattr(defaults, f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += _options(hints[f.name], None if default is dataclasses.MISSING else default)
         else:
-            out.append((f, hint))
+            out.append((f, hints[f.name], default))
     return out
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
     """Add one ``--name`` option per (flattened) field of dataclass ``cls``."""
-    for f, hint in _options(cls):
+    for f, hint, default in _options(cls):
         kwargs: dict[str, Any] = {"help": f.metadata.get("help", "")}
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        if has_default:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
             kwargs["default"] = default
             kwargs["help"] += f" (default: {_show(default)})"
-        else:
-            kwargs["required"] = True
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
