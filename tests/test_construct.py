@@ -133,3 +133,13 @@ def test_train_grid_needs_a_set_for_non_robust_labels(project):
         train_grid.Config(arch="vgg11_bn_w8", label="y1", out=project / "o", metrics=project / "m.json")
     with pytest.raises(ValueError, match="augmentation"):
         train_grid.Config(arch="vgg11_bn_w8", label="y", out=project / "o", metrics=project / "m.json", grid_augment=("mixup",))
+
+
+def test_table2_marks_accuracies_below_one_and_a_half_times_chance():
+    row = {"pair": "a+b", "label": "y1", "arch": "m", "selected": "c", "paper": None}
+    table2 = {"dataset": "d", "chance": 0.1, "baseline": [],
+              "rows": [{**row, "test_acc": 0.149}, {**row, "label": "y2", "test_acc": 0.151}]}
+    md = tables.markdown({"dataset": "d", "rows": []}, table2).splitlines()
+    assert any("| y1 | m | 14.9 (near chance) |" in line for line in md)
+    assert any("| y2 | m | 15.1 |" in line for line in md)
+    assert any("'near chance': below 15%" in line for line in md)
