@@ -136,14 +136,13 @@ def test_boundary_distance_radius_not_a_multiple_of_step():
     """max_radius = 1.03 with step 0.1: the last scan point is 1.03 itself."""
     W = torch.zeros(2, DIM)
     W[1, 0] = 1.0
-    model = LinearClassifier(W, torch.tensor([0.0, -1.0]))  # class 1 iff x_0 > 1
+    model = LinearClassifier(W, torch.tensor([0.0, -1.05]))  # class 1 iff x_0 > 1.05
     x = torch.zeros(3, *SHAPE)
-    x.view(3, -1)[:, 0] = torch.tensor([0.0, 0.0, 0.0])
+    # boundaries at r = 1.0, at r = 1.01 (beyond the last full step, 1.0) and at r = 1.05 > max_radius
+    x.view(3, -1)[:, 0] = torch.tensor([0.05, 0.04, 0.0])
     v = torch.zeros(3, *SHAPE)
     v.view(3, -1)[:, 0] = 1.0
     y = torch.zeros(3, dtype=torch.int64)
-    x.view(3, -1)[1, 0] = -0.01  # boundary at r = 1.01, beyond the last full step (1.0)
-    x.view(3, -1)[2, 0] = -0.05  # boundary at r = 1.05 > max_radius
     d = boundary_distance(model, x, y, v, max_radius=1.03, step=0.1, tol=1e-3)
     assert 1.0 - 1e-5 <= float(d[0]) <= 1.001 + 1e-5
     assert 1.01 - 1e-5 <= float(d[1]) <= 1.011 + 1e-5

@@ -131,7 +131,7 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
 def test_train_grid_needs_a_set_for_non_robust_labels(project):
     with pytest.raises(ValueError, match="train_set"):
         train_grid.Config(arch="vgg11_bn_w8", label="y1", out=project / "o", metrics=project / "m.json")
-    with pytest.raises(ValueError, match="augmentation"):
+    with pytest.raises(ValueError, match="grid_augment must be one of standard, none; got 'mixup'"):
         train_grid.Config(arch="vgg11_bn_w8", label="y", out=project / "o", metrics=project / "m.json", grid_augment=("mixup",))
 
 

@@ -47,12 +47,12 @@ def same_weights(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize(
     "kwargs, problem",
     [
-        ({"epochs": 0}, "epochs must be positive"),
-        ({"epochs": -3, "milestones": ()}, "epochs must be positive"),
-        ({"lr": 0.0}, "lr must be positive"),
-        ({"lr": -0.1}, "lr must be positive"),
-        ({"gamma": 0.0}, "gamma must be positive"),
-        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"epochs": 0}, "epochs must be >= 1, got 0"),
+        ({"epochs": -3, "milestones": ()}, "epochs must be >= 1, got -3"),
+        ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+        ({"lr": -0.1}, "lr must be > 0, got -0.1"),
+        ({"gamma": 0.0}, "gamma must be > 0, got 0.0"),
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
         ({"momentum": -0.1}, "momentum must be >= 0"),
         ({"weight_decay": -1e-4}, "weight_decay must be >= 0"),
         ({"crop_padding": -1}, "crop_padding must be >= 0"),
@@ -199,8 +199,8 @@ def test_same_seeds_train_bit_identical_weights(tiny, tmp_path, arch):
 
 
 def test_training_changes_the_weights_and_logs_every_epoch(tiny, tmp_path):
-    records = []
-    model = run(tiny, tmp_path / "out", on_epoch_end=records.append)
+    model = run(tiny, tmp_path / "out")
+    records = read_checkpoint(tmp_path / "out" / "epoch_003.pt")["meta"]["history"]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert [r["lr"] for r in records] == pytest.approx([0.05, 0.05, 0.005])
     assert all(0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1 and r["loss"] > 0 for r in records)
@@ -210,43 +210,62 @@ def test_training_changes_the_weights_and_logs_every_epoch(tiny, tmp_path):
 
 
 # ----------------------------------------------------------------------------- resume
-class _Stop(Exception):
+class _Killed(Exception):
     pass
 
 
-def stop_after(epoch: int):
-    def hook(record):
-        if record["epoch"] == epoch:
-            raise _Stop
+def kill_during_epoch(monkeypatch, epoch: int) -> None:
+    """Make training die inside 1-based ``epoch``, as a kill would: after epoch - 1 finished."""
+    calls = []
+    real = training.train_epoch
 
-    return hook
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch:
+            raise _Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_epoch", dying)
 
 
-@pytest.mark.parametrize("arch, stop", [("resnet10_w8", 1), ("resnet10_w8", 2), ("resnet10_w8", 3), ("vgg11_bn_w8", 1)])
-def test_resumed_training_equals_uninterrupted_training(tiny, tmp_path, arch, stop):
+@pytest.mark.parametrize("arch, killed_in", [("resnet10_w8", 2), ("resnet10_w8", 3), ("vgg11_bn_w8", 2)])
+def test_resumed_training_writes_the_same_bytes_as_uninterrupted_training(tiny, tmp_path, monkeypatch, arch, killed_in):
     run(tiny, tmp_path / "whole", arch, save_epochs=(1, 2))
     out = tmp_path / "resumed"
-    with pytest.raises(_Stop):
-        run(tiny, out, arch, save_epochs=(1, 2), on_epoch_end=stop_after(stop))
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, killed_in)
+        with pytest.raises(_Killed):
+            run(tiny, out, arch, save_epochs=(1, 2))
     partial = tmp_path / "resumed.partial"
     assert not out.exists() and (partial / "state.pt").is_file()
     run(tiny, out, arch, save_epochs=(1, 2))
     assert not partial.exists()
     assert sorted(p.name for p in out.iterdir()) == ["epoch_001.pt", "epoch_002.pt", "epoch_003.pt"]
-    for name in ("epoch_001.pt", "epoch_002.pt", "epoch_003.pt"):
-        assert same_weights(weights(tmp_path / "whole" / name), weights(out / name)), name
+    for name in ("epoch_001.pt", "epoch_002.pt", "epoch_003.pt"):  # so DVC hashes agree too
+        assert (tmp_path / "whole" / name).read_bytes() == (out / name).read_bytes(), name
 
 
-def test_a_partial_run_of_another_spec_is_discarded(tiny, tmp_path):
+def test_a_partial_run_of_another_spec_is_discarded(tiny, tmp_path, monkeypatch):
     run(tiny, tmp_path / "fresh", data_seed=1)
     out = tmp_path / "out"
-    with pytest.raises(_Stop):
-        run(tiny, out, data_seed=5, on_epoch_end=stop_after(1))
-    out.mkdir()
-    (out / "stale.txt").write_text("from an older run")
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, 2)
+        with pytest.raises(_Killed):
+            run(tiny, out, data_seed=5)
     run(tiny, out, data_seed=1)
     assert sorted(p.name for p in out.iterdir()) == ["epoch_003.pt"]
-    assert same_weights(weights(tmp_path / "fresh" / "epoch_003.pt"), weights(out / "epoch_003.pt"))
+    assert (tmp_path / "fresh" / "epoch_003.pt").read_bytes() == (out / "epoch_003.pt").read_bytes()
+
+
+def test_a_finished_run_replaces_only_an_earlier_runs_checkpoints(tiny, tmp_path):
+    out = tmp_path / "out"
+    run(tiny, out, save_epochs=(1,))
+    run(tiny, out, data_seed=1)
+    assert sorted(p.name for p in out.iterdir()) == ["epoch_003.pt"]
+    (out / "NOTES.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files that are not classaware checkpoints \(NOTES.txt\)"):
+        run(tiny, out)
+    assert (out / "NOTES.txt").read_text() == "mine" and (out / "epoch_003.pt").is_file()
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -257,7 +276,7 @@ def test_save_epochs_write_checkpoints_with_metadata(tiny, tmp_path):
     for epoch in (1, 3):
         meta = read_checkpoint(out / f"epoch_{epoch:03d}.pt", "resnet10_w8")["meta"]
         assert (meta["arch"], meta["init_seed"], meta["data_seed"], meta["epoch"]) == ("resnet10_w8", 4, 6, epoch)
-        assert meta["recipe"] == dataclasses.asdict(SMALL)
+        assert Recipe(**meta["recipe"]) == SMALL  # meta is stored as JSON: tuples come back as lists
         assert meta["data"] == {"md5": "abc"} and meta["n_train"] == 64
         assert [h["epoch"] for h in meta["history"]] == list(range(1, epoch + 1))
     loaded, meta = load_model(out / "epoch_003.pt", "resnet10_w8")

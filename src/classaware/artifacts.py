@@ -2,13 +2,16 @@
 
 A crash mid-write must never leave a half-written file where a finished one is expected
 (DVC would hash it, a resumed run would trust it): each writer writes a temporary file in
-the destination's folder and ``os.replace``s it into place, which is atomic on POSIX.
+the destination's folder and ``os.replace``s it into place, which is atomic on POSIX. The
+temporary file is removed when the write fails; one left by a killed process (SIGKILL, power
+loss) is removed by the next write of the same destination.
 Tensors are read back with ``torch.load(weights_only=True)``: artifacts hold tensors,
 numbers, strings, lists and dicts only, never pickled code.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -23,11 +26,36 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def check_writable(path: str | os.PathLike, kind: str = "file") -> None:
+    """Raise ValueError unless this process can create or replace ``path`` as a ``kind``
+    ("file" or "dir"): meant to run before a stage computes anything. Nothing is created."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"output {path} is a folder; give a file path")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise ValueError(f"output {path} is a file; give a folder path")
+    folder = path if kind == "dir" and path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot create output {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write output {path}: {folder} is not writable")
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of :func:`atomic_path` for ``path`` left behind by a killed writer."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it onto ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success move it onto ``path`` atomically.
+    Temporaries of ``path`` left by an earlier, killed writer are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in stale_temporaries(path):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
@@ -54,7 +82,8 @@ def load_tensors(path: str | os.PathLike, what: str = "artifact") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{what} {path} is corrupt or not a classaware file: {exc}") from exc
+        reason = str(exc).strip().split("\n")[0][:160]
+        raise ValueError(f"{what} {path} is corrupt or not a classaware file ({type(exc).__name__}: {reason})") from exc
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> None:

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contracts import check_images, check_labels, model_device, num_classes
+
 Norm = Literal["l2", "linf"]
 NORMS = ("l2", "linf")
 
@@ -88,8 +90,11 @@ def eval_mode(models: Sequence[nn.Module]) -> Iterator[None]:
             m.train(mode)
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def _check_inputs(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    """The library's contract (see :mod:`classaware.contracts`), checked before any gradient."""
+    check_images(x)
+    for model, label, name in zip(models, labels, names):
+        check_labels(label, len(x), num_classes(model, x) if len(x) else None, name)
 
 
 def loss_gradient(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -116,7 +121,7 @@ def _random_start(x: torch.Tensor, eps: float, norm: Norm, seed: int) -> torch.T
 def _pgd(models, x, labels, sign: float, eps, alpha, steps, norm, random_start, seed) -> torch.Tensor:
     """The shared loop of :func:`pgd` and :func:`n_targeted_pgd` (see the module docstring)."""
     _validate(eps, norm, alpha, steps)
-    device = _device(models[0])
+    device = model_device(models[0], x.device)
     x0 = x.detach().to(device)
     labels = [t.to(device) for t in labels]
     x_adv = _random_start(x0, eps, norm, seed) if random_start else x0.clone()
@@ -134,9 +139,10 @@ def fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: No
     L = CE(f(x), targets) (eq. 3). For linf this is FGSM.
     """
     _validate(eps, norm)
-    device = _device(model)
-    x0 = x.detach().to(device)
     label, sign = (y, 1.0) if targets is None else (targets, -1.0)
+    _check_inputs([model], x, [label], ["y" if targets is None else "targets"])
+    device = model_device(model, x.device)
+    x0 = x.detach().to(device)
     with eval_mode([model]):
         g = loss_gradient([model], x0, [label.to(device)])
     return (x0 + sign * eps * unit_direction(g, norm)).clamp(0, 1).to(x.device)
@@ -148,9 +154,9 @@ def pgd(
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al.): ``steps`` steps of size ``alpha`` inside the
     eps-ball, ascending CE(f(x'), y) (eq. 2) or, with ``targets``, descending CE(f(x'), t) (eq. 3)."""
-    if targets is None:
-        return _pgd([model], x, [y], 1.0, eps, alpha, steps, norm, random_start, seed)
-    return _pgd([model], x, [targets], -1.0, eps, alpha, steps, norm, random_start, seed)
+    label, sign = (y, 1.0) if targets is None else (targets, -1.0)
+    _check_inputs([model], x, [label], ["y" if targets is None else "targets"])
+    return _pgd([model], x, [label], sign, eps, alpha, steps, norm, random_start, seed)
 
 
 def n_targeted_pgd(
@@ -161,6 +167,7 @@ def n_targeted_pgd(
     f_i toward its own per-sample targets t_i. With one model it is targeted :func:`pgd`."""
     if len(models) == 0 or len(models) != len(targets):
         raise ValueError(f"need one target tensor per model, got {len(models)} models and {len(targets)} targets")
+    _check_inputs(models, x, targets, [f"targets[{i}]" for i in range(len(models))])
     return _pgd(list(models), x, list(targets), -1.0, eps, alpha, steps, norm, random_start, seed)
 
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .attacks import eval_mode, loss_gradient, unit_direction
+from .contracts import check_images, check_labels, model_device, num_classes
 from .metrics import Z_95
 from .models import predict
 
@@ -36,7 +37,9 @@ REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled
 
 def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """v = grad_x L(x, y; f) / ||.||_2 per image (on x's device)."""
-    device = next(model.parameters()).device
+    check_images(x)
+    check_labels(y, len(x), num_classes(model, x) if len(x) else None)
+    device = model_device(model, x.device)
     with eval_mode([model]):
         g = loss_gradient([model], x.to(device), [y.to(device)])
     return unit_direction(g).to(x.device)
@@ -56,7 +59,11 @@ def boundary_distance(
     never leaves class y within ``max_radius``, 0 where f(x) != y already."""
     if not (0 < tol <= step <= max_radius and math.isfinite(max_radius)):
         raise ValueError(f"need 0 < tol <= step <= max_radius < inf, got tol={tol}, step={step}, max_radius={max_radius}")
-    device = next(model.parameters()).device
+    check_images(x)
+    check_labels(y, len(x), num_classes(model, x) if len(x) else None)
+    if v.shape != x.shape or not bool(torch.isfinite(v).all()):
+        raise ValueError(f"v must be finite directions shaped like x {tuple(x.shape)}, got {tuple(v.shape)}")
+    device = model_device(model, x.device)
     x, y, v = x.to(device), y.to(device), v.to(device)
     with eval_mode([model]):
         hi = torch.full((len(y),), math.inf, device=device)
@@ -136,7 +143,7 @@ def _plane_labels(models, x, d1, d2, coords, batch_size):
     points = x + u.reshape(-1, 1, 1, 1) * d1 + v.reshape(-1, 1, 1, 1) * d2
     out = []
     for m in models:
-        device = next(m.parameters()).device
+        device = model_device(m)
         labels = [m(points[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(points), batch_size)]
         out.append(torch.cat(labels).view(len(coords), len(coords)))
     return torch.stack(out)
@@ -147,9 +154,10 @@ def decision_plane(
     unit: float = 0.02, seed: int = 0, batch_size: int = 1024,
 ) -> DecisionPlane:
     """The decision plane of one image ``x`` (3, 32, 32) with true label ``y`` (Fig. 4)."""
-    if span < 1 or unit <= 0:
-        raise ValueError(f"need span >= 1 and unit > 0, got span={span}, unit={unit}")
-    x = x.detach().cpu().float()
+    if span < 1 or not (unit > 0 and math.isfinite(unit)):
+        raise ValueError(f"need span >= 1 and a finite unit > 0, got span={span}, unit={unit}")
+    check_images(x, dims=3)
+    x = x.detach().cpu()
     d1 = gradient_direction(source, x[None], torch.tensor([y]))[0].cpu()
     g = torch.Generator().manual_seed(seed)
     r = torch.randn(x.shape, generator=g)

@@ -8,6 +8,7 @@ before any compute starts.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -24,11 +25,16 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> None:
-    """Atomically write ``model``'s weights (moved to the CPU) with ``meta`` (must name ``arch``)."""
+    """Atomically write ``model``'s weights (moved to the CPU) with ``meta`` (JSON-compatible,
+    must name ``arch``).
+
+    ``meta`` is stored as its JSON round trip: pickle's bytes depend on which strings are the
+    same object, so equal metadata built another way (a resumed run reads half its log back
+    from disk) would otherwise give a checkpoint with other bytes and another DVC hash."""
     if "arch" not in meta:
         raise ValueError("checkpoint metadata must name the architecture ('arch')")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_tensors({"format": FORMAT_VERSION, "meta": dict(meta), "state_dict": state}, path)
+    save_tensors({"format": FORMAT_VERSION, "meta": json.loads(json.dumps(meta)), "state_dict": state}, path)
 
 
 def read_checkpoint(path: str | Path, arch: str | None = None) -> dict:

@@ -1,28 +1,116 @@
-"""Command-line options <-> typed, validated stage configurations.
+"""Command-line options <-> typed, validated stage configurations: the CLI's one validation layer.
 
-Each stage declares a frozen dataclass; :func:`add_arguments` turns its fields into argparse
-options (``--field``) and :func:`from_args` builds the dataclass back, whose ``__post_init__``
-validates it before any compute starts. DVC's dictionary unpacking (``${train}`` in a stage's
-``cmd``) emits exactly these options: lists as ``--key a b``, booleans as ``--key``/``--no-key``
-(``parsing.bool: boolean_optional`` in ``.dvc/config``). A field whose type is itself a
-dataclass contributes its own fields, unprefixed, so ``Recipe`` options sit beside ``--arch``.
+Each stage declares a frozen dataclass deriving from :class:`Options`; :func:`add_arguments`
+turns its fields into argparse options (``--field``) and :func:`from_args` builds the dataclass
+back. DVC's dictionary unpacking (``${train}`` in a stage's ``cmd``) emits exactly these
+options: lists as ``--key a b``, booleans as ``--key``/``--no-key`` (``parsing.bool:
+boolean_optional`` in ``.dvc/config``). A field whose type is itself a dataclass contributes its
+own fields, unprefixed, so ``Recipe`` options sit beside ``--arch``.
+
+Validation happens on construction, before any compute: every number (and every item of a
+tuple of numbers) must be finite and inside the range its field declares (``ge``, ``gt``,
+``le``), strings must match their ``choices`` or ``pattern``, ``nonempty`` tuples need a value;
+then the class's own :meth:`Options.check` looks at how fields relate. Fields declared
+``output="file"`` or ``output="dir"`` are what :func:`outputs` returns, so the CLI can check
+that they are writable before a stage starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import operator
+import re
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
-def help_field(default: Any = dataclasses.MISSING, help: str = "", positional: bool = False) -> Any:
-    """A dataclass field with a help string for ``--help``; ``positional`` makes it an
-    argument (``classaware profile quick``) instead of an option."""
+
+def help_field(
+    default: Any = dataclasses.MISSING, help: str = "", positional: bool = False, *,
+    ge: float | None = None, gt: float | None = None, le: float | None = None, nonempty: bool = False,
+    choices: typing.Iterable[str] | None = None, pattern: str | None = None, output: Literal["file", "dir"] | None = None,
+) -> Any:
+    """A dataclass field with a help string for ``--help`` and the constraints :class:`Options`
+    checks (see the module docstring); ``positional`` makes it an argument (``classaware
+    profile quick``) instead of an option."""
     if default is not dataclasses.MISSING and isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple, not a mutable default")
-    return dataclasses.field(default=default, metadata={"help": help, "positional": positional})
+    metadata = {"help": help, "positional": positional, "ge": ge, "gt": gt, "le": le, "nonempty": nonempty,
+                "choices": None if choices is None else tuple(choices), "pattern": pattern, "output": output}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def device_field() -> Any:
+    """The ``--device`` option every computing stage has."""
+    return help_field("auto", "auto (CUDA when available), cpu, cuda or cuda:N", pattern=DEVICE_PATTERN)
+
+
+def _value_problem(name: str, value: Any, meta: typing.Mapping) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            return f"{name} must be a finite number, got {value}"
+        for key, word, holds in (("ge", ">=", operator.ge), ("gt", ">", operator.gt), ("le", "<=", operator.le)):
+            bound = meta.get(key)
+            if bound is not None and not holds(value, bound):
+                return f"{name} must be {word} {bound}, got {value}"
+    if isinstance(value, str):
+        if meta.get("choices") is not None and value not in meta["choices"]:
+            return f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}"
+        if meta.get("pattern") is not None and not re.fullmatch(meta["pattern"], value):
+            return f"{name} {value!r} does not match {meta['pattern']!r}"
+    return None
+
+
+def field_problems(obj) -> list[str]:
+    """What is wrong with each field of dataclass ``obj`` by its own declared constraints."""
+    problems = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("nonempty") and not value:
+            problems.append(f"{f.name} needs at least one value")
+        for item in value if isinstance(value, tuple) else (value,):
+            problem = _value_problem(f.name, item, f.metadata)
+            if problem:
+                problems.append(problem)
+                break
+    return problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Base of every option set: validated on construction (see the module docstring).
+
+    Lists given for tuple fields become tuples, so ``Recipe(milestones=[3, 7])`` works."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            if typing.get_origin(hints[f.name]) is tuple and isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
+        problems = field_problems(self) or self.check()
+        if problems:
+            raise ValueError(f"invalid {type(self).__name__.lower()} options: " + "; ".join(problems))
+
+    def check(self) -> list[str]:
+        """Problems in how the fields relate; each field is already valid on its own."""
+        return []
+
+
+def outputs(obj) -> list[tuple[Path, str]]:
+    """(path, "file" or "dir") of every output field of ``obj`` that is set, nested ones included."""
+    found = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            found += outputs(value)
+        elif f.metadata.get("output") and value is not None:
+            found.append((Path(value), f.metadata["output"]))
+    return found
 
 
 def _options(cls, defaults=None) -> list[tuple[dataclasses.Field, Any, Any]]:

@@ -20,6 +20,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .contracts import check_images, model_device
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
@@ -178,7 +180,8 @@ def build(arch: str, num_classes: int = 10) -> Normalized:
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Predicted labels argmax f(x) for float images in [0, 1], in eval mode, batched on the
     model's device; returns int64 labels on ``x``'s device. The model's mode is restored."""
-    device = next(model.parameters()).device
+    check_images(x)
+    device = model_device(model, x.device)
     was_training = model.training
     model.eval()
     try:
@@ -196,10 +199,17 @@ def family(arch: str) -> str:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else is passed to torch.device."""
+    """'auto' -> CUDA when available, else CPU; 'cpu', 'cuda' or 'cuda:N' as named, checked to exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return device

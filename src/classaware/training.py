@@ -18,11 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .artifacts import load_tensors, save_tensors
 from .checkpoint import save_checkpoint
-from .config import help_field
+from .config import Options, help_field
 from .data import to_float
 from .models import build, predict
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(Options):
     """SGD with momentum and step decay: lr(e) = lr * gamma ** #{m in milestones : m <= e}.
 
     ``batch_size``, ``crop_padding`` and ``flip`` are not stated in the paper; the defaults
@@ -47,28 +47,20 @@ class Recipe:
     CIFAR-10 choices. ``crop_padding=0`` and ``flip=False`` disable augmentation.
     """
 
-    epochs: int = help_field(100, "training epochs")
-    lr: float = help_field(0.01, "initial learning rate")
-    milestones: tuple[int, ...] = help_field((50,), "epochs at which the learning rate is multiplied by gamma")
-    gamma: float = help_field(0.1, "learning-rate decay factor")
-    momentum: float = help_field(0.9, "SGD momentum")
-    weight_decay: float = help_field(5e-4, "SGD weight decay")
-    batch_size: int = help_field(128, "batch size")
-    crop_padding: int = help_field(4, "random-crop padding in pixels (0: no crop)")
+    epochs: int = help_field(100, "training epochs", ge=1)
+    lr: float = help_field(0.01, "initial learning rate", gt=0)
+    milestones: tuple[int, ...] = help_field((50,), "epochs at which the learning rate is multiplied by gamma", ge=1)
+    gamma: float = help_field(0.1, "learning-rate decay factor", gt=0)
+    momentum: float = help_field(0.9, "SGD momentum", ge=0, le=1)
+    weight_decay: float = help_field(5e-4, "SGD weight decay", ge=0)
+    batch_size: int = help_field(128, "batch size", ge=1)
+    crop_padding: int = help_field(4, "random-crop padding in pixels (0: no crop)", ge=0)
     flip: bool = help_field(True, "random horizontal flips")
 
-    def __post_init__(self):
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        problems = [
-            f"{name} must be positive, got {getattr(self, name)}"
-            for name in ("epochs", "lr", "gamma", "batch_size")
-            if not getattr(self, name) > 0
-        ]
-        problems += [f"{name} must be >= 0, got {getattr(self, name)}" for name in ("momentum", "weight_decay", "crop_padding") if getattr(self, name) < 0]
-        if list(self.milestones) != sorted(self.milestones) or any(not 0 < m < self.epochs for m in self.milestones):
-            problems.append(f"milestones must be increasing epochs inside (0, {self.epochs}), got {list(self.milestones)}")
-        if problems:
-            raise ValueError("invalid training recipe: " + "; ".join(problems))
+    def check(self) -> list[str]:
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m >= self.epochs for m in self.milestones):
+            return [f"milestones must be increasing epochs inside (0, {self.epochs}), got {list(self.milestones)}"]
+        return []
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
@@ -171,15 +163,16 @@ def train(
     meta: dict | None = None,
     device: str | torch.device = "cpu",
     bf16: bool = False,
-    on_epoch_end: Callable[[dict], None] | None = None,
 ) -> torch.nn.Module:
     """Train ``spec`` on uint8 images and write ``out_dir/epoch_EEE.pt`` for each 1-based epoch
     in ``save_epochs`` and for the last epoch.
 
     Work in progress lives in ``<out_dir>.partial/`` (a resume state after every epoch plus the
-    checkpoints saved so far); a rerun with the same spec and data resumes from it, and the
-    finished folder replaces ``out_dir`` in one rename. ``test_x``/``test_y`` are evaluated after
-    every epoch for the log. ``meta`` (e.g. the data's hash) is stored in every checkpoint.
+    checkpoints saved so far); a rerun with the same spec and data resumes from it and writes
+    byte-identical checkpoints. When done, the checkpoints replace ``out_dir``, which must be
+    new or hold only checkpoints of an earlier run: nothing else is ever deleted (see
+    :func:`check_destination`). ``test_x``/``test_y`` are evaluated after every epoch for the
+    log. ``meta`` (e.g. the data's hash) is stored in every checkpoint.
     """
     recipe, device = spec.recipe, torch.device(device)
     save_epochs = tuple(sorted({int(e) for e in save_epochs} | {recipe.epochs}))
@@ -187,6 +180,7 @@ def train(
         raise ValueError(f"save_epochs must lie in 1..{recipe.epochs}, got {list(save_epochs)}")
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
+    check_destination(out_dir)
     identity = {"spec": spec.as_dict(), "meta": dict(meta or {}), "n_train": len(train_y)}
 
     torch.manual_seed(spec.init_seed)
@@ -214,31 +208,69 @@ def train(
         )
         if epoch + 1 in save_epochs:
             ckpt_meta = {**identity["meta"], **spec.as_dict(), "epoch": epoch + 1, "n_train": n, "history": list(history)}
-            save_checkpoint(work / f"epoch_{epoch + 1:03d}.pt", model, ckpt_meta)
-        save_tensors({"identity": identity, "epoch": epoch + 1, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict()}, work / "state.pt")
-        if on_epoch_end is not None:
-            on_epoch_end(record)
+            save_checkpoint(work / _checkpoint_name(epoch + 1), model, ckpt_meta)
+        save_tensors({"identity": identity, "epoch": epoch + 1, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict()}, work / STATE)
 
-    (work / "state.pt").unlink()
+    (work / STATE).unlink()
+    check_destination(out_dir)  # again: something may have appeared while training
     if out_dir.exists():
-        shutil.rmtree(out_dir)
+        for old in out_dir.iterdir():
+            old.unlink()
+        out_dir.rmdir()
     os.replace(work, out_dir)
     return model.eval()
+
+
+STATE = "state.pt"
+_CHECKPOINT = re.compile(r"epoch_\d{3,}\.pt")
+# what training writes in its work folder: the resume state, checkpoints, and the temporaries
+# of their atomic writes (which a killed run leaves behind)
+_WORK_FILE = re.compile(r"(state\.pt|epoch_\d{3,}\.pt)|\.(state\.pt|epoch_\d{3,}\.pt)\.\w+\.tmp")
+
+
+def _checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.pt"
+
+
+def check_destination(out_dir: Path) -> None:
+    """Refuse, before any training, an ``out_dir`` that is not a folder of checkpoints (or
+    absent), or a ``<out_dir>.partial`` holding anything training does not write there."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output {out_dir} is a file; give a folder for the checkpoints")
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if not (p.is_file() and _CHECKPOINT.fullmatch(p.name)))
+        if foreign:
+            raise ValueError(
+                f"output folder {out_dir} holds files that are not classaware checkpoints ({', '.join(foreign[:5])}); "
+                "training replaces the folder, so give a new or empty folder, or move those files out"
+            )
+    work = out_dir.with_name(out_dir.name + ".partial")
+    if work.is_dir():
+        foreign = sorted(p.name for p in work.iterdir() if not (p.is_file() and _WORK_FILE.fullmatch(p.name)))
+        if foreign:
+            raise ValueError(f"work folder {work} holds files training did not write ({', '.join(foreign[:5])}); "
+                             f"move them out, or delete the folder with `rm -r {work}` to start over")
 
 
 def _resume(work: Path, identity: dict, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list]:
     """Restore model and optimizer from ``work/state.pt`` if it belongs to this very run;
     return (epochs already done, their log). A state of another run is discarded."""
-    state_path = work / "state.pt"
+    state_path = work / STATE
     if state_path.exists():
-        state = load_tensors(state_path, "resume state")
-        if state.get("identity") == identity:
+        try:
+            state = load_tensors(state_path, "resume state")
+            if not isinstance(state, dict) or not {"identity", "epoch", "history", "model", "optimizer"} <= set(state):
+                raise ValueError(f"resume state {state_path} is not a classaware resume state")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; the interrupted run cannot be resumed: delete it with `rm -r {work}` and rerun") from exc
+        if state["identity"] == identity:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             log.info("resuming %s from epoch %d", work, state["epoch"])
             return state["epoch"], list(state["history"])
         log.warning("discarding %s: it belongs to another run (different spec or data)", work)
     if work.exists():
-        shutil.rmtree(work)
+        shutil.rmtree(work)  # check_destination made sure it holds only what training wrote
     work.mkdir(parents=True)
     return 0, []

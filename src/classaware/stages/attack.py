@@ -15,7 +15,7 @@ from ..artifacts import save_tensors
 from ..attacks import fgm, pgd, random_targets
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import balanced_subset, load_canonical, to_float
 from ..models import pick_device
 
@@ -23,27 +23,21 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     source: str = help_field(help="zoo reference of the source model F1 (member or member@epoch)")
     method: Literal["fgm", "pgd"] = help_field(help="FGM (one step of size eps) or PGD")
     objective: Literal["untargeted", "targeted"] = help_field(help="eq. (2) or eq. (3) with random targets")
-    out: Path = help_field(help="file for the adversarial examples")
-    eps: tuple[float, ...] = help_field((1.0,), "perturbation budgets ||x' - x|| <= eps")
-    steps: int = help_field(10, "PGD steps")
-    alpha_ratio: float = help_field(0.2, "PGD step size as a fraction of eps (paper: alpha = eps/5)")
+    out: Path = help_field(help="file for the adversarial examples", output="file")
+    eps: tuple[float, ...] = help_field((1.0,), "perturbation budgets ||x' - x|| <= eps", gt=0, nonempty=True)
+    steps: int = help_field(10, "PGD steps", ge=1)
+    alpha_ratio: float = help_field(0.2, "PGD step size as a fraction of eps (paper: alpha = eps/5)", gt=0)
     norm: Literal["l2", "linf"] = help_field("l2", "threat model")
-    test_size: int = help_field(0, "attack a class-balanced subset of this many test images (0: all)")
-    target_seed: int = help_field(0, "seed of the random target classes of targeted attacks")
-    batch_size: int = help_field(500, "images per attack batch")
+    test_size: int = help_field(0, "attack a class-balanced subset of this many test images (0: all)", ge=0)
+    target_seed: int = help_field(0, "seed of the random target classes of targeted attacks", ge=0)
+    batch_size: int = help_field(500, "images per attack batch", ge=1)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
-
-    def __post_init__(self):
-        if not self.eps or any(not e > 0 for e in self.eps):
-            raise ValueError(f"eps must be a non-empty list of positive budgets, got {list(self.eps)}")
-        if self.steps < 1 or not self.alpha_ratio > 0 or self.test_size < 0 or self.batch_size < 1:
-            raise ValueError("need steps >= 1, alpha_ratio > 0, test_size >= 0, batch_size >= 1")
+    device: str = device_field()
 
 
 def run(cfg: Config) -> None:

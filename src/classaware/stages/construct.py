@@ -25,7 +25,7 @@ from ..artifacts import save_json, save_tensors
 from ..attacks import n_targeted_pgd, random_targets
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import balanced_split, load_canonical, to_float
 from ..metrics import Proportion
 from ..models import pick_device, predict
@@ -42,30 +42,30 @@ def parse_pair(pair: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     pair: str = help_field(help="the attacked models, written F1+F2 (zoo references)")
-    out: Path = help_field(help="file for X', Y1, Y2 and the original labels")
-    metrics: Path = help_field(help="JSON file for Table 1's row (and the probes)")
-    eps: float = help_field(1.0, "l2 (or linf) budget of the N-targeted attack")
-    alpha: float = help_field(0.1, "step size")
-    steps: int = help_field(100, "PGD steps")
+    out: Path = help_field(help="file for X', Y1, Y2 and the original labels", output="file")
+    metrics: Path = help_field(help="JSON file for Table 1's row (and the probes)", output="file")
+    eps: float = help_field(1.0, "l2 (or linf) budget of the N-targeted attack", gt=0)
+    alpha: float = help_field(0.1, "step size", gt=0)
+    steps: int = help_field(100, "PGD steps", ge=1)
     norm: Literal["l2", "linf"] = help_field("l2", "threat model")
-    train_size: int = help_field(0, "attack this many training images (0: all not held out)")
-    val_size: int = help_field(5000, "clean training images held out for the grid search")
-    target_seed: int = help_field(1, "seed of Y1 and Y2")
-    batch_size: int = help_field(500, "images per attack batch")
-    probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps")
-    probe_size: int = help_field(1000, "images for each probe")
+    train_size: int = help_field(0, "attack this many training images (0: all not held out)", ge=0)
+    val_size: int = help_field(5000, "clean training images held out for the grid search", ge=0)
+    target_seed: int = help_field(1, "seed of Y1 and Y2", ge=0)
+    batch_size: int = help_field(500, "images per attack batch", ge=1)
+    probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps", gt=0)
+    probe_size: int = help_field(1000, "images for each probe", ge=1)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+    device: str = device_field()
 
-    def __post_init__(self):
-        parse_pair(self.pair)
-        if not (self.eps > 0 and self.alpha > 0 and self.steps >= 1) or any(not e > 0 for e in self.probe_eps):
-            raise ValueError("need eps > 0, alpha > 0, steps >= 1 and positive probe eps")
-        if self.train_size < 0 or self.val_size < 0 or self.probe_size < 1 or self.batch_size < 1:
-            raise ValueError("need train_size >= 0, val_size >= 0, probe_size >= 1, batch_size >= 1")
+    def check(self) -> list[str]:
+        try:
+            parse_pair(self.pair)
+        except ValueError as exc:
+            return [str(exc)]
+        return []
 
 
 def table1_row(f1_adv: torch.Tensor, f2_adv: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor) -> dict:

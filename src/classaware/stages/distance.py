@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from ..artifacts import save_json, save_tensors
 from ..batching import map_batches
 from ..boundary import boundary_distance, distance_from_distances, gradient_direction
 from ..checkpoint import load_refs
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import balanced_subset, load_canonical, to_float
 from ..models import pick_device, predict
 
@@ -22,27 +21,26 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
-    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1")
-    targets: tuple[str, ...] = help_field(help="zoo references of the target models F2")
-    out: Path = help_field(help="JSON file of Dist(F1, F2)")
-    distances: Path = help_field(help="file of the per-image distances d(f, x)")
-    n_images: int = help_field(5000, "images to average over (paper: 5,000)")
-    test_size: int = help_field(0, "draw them from a class-balanced subset of this many test images (0: all)")
-    selection_seed: int = help_field(0, "seed of the random choice of images")
-    max_radius: float = help_field(10.0, "largest l2 radius searched; images that never flip are counted")
-    step: float = help_field(0.02, "scan step of the bracketing search")
-    tol: float = help_field(1e-3, "bisection tolerance: d is over-estimated by at most tol")
-    batch_size: int = help_field(500, "images per batch")
+class Config(Options):
+    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1", nonempty=True)
+    targets: tuple[str, ...] = help_field(help="zoo references of the target models F2", nonempty=True)
+    out: Path = help_field(help="JSON file of Dist(F1, F2)", output="file")
+    distances: Path = help_field(help="file of the per-image distances d(f, x)", output="file")
+    n_images: int = help_field(5000, "images to average over (paper: 5,000)", ge=1)
+    test_size: int = help_field(0, "draw them from a class-balanced subset of this many test images (0: all)", ge=0)
+    selection_seed: int = help_field(0, "seed of the random choice of images", ge=0)
+    max_radius: float = help_field(10.0, "largest l2 radius searched; images that never flip are counted", gt=0)
+    step: float = help_field(0.02, "scan step of the bracketing search", gt=0)
+    tol: float = help_field(1e-3, "bisection tolerance: d is over-estimated by at most tol", gt=0)
+    batch_size: int = help_field(500, "images per batch", ge=1)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+    device: str = device_field()
 
-    def __post_init__(self):
-        if not self.sources or not self.targets:
-            raise ValueError("need at least one source and one target")
-        if self.n_images < 1 or not (0 < self.tol <= self.step <= self.max_radius < math.inf):
-            raise ValueError("need n_images >= 1 and 0 < tol <= step <= max_radius < inf")
+    def check(self) -> list[str]:
+        if not self.tol <= self.step <= self.max_radius:
+            return [f"need tol <= step <= max_radius, got {self.tol}, {self.step}, {self.max_radius}"]
+        return []
 
 
 def run(cfg: Config) -> None:

@@ -9,15 +9,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import help_field
+from ..config import Options, help_field
 from ..data import download
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
-    root: Path = help_field(Path("data"), "folder to download cifar-10-python.tar.gz into")
+class Config(Options):
+    root: Path = help_field(Path("data"), "folder to download cifar-10-python.tar.gz into", output="dir")
 
 
 def run(cfg: Config) -> None:

@@ -17,7 +17,7 @@ from .. import plots
 from ..analysis import RATIOS, attack_names, check_eps, correlations, eps_curves, eps_key, transfer_rows
 from ..artifacts import load_json, load_tensors, save_json, save_text
 from ..boundary import REGION_NAMES, transfer_regions
-from ..config import help_field
+from ..config import Options, help_field
 
 FIG3_COLUMNS = ["source", "attack", "eps", "target", "relation", "family", "n", "dist", "dist_ci_low", "dist_ci_high",
                 *(f"{k}{s}" for k in RATIOS for s in ("", "_ci_low", "_ci_high")), "target_hit"]
@@ -28,12 +28,12 @@ CORRELATION_COLUMNS = ["source", "attack", "eps", "n_targets",
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     transfer: Path = help_field(help="`transfer` results (JSON)")
     distance: Path = help_field(help="`distance` results (JSON)")
     plane: Path = help_field(help="`plane` decision planes")
-    out_dir: Path = help_field(help="folder for the PNGs and their data")
-    figure_eps: float = help_field(1.0, "Fig. 3's eps, one of the attacked eps (paper: 1.0)")
+    out_dir: Path = help_field(help="folder for the PNGs and their data", output="dir")
+    figure_eps: float = help_field(1.0, "Fig. 3's eps, one of the attacked eps (paper: 1.0)", gt=0)
 
 
 def plane_data(plane: dict) -> dict:

@@ -13,7 +13,7 @@ import torch
 from ..artifacts import save_tensors
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import CLASSES, load_canonical, to_float
 from ..models import pick_device, predict
 
@@ -21,24 +21,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     source: str = help_field(help="zoo reference of the source model F1 (gives the direction d1)")
-    models: tuple[str, ...] = help_field(help="zoo references of the models shown beside the source")
-    out: Path = help_field(help="file for the planes")
-    image_class: str = help_field("bird", f"class of the image, one of: {', '.join(CLASSES)}")
-    image_rank: int = help_field(0, "take the k-th eligible image of that class (0: the first)")
-    span: int = help_field(50, "grid coordinates run over -span..span")
-    unit: float = help_field(0.02, "l2 length of one grid unit (paper: 0.02)")
-    seed: int = help_field(0, "seed of the random orthogonal direction d2")
+    models: tuple[str, ...] = help_field(help="zoo references of the models shown beside the source", nonempty=True)
+    out: Path = help_field(help="file for the planes", output="file")
+    image_class: str = help_field("bird", f"class of the image, one of: {', '.join(CLASSES)}", choices=CLASSES)
+    image_rank: int = help_field(0, "take the k-th eligible image of that class (0: the first)", ge=0)
+    span: int = help_field(50, "grid coordinates run over -span..span", ge=1)
+    unit: float = help_field(0.02, "l2 length of one grid unit (paper: 0.02)", gt=0)
+    seed: int = help_field(0, "seed of the random orthogonal direction d2", ge=0)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
-
-    def __post_init__(self):
-        if self.image_class not in CLASSES:
-            raise ValueError(f"unknown class {self.image_class!r}; known: {', '.join(CLASSES)}")
-        if self.image_rank < 0 or self.span < 1 or not self.unit > 0:
-            raise ValueError("need image_rank >= 0, span >= 1, unit > 0")
+    device: str = device_field()
 
 
 def run(cfg: Config) -> None:

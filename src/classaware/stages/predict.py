@@ -12,7 +12,7 @@ import torch
 
 from ..artifacts import load_tensors, save_tensors
 from ..checkpoint import load_refs
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import load_canonical, to_float
 from ..models import family, pick_device, predict
 
@@ -20,19 +20,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
-    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1")
-    targets: tuple[str, ...] = help_field(help="zoo references of the target models F2 (a source is skipped as its own target)")
+class Config(Options):
+    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1", nonempty=True)
+    targets: tuple[str, ...] = help_field(
+        help="zoo references of the target models F2 (a source is skipped as its own target)", nonempty=True)
     adv_dir: Path = help_field(help="folder holding <source>/*.pt adversarial sets from `attack`")
-    out_dir: Path = help_field(help="folder for the prediction tables <source>.pt")
+    out_dir: Path = help_field(help="folder for the prediction tables <source>.pt", output="dir")
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
-    batch_size: int = help_field(1000, "images per forward pass")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
-
-    def __post_init__(self):
-        if not self.sources or not self.targets:
-            raise ValueError("need at least one source and one target model")
+    batch_size: int = help_field(1000, "images per forward pass", ge=1)
+    device: str = device_field()
 
 
 def relation(meta: dict, source: dict) -> str:

@@ -6,17 +6,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import help_field
+from ..config import Options, help_field
 from ..data import read_archive, save_canonical
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     source: Path = help_field(help="CIFAR-10 archive: the official cifar-10-python.tar.gz or an image-folder .tar.gz")
-    out: Path = help_field(Path("data/cifar10.pt"), "canonical tensor file to write")
-    md5: str = help_field("", "expected md5 of the archive (empty: only the official format's md5 is enforced)")
+    out: Path = help_field(Path("data/cifar10.pt"), "canonical tensor file to write", output="file")
+    md5: str = help_field("", "expected md5 of the archive (empty: only the official format's md5 is enforced)", pattern=r"|[0-9a-f]{32}")
 
 
 def run(cfg: Config) -> None:

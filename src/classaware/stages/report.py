@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import atomic_path, load_json, save_text
-from ..config import help_field
+from ..config import Options, help_field
 
 OFFICIAL = "CIFAR-10 (official)"
 TIMINGS = Path("logs/timings.jsonl")
@@ -51,12 +51,12 @@ FIGURES = (
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     profile: str = help_field(help="profile the results were made at (paper, quick, smoke)")
     results: Path = help_field(Path("results"), "folder of claims.md, tables.md, transfer.json, distance.json")
     figures: Path = help_field(Path("figures"), "folder of the `figures` stage's PNGs and CSVs")
     metrics: Path = help_field(Path("metrics"), "folder of the metrics (train/*.json)")
-    out_dir: Path = help_field(Path("report"), "folder for report.md, report.html and copies of the figures")
+    out_dir: Path = help_field(Path("report"), "folder for report.md, report.html and copies of the figures", output="dir")
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:

@@ -8,20 +8,20 @@ from pathlib import Path
 
 from .. import paper
 from ..artifacts import load_json, save_json, save_text
-from ..config import help_field
+from ..config import Options, help_field
 
 CHANCE = 0.10
 NEAR_CHANCE = 1.5  # Table 2 marks an accuracy below NEAR_CHANCE x chance as "near chance"
 
 
 @dataclass(frozen=True)
-class Config:
-    pairs: tuple[str, ...] = help_field(help="the non-robust sets' pairs F1+F2, in the paper's order")
-    archs: tuple[str, ...] = help_field(help="the trained architectures (ResNet-18's role first, then VGG-16-bn's)")
-    labels: tuple[str, ...] = help_field(("y1", "y2"), "the labellings")
+class Config(Options):
+    pairs: tuple[str, ...] = help_field(help="the non-robust sets' pairs F1+F2, in the paper's order", nonempty=True)
+    archs: tuple[str, ...] = help_field(help="the trained architectures (ResNet-18's role first, then VGG-16-bn's)", nonempty=True)
+    labels: tuple[str, ...] = help_field(("y1", "y2"), "the labellings", nonempty=True, choices=("y1", "y2"))
     construct_dir: Path = help_field(Path("metrics/nonrobust"), "folder of `construct`'s metrics")
     train_dir: Path = help_field(Path("metrics/nonrobust_train"), "folder of `train-grid`'s metrics")
-    out_dir: Path = help_field(Path("results"), "folder for table1.json, table2.json and tables.md")
+    out_dir: Path = help_field(Path("results"), "folder for table1.json, table2.json and tables.md", output="dir")
 
 
 def _paper(table, *index):

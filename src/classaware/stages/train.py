@@ -8,40 +8,38 @@ from pathlib import Path
 
 from ..artifacts import save_json
 from ..checkpoint import load_model
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import balanced_subset, load_canonical
 from ..models import ARCHITECTURES, pick_device
-from ..training import Recipe, TrainSpec, accuracy, train
+from ..training import Recipe, TrainSpec, accuracy, check_destination, train
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Config:
-    arch: str = help_field(help=f"architecture, one of: {', '.join(ARCHITECTURES)}")
-    init_seed: int = help_field(help="seed of the initial weights (same value = the paper's 'w:same')")
-    data_seed: int = help_field(help="seed of data order, augmentation and dropout")
-    out: Path = help_field(help="folder for the checkpoints epoch_EEE.pt")
+class Config(Options):
+    arch: str = help_field(help=f"architecture, one of: {', '.join(ARCHITECTURES)}", choices=ARCHITECTURES)
+    init_seed: int = help_field(help="seed of the initial weights (same value = the paper's 'w:same')", ge=0)
+    data_seed: int = help_field(help="seed of data order, augmentation and dropout", ge=0)
+    out: Path = help_field(help="folder for the checkpoints epoch_EEE.pt", output="dir")
     recipe: Recipe = Recipe()
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    metrics: Path | None = help_field(None, "JSON file for the test accuracy of every saved checkpoint")
-    train_size: int = help_field(0, "train on a class-balanced subset of this many images (0: all)")
-    eval_size: int = help_field(1000, "test images evaluated after every epoch for the log (0: all)")
-    test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)")
-    save_epochs: tuple[int, ...] = help_field((), "also save a checkpoint after these epochs (the last is always saved)")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+    metrics: Path | None = help_field(None, "JSON file for the test accuracy of every saved checkpoint", output="file")
+    train_size: int = help_field(0, "train on a class-balanced subset of this many images (0: all)", ge=0)
+    eval_size: int = help_field(1000, "test images evaluated after every epoch for the log (0: all)", ge=0)
+    test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)", ge=0)
+    save_epochs: tuple[int, ...] = help_field((), "also save a checkpoint after these epochs (the last is always saved)", ge=1)
+    device: str = device_field()
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
 
-    def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-        if min(self.train_size, self.eval_size, self.test_size) < 0:
-            raise ValueError("train_size, eval_size and test_size must be >= 0")
-        if any(not 1 <= e <= self.recipe.epochs for e in self.save_epochs):
-            raise ValueError(f"save_epochs must lie in 1..{self.recipe.epochs}, got {list(self.save_epochs)}")
+    def check(self) -> list[str]:
+        if any(e > self.recipe.epochs for e in self.save_epochs):
+            return [f"save_epochs must lie in 1..{self.recipe.epochs}, got {list(self.save_epochs)}"]
+        return []
 
 
 def run(cfg: Config) -> None:
+    check_destination(cfg.out)
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     idx = balanced_subset(data.train_y, cfg.train_size)

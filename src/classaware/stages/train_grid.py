@@ -17,48 +17,41 @@ from pathlib import Path
 from typing import Literal
 
 from ..artifacts import load_tensors, save_json
-from ..config import help_field
+from ..config import Options, device_field, help_field
 from ..data import balanced_split, balanced_subset, load_canonical
 from ..models import ARCHITECTURES, pick_device
-from ..training import PRESETS, Recipe, TrainSpec, accuracy, train
+from ..training import PRESETS, Recipe, TrainSpec, accuracy, check_destination, train
 
 log = logging.getLogger(__name__)
 AUGMENTATIONS = {"standard": {"crop_padding": 4, "flip": True}, "none": {"crop_padding": 0, "flip": False}}
 
 
 @dataclass(frozen=True)
-class Config:
-    arch: str = help_field(help=f"architecture, one of: {', '.join(ARCHITECTURES)}")
+class Config(Options):
+    arch: str = help_field(help=f"architecture, one of: {', '.join(ARCHITECTURES)}", choices=ARCHITECTURES)
     label: Literal["y1", "y2", "y"] = help_field(help="y1 / y2: a non-robust set's labelling; y: the original set (baseline)")
-    out: Path = help_field(help="folder for one sub-folder of checkpoints per grid cell")
-    metrics: Path = help_field(help="JSON file of every cell's accuracies and the selected one")
+    out: Path = help_field(help="folder for one sub-folder of checkpoints per grid cell", output="dir")
+    metrics: Path = help_field(help="JSON file of every cell's accuracies and the selected one", output="file")
     train_set: Path | None = help_field(None, "non-robust set from `construct` (required unless --label y)")
     recipe: Recipe = PRESETS["paper-sec4"]
-    grid_lr: tuple[float, ...] = help_field((0.01, 0.1), "initial learning rates to try")
-    grid_batch_size: tuple[int, ...] = help_field((128,), "batch sizes to try")
-    grid_augment: tuple[str, ...] = help_field(("standard", "none"), f"augmentations to try: {', '.join(AUGMENTATIONS)}")
-    train_size: int = help_field(0, "baseline only: training images (0: all not held out), as `construct`")
-    val_size: int = help_field(5000, "baseline only: held-out clean training images, as `construct`")
-    init_seed: int = help_field(0, "seed of the initial weights")
-    data_seed: int = help_field(0, "seed of data order, augmentation and dropout")
-    eval_size: int = help_field(2000, "test images evaluated after every epoch for the log (0: all)")
-    test_size: int = help_field(0, "test images of the reported accuracy (0: all)")
+    grid_lr: tuple[float, ...] = help_field((0.01, 0.1), "initial learning rates to try", gt=0, nonempty=True)
+    grid_batch_size: tuple[int, ...] = help_field((128,), "batch sizes to try", ge=1, nonempty=True)
+    grid_augment: tuple[str, ...] = help_field(
+        ("standard", "none"), f"augmentations to try: {', '.join(AUGMENTATIONS)}", choices=AUGMENTATIONS, nonempty=True)
+    train_size: int = help_field(0, "baseline only: training images (0: all not held out), as `construct`", ge=0)
+    val_size: int = help_field(5000, "baseline only: held-out clean training images, as `construct`", ge=0)
+    init_seed: int = help_field(0, "seed of the initial weights", ge=0)
+    data_seed: int = help_field(0, "seed of data order, augmentation and dropout", ge=0)
+    eval_size: int = help_field(2000, "test images evaluated after every epoch for the log (0: all)", ge=0)
+    test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    device: str = help_field("auto", "auto, cpu, cuda or cuda:N")
+    device: str = device_field()
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
 
-    def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    def check(self) -> list[str]:
         if (self.label == "y") != (self.train_set is None):
-            raise ValueError("--train_set is needed for labels y1/y2 and not allowed for the original labels y")
-        if not self.grid_lr or not self.grid_batch_size or not self.grid_augment:
-            raise ValueError("every grid axis needs at least one value")
-        if any(not lr > 0 for lr in self.grid_lr) or any(b < 1 for b in self.grid_batch_size):
-            raise ValueError("grid learning rates must be > 0 and batch sizes >= 1")
-        unknown = set(self.grid_augment) - set(AUGMENTATIONS)
-        if unknown:
-            raise ValueError(f"unknown augmentation(s) {sorted(unknown)}; known: {', '.join(AUGMENTATIONS)}")
+            return ["--train_set is needed for labels y1/y2 and not allowed for the original labels y"]
+        return []
 
 
 def cells(cfg: Config) -> list[tuple[str, str, Recipe]]:
@@ -71,6 +64,8 @@ def cells(cfg: Config) -> list[tuple[str, str, Recipe]]:
 
 
 def run(cfg: Config) -> None:
+    for name, _, _ in cells(cfg):
+        check_destination(cfg.out / name)
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     if cfg.train_set is None:

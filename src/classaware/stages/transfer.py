@@ -8,18 +8,14 @@ from pathlib import Path
 
 from ..analysis import eps_key
 from ..artifacts import load_tensors, save_json
-from ..config import help_field
+from ..config import Options, help_field
 from ..metrics import class_aware_transfer
 
 
 @dataclass(frozen=True)
-class Config:
-    predictions: tuple[Path, ...] = help_field(help="prediction tables from `predict`, one per source")
-    out: Path = help_field(help="JSON file of every ratio")
-
-    def __post_init__(self):
-        if not self.predictions:
-            raise ValueError("need at least one prediction table")
+class Config(Options):
+    predictions: tuple[Path, ...] = help_field(help="prediction tables from `predict`, one per source", nonempty=True)
+    out: Path = help_field(help="JSON file of every ratio", output="file")
 
 
 def source_results(table: dict) -> dict:

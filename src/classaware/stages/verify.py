@@ -15,23 +15,23 @@ import yaml
 
 from ..analysis import check_eps, eps_key, section3_metrics, section4_metrics
 from ..artifacts import load_json, save_json, save_text
-from ..config import help_field
+from ..config import Options, help_field
 
 log = logging.getLogger(__name__)
 TESTS = (">=", "<=", "within")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Options):
     profile: str = help_field(help="profile whose bounds apply (paper, quick, smoke)")
     claims: Path = help_field(Path("claims.yaml"), "the claims file")
-    figure_eps: float = help_field(1.0, "Fig. 3's eps, at which the correlations are taken")
+    figure_eps: float = help_field(1.0, "Fig. 3's eps, at which the correlations are taken", gt=0)
     transfer: Path = help_field(Path("results/transfer.json"), "`transfer` results")
     distance: Path = help_field(Path("results/distance.json"), "`distance` results")
     table1: Path = help_field(Path("results/table1.json"), "`tables` Table 1")
     table2: Path = help_field(Path("results/table2.json"), "`tables` Table 2")
-    out: Path = help_field(Path("metrics/claims.json"), "JSON verdicts (DVC metrics)")
-    table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts")
+    out: Path = help_field(Path("metrics/claims.json"), "JSON verdicts (DVC metrics)", output="file")
+    table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts", output="file")
 
 
 def load_claims(path: Path, profile: str) -> list[dict]:
