@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torchattacks
+from timing import device_name, sync  # benchmarks/timing.py, beside this script
 
 from classaware.attacks import fgm, pgd
 from classaware.models import ARCHITECTURES, build, pick_device
-from timing import device_name, sync  # benchmarks/timing.py, beside this script
 
 EPS = 1.0
 ATTACKS = ("FGM", "PGD-10")
@@ -59,12 +59,25 @@ def images_per_s(attack: Callable, x: torch.Tensor, y: torch.Tensor, batch_size:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--archs", nargs="+", default=["resnet18", "resnet10_w8"], choices=sorted(ARCHITECTURES), metavar="ARCH",
-                   help="architectures of classaware.models (default: resnet18 resnet10_w8)")
+    p.add_argument(
+        "--archs",
+        nargs="+",
+        default=["resnet18", "resnet10_w8"],
+        choices=sorted(ARCHITECTURES),
+        metavar="ARCH",
+        help="architectures of classaware.models (default: resnet18 resnet10_w8)",
+    )
     p.add_argument("--n-images", type=int, help="images per timed pass (default: 10000 on CUDA, 1000 on CPU)")
     p.add_argument("--batch-size", type=int, default=500, help="images per attack call (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=3, help="timed passes per library, alternating; the median is reported (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ... (default: %(default)s)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes per library, alternating; the median is reported (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ... (default: %(default)s)"
+    )
     args = p.parse_args()
     if min(args.n_images or 1, args.batch_size, args.repeats) < 1:
         p.error("--n-images, --batch-size and --repeats must be positive")
@@ -77,8 +90,10 @@ def main() -> None:
     first = slice(0, min(n, args.batch_size))
 
     print(f"device: {device_name(device)}   torch {torch.__version__}   torchattacks {torchattacks.__version__}")
-    print(f"{n} random images in [0, 1] per pass, batch {args.batch_size}, l2 eps {EPS}, no random start; "
-          f"median of {args.repeats} alternating passes; models fp32, eval mode")
+    print(
+        f"{n} random images in [0, 1] per pass, batch {args.batch_size}, l2 eps {EPS}, no random start; "
+        f"median of {args.repeats} alternating passes; models fp32, eval mode"
+    )
     print()
     row = "{:<14} | {:<6} | {:>10} | {:>18} | {:>5} | {:>10} | {:>11}".format
     print(row("model", "attack", "ours img/s", "torchattacks img/s", "ratio", "max |diff|", "imgs > 1e-4"))
@@ -87,14 +102,18 @@ def main() -> None:
         model = build(arch).to(device).eval()
         for name in ATTACKS:
             attacks = {"ours": ours(name, model), "theirs": theirs(name, model)}
-            diff = (attacks["ours"](x[first], y[first]) - attacks["theirs"](x[first], y[first])).abs().flatten(1).amax(1)
+            diff = (
+                (attacks["ours"](x[first], y[first]) - attacks["theirs"](x[first], y[first])).abs().flatten(1).amax(1)
+            )
             differ = f"{int((diff > 1e-4).sum())}/{len(diff)}"
             rates: dict[str, list[float]] = {"ours": [], "theirs": []}
             for _ in range(args.repeats):
                 for side, attack in attacks.items():
                     rates[side].append(images_per_s(attack, x, y, args.batch_size, device))
             a, b = statistics.median(rates["ours"]), statistics.median(rates["theirs"])
-            print(row(arch, name, f"{a:.0f}", f"{b:.0f}", f"{a / b:.2f}", f"{diff.max().item():.1e}", differ), flush=True)
+            print(
+                row(arch, name, f"{a:.0f}", f"{b:.0f}", f"{a / b:.2f}", f"{diff.max().item():.1e}", differ), flush=True
+            )
 
 
 if __name__ == "__main__":

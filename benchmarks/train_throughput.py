@@ -28,18 +28,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from timing import device_name, sync  # benchmarks/timing.py, beside this script
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from classaware.data import load_canonical
 from classaware.models import ARCHITECTURES, build, pick_device
 from classaware.training import Recipe, train_epoch
-from timing import device_name, sync  # benchmarks/timing.py, beside this script
 
 PAPER_ARCHS = ["resnet18", "vgg16", "densenet121"]
 REDUCED_ARCHS = ["resnet10_w8", "vgg11_bn_w8"]
@@ -54,7 +54,9 @@ def new_model(arch: str, device: torch.device, channels_last: bool) -> tuple[tor
     return model, opt
 
 
-def images_per_s(batches: Batches, step: Callable, batch_size: int, warmup: int, steps: int, device: torch.device) -> float:
+def images_per_s(
+    batches: Batches, step: Callable, batch_size: int, warmup: int, steps: int, device: torch.device
+) -> float:
     """Run ``warmup`` untimed steps, then return the rate of ``steps`` timed ones."""
     for xb, yb in itertools.islice(batches, warmup):
         step(xb, yb)
@@ -99,7 +101,9 @@ class CifarLike(Dataset):
 
 def baseline_batches(dataset: Dataset, args, device: torch.device) -> Batches:
     pin = device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, pin_memory=pin, drop_last=True)
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, pin_memory=pin, drop_last=True
+    )
     while True:
         for xb, yb in loader:
             yield xb.to(device, non_blocking=pin), yb.to(device, non_blocking=pin)
@@ -120,15 +124,32 @@ def baseline(arch: str, dataset: Dataset, args, device: torch.device) -> float:
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--archs", nargs="+", choices=sorted(ARCHITECTURES), metavar="ARCH",
-                   help=f"architectures of classaware.models (default: {' '.join(PAPER_ARCHS)} on CUDA, {' '.join(REDUCED_ARCHS)} on CPU)")
+    p.add_argument(
+        "--archs",
+        nargs="+",
+        choices=sorted(ARCHITECTURES),
+        metavar="ARCH",
+        help=f"architectures of classaware.models (default: {' '.join(PAPER_ARCHS)} on CUDA, {' '.join(REDUCED_ARCHS)} on CPU)",
+    )
     p.add_argument("--batch-size", type=int, default=128, help="images per step, both sides (default: %(default)s)")
     p.add_argument("--steps", type=int, default=50, help="timed steps per side (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps per side before the clock starts (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ... (default: %(default)s)")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
-                   help="bf16 autocast for ours, CUDA only; the baseline stays fp32 (default: off, as in params.yaml)")
-    p.add_argument("--data", metavar="PATH", help="canonical CIFAR-10 file from `classaware prepare`, whose training split is used (default: random uint8 images)")
+    p.add_argument(
+        "--warmup", type=int, default=5, help="untimed steps per side before the clock starts (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ... (default: %(default)s)"
+    )
+    p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="bf16 autocast for ours, CUDA only; the baseline stays fp32 (default: off, as in params.yaml)",
+    )
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="canonical CIFAR-10 file from `classaware prepare`, whose training split is used (default: random uint8 images)",
+    )
     p.add_argument("--workers", type=int, default=4, help="baseline DataLoader workers (default: %(default)s)")
     args = p.parse_args()
     if min(args.batch_size, args.steps) < 1 or min(args.warmup, args.workers) < 0:
@@ -147,14 +168,20 @@ def main() -> None:
         source = f"random uint8 images of CIFAR-10 shape ({SYNTHETIC_SIZE}), not real data (pass --data for CIFAR-10)"
     if len(y) < args.batch_size:
         p.error(f"the data has {len(y)} images, fewer than one batch of {args.batch_size}")
-    augmentation = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor()])
+    augmentation = transforms.Compose(
+        [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), transforms.ToTensor()]
+    )
     dataset = CifarLike(x, y, augmentation)
 
     bf16 = "on" if args.bf16 and device.type == "cuda" else "off"
     print(f"device: {device_name(device)}   torch {torch.__version__}")
     print(f"data: {source}")
-    print(f"batch {args.batch_size}; {args.warmup} warm-up + {args.steps} timed steps = {args.steps * args.batch_size} timed images per side")
-    print(f"ours: data on device, batched augment, channels_last, bf16 autocast {bf16}; baseline: DataLoader with {args.workers} workers, fp32")
+    print(
+        f"batch {args.batch_size}; {args.warmup} warm-up + {args.steps} timed steps = {args.steps * args.batch_size} timed images per side"
+    )
+    print(
+        f"ours: data on device, batched augment, channels_last, bf16 autocast {bf16}; baseline: DataLoader with {args.workers} workers, fp32"
+    )
     print()
     row = "{:<14} | {:>10} | {:>14} | {:>8}".format
     print(row("arch", "ours img/s", "baseline img/s", "speed-up"))

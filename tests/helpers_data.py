@@ -45,7 +45,9 @@ def folder_images(per_class: int, seed: int = 0, classes=CLASSES, size: int = 32
     return out
 
 
-def write_image_folder(path: Path, images: dict[str, dict[str, np.ndarray]], prefix: str = "", fmt: str = "PNG") -> Path:
+def write_image_folder(
+    path: Path, images: dict[str, dict[str, np.ndarray]], prefix: str = "", fmt: str = "PNG"
+) -> Path:
     """A ``.tar.gz`` holding ``[prefix/]split/class/NNNN.png`` for the given images.
 
     Members are written in reverse name order so a reader that relies on archive order,

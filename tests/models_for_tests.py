@@ -17,10 +17,12 @@ class LinearClassifier(nn.Module):
         super().__init__()
         W = torch.as_tensor(W)
         self.weight = nn.Parameter(W.clone())
-        self.bias = nn.Parameter(torch.zeros(W.shape[0], dtype=W.dtype) if b is None else torch.as_tensor(b, dtype=W.dtype).clone())
+        self.bias = nn.Parameter(
+            torch.zeros(W.shape[0], dtype=W.dtype) if b is None else torch.as_tensor(b, dtype=W.dtype).clone()
+        )
 
     @classmethod
-    def random(cls, num_classes: int, dim: int, seed: int, scale: float = 1.0, dtype=torch.float32) -> "LinearClassifier":
+    def random(cls, num_classes: int, dim: int, seed: int, scale: float = 1.0, dtype=torch.float32) -> LinearClassifier:
         g = torch.Generator().manual_seed(seed)
         W = torch.randn(num_classes, dim, generator=g, dtype=torch.float64) * scale
         b = torch.randn(num_classes, generator=g, dtype=torch.float64) * scale
@@ -40,8 +42,13 @@ class LinearClassifier(nn.Module):
 
 
 def smooth_cnn(
-    num_classes: int = 10, channels: int = 3, width: int = 8, seed: int = 0, dtype=torch.float32,
-    pool: int = 2, gain: float = 1.0,
+    num_classes: int = 10,
+    channels: int = 3,
+    width: int = 8,
+    seed: int = 0,
+    dtype=torch.float32,
+    pool: int = 2,
+    gain: float = 1.0,
 ) -> nn.Module:
     """A small CNN with smooth activations (Softplus, tanh): conv-softplus-conv(stride 2)-tanh-avgpool(pool)-linear.
 
@@ -52,9 +59,12 @@ def smooth_cnn(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 1, 1), nn.Softplus(),
-            nn.Conv2d(width, 2 * width, 3, 2, 1), nn.Tanh(),
-            nn.AdaptiveAvgPool2d(pool), nn.Flatten(),
+            nn.Conv2d(channels, width, 3, 1, 1),
+            nn.Softplus(),
+            nn.Conv2d(width, 2 * width, 3, 2, 1),
+            nn.Tanh(),
+            nn.AdaptiveAvgPool2d(pool),
+            nn.Flatten(),
             nn.Linear(2 * width * pool * pool, num_classes),
         )
         with torch.no_grad():
@@ -71,8 +81,12 @@ def bn_dropout_cnn(num_classes: int = 10, channels: int = 3, width: int = 8, see
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 1, 1), nn.BatchNorm2d(width), nn.Tanh(),
-            nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.5),
+            nn.Conv2d(channels, width, 3, 1, 1),
+            nn.BatchNorm2d(width),
+            nn.Tanh(),
+            nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.5),
             nn.Linear(4 * width, num_classes),
         )
     return net
@@ -125,7 +139,9 @@ class Scaled(nn.Module):
         return self.scale * self.base(x)
 
 
-def images(n: int, shape=(3, 8, 8), seed: int = 0, low: float = 0.0, high: float = 1.0, dtype=torch.float32) -> torch.Tensor:
+def images(
+    n: int, shape=(3, 8, 8), seed: int = 0, low: float = 0.0, high: float = 1.0, dtype=torch.float32
+) -> torch.Tensor:
     """n images drawn uniformly from [low, high] (seeded)."""
     g = torch.Generator().manual_seed(seed)
     return (low + (high - low) * torch.rand(n, *shape, generator=g, dtype=torch.float64)).to(dtype)

@@ -9,12 +9,20 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-
-from classaware.attacks import fgm, n_targeted_pgd, pgd, project, random_targets, unit_direction
-from classaware.batching import map_batches
 from models_for_tests import (
-    ConstantModel, DeadReluModel, LinearClassifier, Scaled, ZeroGradModel, bn_dropout_cnn, images, labels, smooth_cnn,
+    ConstantModel,
+    DeadReluModel,
+    LinearClassifier,
+    Scaled,
+    ZeroGradModel,
+    bn_dropout_cnn,
+    images,
+    labels,
+    smooth_cnn,
 )
+
+from classaware.attacks import fgm, n_targeted_pgd, pgd, project, random_target_classes, unit_direction
+from classaware.batching import map_batches
 
 SHAPE = (3, 8, 8)
 DIM = 3 * 8 * 8
@@ -43,21 +51,26 @@ def assert_in_ball(x_adv, x, eps, norm):
 
 # ----------------------------------------------------------------------------- eps-ball and [0, 1]
 @given(
-    eps=st.floats(0.0, 3.0), alpha=st.floats(0.01, 2.0), steps=st.integers(1, 3), norm=norms,
-    targeted=st.booleans(), random_start=st.booleans(), seed=seeds,
+    eps=st.floats(0.0, 3.0),
+    alpha=st.floats(0.01, 2.0),
+    steps=st.integers(1, 3),
+    norm=norms,
+    targeted=st.booleans(),
+    random_start=st.booleans(),
+    seed=seeds,
 )
 def test_pgd_stays_in_eps_ball_and_unit_box(eps, alpha, steps, norm, targeted, random_start, seed):
     x, y = images(4, SHAPE, seed), labels(4, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
-    x_adv = pgd(CNN, x, y, eps, alpha, steps, norm, targets=t, random_start=random_start, seed=seed)
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
+    x_adv = pgd(CNN, x, y, eps, alpha, steps, norm, target_classes=t, random_start=random_start, seed=seed)
     assert_in_ball(x_adv, x, eps, norm)
 
 
 @given(eps=st.floats(0.0, 3.0), norm=norms, targeted=st.booleans(), seed=seeds)
 def test_fgm_stays_in_eps_ball_and_unit_box(eps, norm, targeted, seed):
     x, y = images(4, SHAPE, seed), labels(4, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
-    x_adv = fgm(CNN, x, y, eps, norm, targets=t)
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
+    x_adv = fgm(CNN, x, y, eps, norm, target_classes=t)
     assert_in_ball(x_adv, x, eps, norm)
     # a full FGM step with a non-zero gradient moves the image (eps well above float resolution)
     if eps > 1e-3:
@@ -65,13 +78,17 @@ def test_fgm_stays_in_eps_ball_and_unit_box(eps, norm, targeted, seed):
 
 
 @given(
-    eps=st.floats(0.0, 3.0), alpha=st.floats(0.01, 2.0), steps=st.integers(1, 3), norm=norms,
-    random_start=st.booleans(), seed=seeds,
+    eps=st.floats(0.0, 3.0),
+    alpha=st.floats(0.01, 2.0),
+    steps=st.integers(1, 3),
+    norm=norms,
+    random_start=st.booleans(),
+    seed=seeds,
 )
 def test_n_targeted_pgd_stays_in_eps_ball_and_unit_box(eps, alpha, steps, norm, random_start, seed):
     x, y = images(3, SHAPE, seed), labels(3, 10, seed)
     g = torch.Generator().manual_seed(seed)
-    t1, t2 = random_targets(y, 10, g, exclude_true=False), random_targets(y, 10, g, exclude_true=False)
+    t1, t2 = random_target_classes(y, 10, g, exclude_true=False), random_target_classes(y, 10, g, exclude_true=False)
     x_adv = n_targeted_pgd([CNN, CNN2], x, [t1, t2], eps, alpha, steps, norm, random_start=random_start, seed=seed)
     assert_in_ball(x_adv, x, eps, norm)
 
@@ -99,21 +116,25 @@ def test_random_start_moves_and_depends_on_seed():
 @given(eps=st.floats(0.01, 2.0), norm=norms, targeted=st.booleans(), seed=seeds)
 def test_fgm_equals_one_step_pgd_with_alpha_eps(eps, norm, targeted, seed):
     x, y = images(4, SHAPE, seed), labels(4, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
-    a = fgm(CNN, x, y, eps, norm, targets=t)
-    b = pgd(CNN, x, y, eps, eps, 1, norm, targets=t)
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed)) if targeted else None
+    a = fgm(CNN, x, y, eps, norm, target_classes=t)
+    b = pgd(CNN, x, y, eps, eps, 1, norm, target_classes=t)
     assert float((a - b).abs().max()) <= 1e-6
 
 
 @given(
-    eps=st.floats(0.0, 2.0), alpha=st.floats(0.01, 1.0), steps=st.integers(1, 3), norm=norms,
-    random_start=st.booleans(), seed=seeds,
+    eps=st.floats(0.0, 2.0),
+    alpha=st.floats(0.01, 1.0),
+    steps=st.integers(1, 3),
+    norm=norms,
+    random_start=st.booleans(),
+    seed=seeds,
 )
 def test_n_targeted_with_one_model_is_targeted_pgd(eps, alpha, steps, norm, random_start, seed):
     x, y = images(3, SHAPE, seed), labels(3, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed))
     a = n_targeted_pgd([CNN], x, [t], eps, alpha, steps, norm, random_start=random_start, seed=seed)
-    b = pgd(CNN, x, y, eps, alpha, steps, norm, targets=t, random_start=random_start, seed=seed)
+    b = pgd(CNN, x, y, eps, alpha, steps, norm, target_classes=t, random_start=random_start, seed=seed)
     assert torch.equal(a, b)
 
 
@@ -121,9 +142,9 @@ def test_n_targeted_with_one_model_is_targeted_pgd(eps, alpha, steps, norm, rand
 def test_n_targeted_with_a_model_twice_is_targeted_pgd(norm):
     """sum_i L(f_i) with f_1 = f_2 and t_1 = t_2 is 2 L(f): the same direction, the same AEs."""
     x, y = images(4, SHAPE, 11), labels(4, 10, 11)
-    t = random_targets(y, 10, torch.Generator().manual_seed(11))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(11))
     a = n_targeted_pgd([CNN, CNN], x, [t, t], 1.0, 0.2, 3, norm)
-    b = pgd(CNN, x, y, 1.0, 0.2, 3, norm, targets=t)
+    b = pgd(CNN, x, y, 1.0, 0.2, 3, norm, target_classes=t)
     assert float((a - b).abs().max()) <= 1e-6
 
 
@@ -132,7 +153,7 @@ def test_n_targeted_step_descends_the_summed_loss(norm):
     """Eq. 5: one step goes along -d(grad sum_i CE(f_i(x), t_i)), using every model's gradient."""
     x, y = images(4, SHAPE, 12, low=0.2, high=0.8), labels(4, 10, 12)
     g = torch.Generator().manual_seed(12)
-    t1, t2 = random_targets(y, 10, g), random_targets(y, 10, g)
+    t1, t2 = random_target_classes(y, 10, g), random_target_classes(y, 10, g)
     alpha = 0.05
     xr = x.clone().requires_grad_(True)
     loss = F.cross_entropy(CNN(xr), t1, reduction="sum") + F.cross_entropy(CNN2(xr), t2, reduction="sum")
@@ -145,22 +166,31 @@ def test_n_targeted_step_descends_the_summed_loss(norm):
     got = n_targeted_pgd([CNN, CNN2], x, [t1, t2], 10.0, alpha, 1, norm)
     assert float((got - expected).abs().max()) <= 1e-6
     # and it is not the attack on either model alone
-    only1 = pgd(CNN, x, y, 10.0, alpha, 1, norm, targets=t1)
+    only1 = pgd(CNN, x, y, 10.0, alpha, 1, norm, target_classes=t1)
     assert float((got - only1).abs().max()) > 1e-4
 
 
 @given(norm=norms, targeted=st.booleans(), seed=seeds, steps=st.integers(1, 3))
 def test_result_does_not_depend_on_batch_split(norm, targeted, seed, steps):
     x, y = images(6, SHAPE, seed), labels(6, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed))
     if targeted:
-        whole = pgd(CNN, x, y, 0.5, 0.1, steps, norm, targets=t)
-        split = map_batches(lambda xb, yb, tb: pgd(CNN, xb, yb, 0.5, 0.1, steps, norm, targets=tb), x, y, t, batch_size=4)
-        whole_f = fgm(CNN, x, y, 0.5, norm, targets=t)
-        split_f = torch.cat([fgm(CNN, x[:3], y[:3], 0.5, norm, targets=t[:3]), fgm(CNN, x[3:], y[3:], 0.5, norm, targets=t[3:])])
+        whole = pgd(CNN, x, y, 0.5, 0.1, steps, norm, target_classes=t)
+        split = map_batches(
+            lambda xb, yb, tb: pgd(CNN, xb, yb, 0.5, 0.1, steps, norm, target_classes=tb), x, y, t, batch_size=4
+        )
+        whole_f = fgm(CNN, x, y, 0.5, norm, target_classes=t)
+        split_f = torch.cat(
+            [
+                fgm(CNN, x[:3], y[:3], 0.5, norm, target_classes=t[:3]),
+                fgm(CNN, x[3:], y[3:], 0.5, norm, target_classes=t[3:]),
+            ]
+        )
     else:
         whole = pgd(CNN, x, y, 0.5, 0.1, steps, norm)
-        split = torch.cat([pgd(CNN, x[:3], y[:3], 0.5, 0.1, steps, norm), pgd(CNN, x[3:], y[3:], 0.5, 0.1, steps, norm)])
+        split = torch.cat(
+            [pgd(CNN, x[:3], y[:3], 0.5, 0.1, steps, norm), pgd(CNN, x[3:], y[3:], 0.5, 0.1, steps, norm)]
+        )
         whole_f = fgm(CNN, x, y, 0.5, norm)
         split_f = map_batches(lambda xb, yb: fgm(CNN, xb, yb, 0.5, norm), x, y, batch_size=1)
     assert float((whole - split).abs().max()) <= 1e-6
@@ -184,12 +214,12 @@ CNN64 = smooth_cnn(10, seed=4, dtype=torch.float64)
 @given(norm=norms, seed=seeds)
 def test_small_targeted_step_lowers_target_loss(norm, seed):
     x, y = images(4, SHAPE, seed, low=0.1, high=0.9, dtype=torch.float64), labels(4, 10, seed)
-    t = random_targets(y, 10, torch.Generator().manual_seed(seed))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(seed))
     alpha = 1e-4
-    x_adv = pgd(CNN64, x, y, 1.0, alpha, 1, norm, targets=t)
+    x_adv = pgd(CNN64, x, y, 1.0, alpha, 1, norm, target_classes=t)
     assert x_adv.dtype == torch.float64
     assert (ce(CNN64, x_adv, t) < ce(CNN64, x, t)).all()
-    x_f = fgm(CNN64, x, y, alpha, norm, targets=t)
+    x_f = fgm(CNN64, x, y, alpha, norm, target_classes=t)
     assert (ce(CNN64, x_f, t) < ce(CNN64, x, t)).all()
 
 
@@ -215,14 +245,18 @@ def test_pgd_attack_succeeds_more_than_clean():
 
 
 # ----------------------------------------------------------------------------- zero and tiny gradients
-@pytest.mark.parametrize("model", [ZeroGradModel(), ConstantModel(), DeadReluModel(10, DIM)], ids=["zero", "constant", "deadrelu"])
+@pytest.mark.parametrize(
+    "model", [ZeroGradModel(), ConstantModel(), DeadReluModel(10, DIM)], ids=["zero", "constant", "deadrelu"]
+)
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_zero_gradient_leaves_image_unchanged(model, norm):
     x, y = images(3, SHAPE, 15), labels(3, 10, 15)
-    t = random_targets(y, 10, torch.Generator().manual_seed(15))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(15))
     for out in (
-        fgm(model, x, y, 0.5, norm), fgm(model, x, y, 0.5, norm, targets=t),
-        pgd(model, x, y, 0.5, 0.1, 3, norm), pgd(model, x, y, 0.5, 0.1, 3, norm, targets=t),
+        fgm(model, x, y, 0.5, norm),
+        fgm(model, x, y, 0.5, norm, target_classes=t),
+        pgd(model, x, y, 0.5, 0.1, 3, norm),
+        pgd(model, x, y, 0.5, 0.1, 3, norm, target_classes=t),
         n_targeted_pgd([model, model], x, [t, y], 0.5, 0.1, 2, norm),
     ):
         assert not torch.isnan(out).any()
@@ -275,7 +309,7 @@ def test_linear_fgm_l2_closed_form(K, eps, targeted, seed):
     x = images(3, SHAPE, seed, low=0.3, high=0.7)  # interior: |step| <= 0.2 per pixel, no clipping
     y = labels(3, K, seed)
     t = (y + 1) % K
-    out = fgm(model, x, y, eps, "l2", targets=t if targeted else None)
+    out = fgm(model, x, y, eps, "l2", target_classes=t if targeted else None)
     for i in range(3):
         xi = x[i].flatten().double()
         if targeted:
@@ -310,7 +344,7 @@ def test_linear_two_class_pgd_moves_min_eps_steps_alpha_along_fixed_direction(ep
     W = model.W64
     x = images(3, SHAPE, seed, low=0.3, high=0.7)
     y = labels(3, 2, seed)
-    out = pgd(model, x, y, eps, alpha, steps, "l2", targets=(1 - y) if targeted else None)
+    out = pgd(model, x, y, eps, alpha, steps, "l2", target_classes=(1 - y) if targeted else None)
     moved = min(eps, steps * alpha)
     for i in range(3):
         u = W[1 - int(y[i])] - W[int(y[i])]
@@ -345,10 +379,12 @@ def test_model_mode_params_and_input_are_left_alone(training):
     before = _snapshot(model)
     x, y = images(4, SHAPE, 18), labels(4, 10, 18)
     x_copy = x.clone()
-    t = random_targets(y, 10, torch.Generator().manual_seed(18))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(18))
     outs = [
-        fgm(model, x, y, 0.5, "l2"), fgm(model, x, y, 0.05, "linf", targets=t),
-        pgd(model, x, y, 0.5, 0.1, 2, "l2"), pgd(model, x, y, 0.05, 0.01, 2, "linf", targets=t, random_start=True),
+        fgm(model, x, y, 0.5, "l2"),
+        fgm(model, x, y, 0.05, "linf", target_classes=t),
+        pgd(model, x, y, 0.5, 0.1, 2, "l2"),
+        pgd(model, x, y, 0.05, 0.01, 2, "linf", target_classes=t, random_start=True),
         n_targeted_pgd([model, CNN], x, [t, y], 0.5, 0.1, 2, "l2"),
     ]
     assert all(m.training == training for m in model.modules())
@@ -379,8 +415,17 @@ def test_input_requiring_grad_is_not_mutated_and_float64_kept():
 # ----------------------------------------------------------------------------- argument validation
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(eps=-0.1), dict(eps=float("nan")), dict(eps=float("inf")), dict(alpha=0.0), dict(alpha=-1.0),
-     dict(steps=0), dict(steps=-2), dict(norm="l1"), dict(norm="L2")],
+    [
+        dict(eps=-0.1),
+        dict(eps=float("nan")),
+        dict(eps=float("inf")),
+        dict(alpha=0.0),
+        dict(alpha=-1.0),
+        dict(steps=0),
+        dict(steps=-2),
+        dict(norm="l1"),
+        dict(norm="L2"),
+    ],
 )
 def test_bad_arguments_raise(kwargs):
     x, y = images(2, SHAPE, 20), labels(2, 10, 20)
@@ -417,15 +462,15 @@ def test_project():
 
 
 # ----------------------------------------------------------------------------- random targets
-def test_random_targets_never_true_and_uniform_over_others():
+def test_random_target_classes_never_true_and_uniform_over_others():
     n = 9000
     y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(23))
-    t = random_targets(y, 10, torch.Generator().manual_seed(24))
+    t = random_target_classes(y, 10, torch.Generator().manual_seed(24))
     assert not (t == y).any()
     assert t.min() >= 0 and t.max() <= 9 and t.dtype == y.dtype
     # y fixed: the 9 other classes equally often (chi-square, 8 dof; p < 1e-6 is about 45)
     y0 = torch.full((n,), 3)
-    t0 = random_targets(y0, 10, torch.Generator().manual_seed(25))
+    t0 = random_target_classes(y0, 10, torch.Generator().manual_seed(25))
     counts = torch.bincount(t0, minlength=10).double()
     assert counts[3] == 0
     others = counts[torch.arange(10) != 3]
@@ -438,33 +483,33 @@ def test_random_targets_never_true_and_uniform_over_others():
     assert chi2 < 60, (chi2, off.tolist())
 
 
-def test_random_targets_including_true_covers_all_classes():
+def test_random_target_classes_including_true_covers_all_classes():
     n = 10000
     y0 = torch.full((n,), 7)
-    t = random_targets(y0, 10, torch.Generator().manual_seed(26), exclude_true=False)
+    t = random_target_classes(y0, 10, torch.Generator().manual_seed(26), exclude_true=False)
     counts = torch.bincount(t, minlength=10).double()
     assert (counts > 0).all()
     chi2 = float(((counts - n / 10) ** 2 / (n / 10)).sum())
     assert chi2 < 65, (chi2, counts.tolist())
 
 
-def test_random_targets_reproducible_from_seed():
+def test_random_target_classes_reproducible_from_seed():
     y = labels(200, 10, 27)
     for exclude in (True, False):
-        a = random_targets(y, 10, torch.Generator().manual_seed(5), exclude_true=exclude)
-        b = random_targets(y, 10, torch.Generator().manual_seed(5), exclude_true=exclude)
-        c = random_targets(y, 10, torch.Generator().manual_seed(6), exclude_true=exclude)
+        a = random_target_classes(y, 10, torch.Generator().manual_seed(5), exclude_true=exclude)
+        b = random_target_classes(y, 10, torch.Generator().manual_seed(5), exclude_true=exclude)
+        c = random_target_classes(y, 10, torch.Generator().manual_seed(6), exclude_true=exclude)
         assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_random_targets_validation():
+def test_random_target_classes_validation():
     with pytest.raises(ValueError):
-        random_targets(torch.tensor([0, 10]), 10)
+        random_target_classes(torch.tensor([0, 10]), 10)
     with pytest.raises(ValueError):
-        random_targets(torch.tensor([-1, 0]), 10)
+        random_target_classes(torch.tensor([-1, 0]), 10)
     with pytest.raises(ValueError):
-        random_targets(torch.tensor([0, 0]), 1)
-    t = random_targets(torch.tensor([0, 1, 1, 0]), 2)  # two classes: the target is the other one
+        random_target_classes(torch.tensor([0, 0]), 1)
+    t = random_target_classes(torch.tensor([0, 1, 1, 0]), 2)  # two classes: the target is the other one
     assert torch.equal(t, torch.tensor([1, 0, 0, 1]))
 
 
@@ -518,11 +563,11 @@ def test_pgd_linf_matches_torchattacks():
 
 def test_targeted_pgd_l2_matches_torchattacks():
     ta = _torchattacks()
-    t = random_targets(TA_Y, 10, torch.Generator().manual_seed(33))
+    t = random_target_classes(TA_Y, 10, torch.Generator().manual_seed(33))
     atk = ta.PGDL2(TA_MODEL, eps=1.0, alpha=0.2, steps=10, random_start=False)
     atk.set_mode_targeted_by_label(quiet=True)
     theirs = atk(TA_X, t)
-    ours = pgd(TA_MODEL, TA_X, TA_Y, 1.0, 0.2, 10, "l2", targets=t)
+    ours = pgd(TA_MODEL, TA_X, TA_Y, 1.0, 0.2, 10, "l2", target_classes=t)
     _report("targeted PGD l2 eps=1.0 alpha=0.2 steps=10", ours, theirs)
 
 

@@ -10,14 +10,24 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from models_for_tests import ConstantModel, LinearClassifier, bn_dropout_cnn, images, smooth_cnn
 
 from classaware.boundary import (
-    DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED, PairDistance, boundary_distance, decision_plane,
-    distance_from_distances, gradient_direction, model_distance, transfer_regions,
+    DIFFERENT,
+    REGION_NAMES,
+    SAME,
+    SOURCE_RIGHT,
+    UNFOOLED,
+    PairDistance,
+    boundary_distance,
+    decision_plane,
+    distance_from_distances,
+    gradient_direction,
+    model_distance,
+    transfer_regions,
 )
 from classaware.metrics import Z_95
 from classaware.models import predict
-from models_for_tests import ConstantModel, LinearClassifier, bn_dropout_cnn, images, smooth_cnn
 
 SHAPE = (3, 2, 2)
 DIM = 12
@@ -51,7 +61,7 @@ def linear_boundary(model: LinearClassifier, x: torch.Tensor, y: torch.Tensor, v
     (inf if no such o; the class-y region is convex, so the ray leaves it once)."""
     W, b = model.W64, model.b64
     out = []
-    for xi, yi, vi in zip(x.flatten(1).double(), y.tolist(), v.flatten(1).double()):
+    for xi, yi, vi in zip(x.flatten(1).double(), y.tolist(), v.flatten(1).double(), strict=True):
         best = math.inf
         for o in range(W.shape[0]):
             if o == yi:
@@ -76,7 +86,7 @@ def test_linear_boundary_distance_closed_form(K, seed, max_radius, step):
     tol = 1e-3
     d = boundary_distance(model, x, y, v, max_radius=max_radius, step=step, tol=tol)
     assert d.shape == (6,)
-    for got, r in zip(d.tolist(), linear_boundary(model, x, y, v)):
+    for got, r in zip(d.tolist(), linear_boundary(model, x, y, v), strict=True):
         if r < max_radius - 1e-4:
             assert r - 1e-4 <= got <= r + tol + 1e-4, (got, r)  # over-estimates by at most tol
         elif r > max_radius + 1e-4:
@@ -151,8 +161,15 @@ def test_boundary_distance_radius_not_a_multiple_of_step():
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(tol=0.2, step=0.1), dict(step=2.0, max_radius=1.0), dict(tol=0.0), dict(tol=-1e-3),
-     dict(max_radius=math.inf), dict(max_radius=float("nan")), dict(step=0.0, tol=0.0)],
+    [
+        dict(tol=0.2, step=0.1),
+        dict(step=2.0, max_radius=1.0),
+        dict(tol=0.0),
+        dict(tol=-1e-3),
+        dict(max_radius=math.inf),
+        dict(max_radius=float("nan")),
+        dict(step=0.0, tol=0.0),
+    ],
 )
 def test_bad_search_arguments_raise(kw):
     model = LinearClassifier.random(2, DIM, 5)
@@ -218,7 +235,7 @@ def test_distance_from_distances_symmetric_and_self_zero(pairs):
     assert ab.n_images == int(ok.sum()) and ab.n_images + ab.n_censored == len(pairs)
     if ab.n_images:
         assert ab.dist >= 0
-        expected = sum(abs(float(x) - float(y)) for x, y in zip(a[ok], b[ok])) / ab.n_images
+        expected = sum(abs(float(x) - float(y)) for x, y in zip(a[ok], b[ok], strict=True)) / ab.n_images
         assert ab.dist == pytest.approx(expected, rel=1e-6, abs=1e-9)
     else:
         assert ab.dist is None
@@ -380,10 +397,12 @@ def test_transfer_regions_hand_grid():
     y = 3
     source = torch.tensor([[3, 3, 1, 1], [2, 2, 5, 0]])
     target = torch.tensor([[3, 7, 3, 1], [2, 4, 3, 3]])
-    expected = torch.tensor([
-        [SOURCE_RIGHT, SOURCE_RIGHT, UNFOOLED, SAME],
-        [SAME, DIFFERENT, UNFOOLED, UNFOOLED],
-    ])
+    expected = torch.tensor(
+        [
+            [SOURCE_RIGHT, SOURCE_RIGHT, UNFOOLED, SAME],
+            [SAME, DIFFERENT, UNFOOLED, UNFOOLED],
+        ]
+    )
     out = transfer_regions(source, target, y)
     assert torch.equal(out, expected)
     assert out.shape == source.shape
@@ -396,7 +415,7 @@ def test_transfer_regions_match_definitions(pairs, y):
     s = torch.tensor([p[0] for p in pairs])
     t = torch.tensor([p[1] for p in pairs])
     out = transfer_regions(s, t, y).tolist()
-    for (si, ti), o in zip(pairs, out):
+    for (si, ti), o in zip(pairs, out, strict=True):
         if si == y:
             assert o == SOURCE_RIGHT
         elif ti == y:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 import torch
+from helpers_data import folder_images, write_image_folder
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,8 +15,7 @@ from classaware import cli
 from classaware.config import add_arguments, from_args, help_field
 from classaware.data import load_canonical, read_archive
 from classaware.stages import train as train_stage
-from classaware.training import Recipe
-from helpers_data import folder_images, write_image_folder
+from classaware.training import Recipe, TrainMetrics
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Outer:
     inner: Inner = Inner()
     path: Path = help_field(Path("a/b.pt"), "a path")
     maybe: int | None = help_field(None, "an optional int")
-    maybe_path: Optional[Path] = help_field(None, "an optional path")
+    maybe_path: Path | None = help_field(None, "an optional path")
     scales: tuple[float, ...] = help_field((), "floats")
     mode: Literal["x", "y"] = help_field("x", "a choice")
     flag: bool = help_field(False, "a flag")
@@ -46,9 +45,9 @@ def parse(cls, argv: list[str]):
 
 
 texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10)
-paths = st.lists(st.text("abcxyz_.0123", min_size=1, max_size=5).filter(lambda s: s not in (".", "..")), min_size=1, max_size=3).map(
-    lambda parts: Path("/".join(parts))
-)
+paths = st.lists(
+    st.text("abcxyz_.0123", min_size=1, max_size=5).filter(lambda s: s not in (".", "..")), min_size=1, max_size=3
+).map(lambda parts: Path("/".join(parts)))
 floats = st.floats(allow_nan=False, allow_infinity=False)
 
 
@@ -70,7 +69,13 @@ def outers(draw) -> Outer:
 def to_argv(o: Outer) -> list[str]:
     """The options DVC would pass: ``--key=value``, lists as ``--key a b``, ``--key``/``--no-key``."""
     argv = [f"--name={o.name}", f"--count={o.count}", f"--rate={o.inner.rate!r}", "--sizes", *map(str, o.inner.sizes)]
-    argv += ["--on" if o.inner.on else "--no-on", f"--path={o.path}", f"--mode={o.mode}", "--scales", *map(repr, o.scales)]
+    argv += [
+        "--on" if o.inner.on else "--no-on",
+        f"--path={o.path}",
+        f"--mode={o.mode}",
+        "--scales",
+        *map(repr, o.scales),
+    ]
     argv += [f"--maybe={o.maybe}"] if o.maybe is not None else []
     argv += [f"--maybe_path={o.maybe_path}"] if o.maybe_path is not None else []
     argv += ["--flag"] if o.flag else ["--no-flag"]
@@ -109,10 +114,17 @@ TRAIN_ARGS = ["--arch", "resnet10_w8", "--init_seed", "1", "--data_seed", "2", "
 
 
 def test_train_options_build_the_stage_config():
-    cfg = parse(train_stage.Config, TRAIN_ARGS + ["--epochs", "4", "--lr", "0.05", "--milestones", "3", "--no-flip", "--train_size", "2000"])
+    cfg = parse(
+        train_stage.Config,
+        TRAIN_ARGS + ["--epochs", "4", "--lr", "0.05", "--milestones", "3", "--no-flip", "--train_size", "2000"],
+    )
     assert cfg == train_stage.Config(
-        arch="resnet10_w8", init_seed=1, data_seed=2, out=Path("m"),
-        recipe=Recipe(epochs=4, lr=0.05, milestones=(3,), flip=False), train_size=2000,
+        arch="resnet10_w8",
+        init_seed=1,
+        data_seed=2,
+        out=Path("m"),
+        recipe=Recipe(epochs=4, lr=0.05, milestones=(3,), flip=False),
+        train_size=2000,
     )
     assert cfg.metrics is None and cfg.data == Path("data/cifar10.pt")
     assert parse(train_stage.Config, TRAIN_ARGS).recipe == Recipe()
@@ -133,8 +145,13 @@ def test_train_config_rejects_bad_values(change, problem):
         train_stage.Config(**kwargs)
 
 
-@pytest.mark.parametrize("command, options", [("train", ["--arch", "--init_seed", "--milestones", "--lr", "--train_size", "--no-flip"]),
-                                              ("prepare", ["--source", "--out", "--md5"])])
+@pytest.mark.parametrize(
+    "command, options",
+    [
+        ("train", ["--arch", "--init_seed", "--milestones", "--lr", "--train_size", "--no-flip"]),
+        ("prepare", ["--archive", "--out", "--md5"]),
+    ],
+)
 def test_subcommand_help_lists_the_options(capsys, command, options):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
@@ -147,12 +164,21 @@ def test_subcommand_help_lists_the_options(capsys, command, options):
 
 
 def test_bad_config_is_reported_before_any_data_is_read(capsys, tmp_path):
-    argv = ["train", "--arch", "resnet9000", "--init_seed", "0", "--data_seed", "0", "--out", str(tmp_path / "m"),
-            "--data", str(tmp_path / "missing.pt")]
+    argv = [
+        *"train --arch resnet9000 --init_seed 0 --data_seed 0 --out".split(),
+        str(tmp_path / "m"),
+        *"--data".split(),
+        str(tmp_path / "missing.pt"),
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "classaware train: error: invalid config options: arch must be one of" in err and "missing.pt" not in err
-    assert cli.main(["train", *TRAIN_ARGS[:-1], str(tmp_path / "m"), "--epochs", "0", "--data", str(tmp_path / "missing.pt")]) == 2
+    assert (
+        cli.main(
+            ["train", *TRAIN_ARGS[:-1], str(tmp_path / "m"), "--epochs", "0", "--data", str(tmp_path / "missing.pt")]
+        )
+        == 2
+    )
     assert "epochs must be >= 1, got 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
@@ -162,36 +188,46 @@ def test_missing_data_file_gives_exit_code_2_and_a_message(capsys, tmp_path):
     assert cli.main(["train", *TRAIN_ARGS[:-1], str(tmp_path / "m"), "--data", str(missing), "--device", "cpu"]) == 2
     assert f"classaware train: error: canonical CIFAR-10 file {missing} does not exist" in capsys.readouterr().err
     archive = tmp_path / "nothere.tar.gz"
-    assert cli.main(["prepare", "--source", str(archive), "--out", str(tmp_path / "c.pt")]) == 2
+    assert cli.main(["prepare", "--archive", str(archive), "--out", str(tmp_path / "c.pt")]) == 2
     assert f"classaware prepare: error: CIFAR-10 archive {archive} does not exist" in capsys.readouterr().err
 
 
 def test_prepare_then_train_through_the_cli(capsys, tmp_path):
     archive = write_image_folder(tmp_path / "tiny.tar.gz", folder_images(per_class=2, seed=9))
     canonical = tmp_path / "data" / "cifar10.pt"
-    assert cli.main(["prepare", "--source", str(archive), "--out", str(canonical), "--md5", "0" * 32]) == 2
+    assert cli.main(["prepare", "--archive", str(archive), "--out", str(canonical), "--md5", "0" * 32]) == 2
     assert "expected 00000000" in capsys.readouterr().err
-    assert cli.main(["prepare", "--source", str(archive), "--out", str(canonical)]) == 0
+    assert cli.main(["prepare", "--archive", str(archive), "--out", str(canonical)]) == 0
     want, got = read_archive(archive), load_canonical(canonical)
-    assert torch.equal(want.train_x, got.train_x) and torch.equal(want.test_y, got.test_y) and want.source == got.source
+    assert (
+        torch.equal(want.train_x, got.train_x)
+        and torch.equal(want.test_y, got.test_y)
+        and want.provenance == got.provenance
+    )
 
     metrics = tmp_path / "metrics" / "m.json"
-    argv = ["train", "--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--out", str(tmp_path / "m"),
-            "--data", str(canonical), "--epochs", "2", "--milestones", "--batch_size", "8", "--train_size", "10",
-            "--save_epochs", "1", "--metrics", str(metrics), "--device", "cpu"]
+    argv = [
+        *"train --arch resnet10_w8 --init_seed 0 --data_seed 0 --out".split(),
+        str(tmp_path / "m"),
+        *"--data".split(),
+        str(canonical),
+        *"--epochs 2 --milestones --batch_size 8 --train_size 10 --save_epochs 1 --metrics".split(),
+        str(metrics),
+        *"--device cpu".split(),
+    ]
     assert cli.main(argv) == 0
-    m = json.loads(metrics.read_text())
-    assert m["arch"] == "resnet10_w8" and m["n_train"] == 10
-    assert m["dataset"] == "CIFAR-10 (unverified image-folder archive tiny.tar.gz)"
-    assert sorted(m["checkpoints"]) == ["epoch_1", "epoch_2"]
-    assert all(0 <= c["test_acc"] <= 1 for c in m["checkpoints"].values())
+    m = TrainMetrics.load(metrics)
+    assert m.arch == "resnet10_w8" and m.n_train == 10
+    assert m.dataset == "CIFAR-10 (unverified image-folder archive tiny.tar.gz)"
+    assert sorted(m.test_acc) == ["1", "2"] and m.final() == (2, m.test_acc["2"])
+    assert all(0 <= acc <= 1 for acc in m.test_acc.values())
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["epoch_001.pt", "epoch_002.pt"]
 
 
 def test_a_nested_default_instance_gives_the_command_line_defaults():
-    """train-grid's recipe defaults to section 4.2's preset, not to Recipe()'s section 3 values."""
+    """train-grid's schedule defaults to section 4.2's, not to Schedule()'s section 3 values."""
     from classaware.stages import train_grid
-    from classaware.training import PRESETS
+    from classaware.training import SECTION4_SCHEDULE
 
-    args = cli.build_parser("train-grid").parse_args(["train-grid", "--arch", "vgg11_bn_w8", "--label", "y", "--out", "o", "--metrics", "m.json"])
-    assert from_args(train_grid.Config, args).recipe == PRESETS["paper-sec4"]
+    argv = ["train-grid", "--arch", "vgg11_bn_w8", "--labelling", "y", "--out", "o", "--metrics", "m.json"]
+    assert from_args(train_grid.Config, cli.build_parser("train-grid").parse_args(argv)).schedule == SECTION4_SCHEDULE

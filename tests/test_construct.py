@@ -3,20 +3,18 @@ training on it (`train-grid`) and Tables 1-2 (`tables`)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classaware.artifacts import load_tensors
 from classaware.attacks import pgd
 from classaware.checkpoint import save_checkpoint
-from classaware.data import Cifar10, save_canonical, to_float
+from classaware.data import Cifar10, Provenance, to_float
 from classaware.models import build
+from classaware.results import ConstructMetrics, GridMetrics, NonRobustSet, Table1, Table2, Table2Row
 from classaware.stages import construct, tables, train_grid
-from classaware.training import Recipe
+from classaware.training import Schedule
 
 N_PER_CLASS = 12
 
@@ -28,20 +26,34 @@ def project(tmp_path_factory):
     g = torch.Generator().manual_seed(0)
     y = torch.arange(10).repeat(N_PER_CLASS)
     x = torch.randint(0, 256, (len(y), 3, 32, 32), generator=g, dtype=torch.uint8)
-    save_canonical(Cifar10(x, y, x[:20].clone(), y[:20].clone(), {"dataset": "toy", "name": "toy"}), root / "data.pt")
+    Cifar10(x, y, x[:20].clone(), y[:20].clone(), Provenance("toy", "", "", "", "toy")).save(root / "data.pt")
     for name, seed in (("a", 0), ("b", 1)):
         torch.manual_seed(seed)
-        save_checkpoint(root / "models" / name / "epoch_001.pt", build("vgg11_bn_w8"),
-                        {"arch": "vgg11_bn_w8", "init_seed": seed, "data_seed": 0, "epoch": 1})
+        save_checkpoint(
+            root / "models" / name / "epoch_001.pt",
+            build("vgg11_bn_w8"),
+            {"arch": "vgg11_bn_w8", "init_seed": seed, "data_seed": 0, "epoch": 1},
+        )
     return root
 
 
-def run_construct(project, out_name: str, **overrides) -> tuple[dict, dict]:
-    args = dict(pair="a+b", out=project / f"{out_name}.pt", metrics=project / f"{out_name}.json", eps=0.5, alpha=0.1,
-                steps=3, val_size=20, batch_size=64, data=project / "data.pt", models_dir=project / "models", device="cpu")
+def run_construct(project, out_name: str, **overrides) -> tuple[NonRobustSet, ConstructMetrics]:
+    args = dict(
+        pair="a+b",
+        out=project / f"{out_name}.pt",
+        metrics=project / f"{out_name}.json",
+        eps=0.5,
+        alpha=0.1,
+        steps=3,
+        val_size=20,
+        batch_size=64,
+        data=project / "data.pt",
+        models_dir=project / "models",
+        device="cpu",
+    )
     cfg = construct.Config(**{**args, **overrides})
     construct.run(cfg)
-    return load_tensors(cfg.out), json.loads(cfg.metrics.read_text())
+    return NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.metrics)
 
 
 @pytest.fixture(scope="module")
@@ -51,36 +63,36 @@ def built(project):
 
 def test_relabelled_sets_line_up_with_x_prime(built):
     s, _ = built
-    n = len(s["indices"])
-    assert s["x"].shape == (n, 3, 32, 32) and s["x"].dtype == torch.float32  # lossless, not 8-bit
-    assert s["y"].shape == s["y1"].shape == s["y2"].shape == (n,)
-    assert set(s["indices"].tolist()).isdisjoint(s["val_indices"].tolist())
-    assert len(s["val_indices"]) == 20 and n == 10 * N_PER_CLASS - 20
+    n = len(s.indices)
+    assert s.x.shape == (n, 3, 32, 32) and s.x.dtype == torch.float32  # lossless, not 8-bit
+    assert s.y.shape == s.y1.shape == s.y2.shape == (n,)
+    assert set(s.indices.tolist()).isdisjoint(s.val_indices.tolist())
+    assert len(s.val_indices) == 20 and n == 10 * N_PER_CLASS - 20
+    assert s.labels("y1") is s.y1 and s.labels("y2") is s.y2
 
 
 def test_x_prime_stays_in_the_eps_ball_and_the_image_range(project, built):
     s, _ = built
     from classaware.data import load_canonical
 
-    x = to_float(load_canonical(project / "data.pt").train_x[s["indices"]])
-    assert torch.equal(s["y"], load_canonical(project / "data.pt").train_y[s["indices"]])
-    assert (s["x"] - x).flatten(1).norm(dim=1).max() <= s["eps"] + 1e-5
-    assert s["x"].min() >= 0 and s["x"].max() <= 1
+    x = to_float(load_canonical(project / "data.pt").train_x[s.indices])
+    assert torch.equal(s.y, load_canonical(project / "data.pt").train_y[s.indices])
+    assert (s.x - x).flatten(1).norm(dim=1).max() <= s.eps + 1e-5
+    assert s.x.min() >= 0 and s.x.max() <= 1
 
 
-def test_targets_are_drawn_over_all_ten_classes_including_the_true_one(built):
+def test_target_classes_are_drawn_over_all_ten_including_the_true_one(built):
     s, _ = built
-    for t in (s["y1"], s["y2"]):
+    for t in (s.y1, s.y2):
         assert set(t.tolist()) == set(range(10))
-    assert (s["y1"] == s["y"]).any() and (s["y1"] == s["y2"]).any()
+    assert (s.y1 == s.y).any() and (s.y1 == s.y2).any()
 
 
 def test_table1_row_and_probes_are_proportions_of_the_set(built):
     s, m = built
-    row = m["table1"]
-    assert row["both"]["n"] == len(s["y"])
-    assert row["both"]["count"] <= min(row["f1_hits_y1"]["count"], row["f2_hits_y2"]["count"])
-    assert m["probes"]["0.1"]["n_images"] == 10 and m["probes"]["0.1"]["both"]["n"] == 10
+    assert m.rates.both.n == len(s.y)
+    assert m.rates.both.count <= min(m.rates.f1_hits_y1.count, m.rates.f2_hits_y2.count)
+    assert m.probes["0.1"].n_images == 10 and m.probes["0.1"].rates.both.n == 10
 
 
 @settings(max_examples=5)
@@ -91,8 +103,10 @@ def test_n_targeted_with_one_model_is_the_targeted_attack_through_the_stage(seed
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(6, 3, 32, 32, generator=g)
     t = torch.randint(0, 10, (6,), generator=g)
-    ours = construct.n_targeted_examples([model], x, [t], eps, 0.1, 4, "l2", batch_size=len(x), device=torch.device("cpu"))
-    assert torch.equal(ours, pgd(model, x, t, eps, 0.1, 4, "l2", targets=t))
+    ours = construct.n_targeted_examples(
+        [model], x, [t], eps, 0.1, 4, "l2", batch_size=len(x), device=torch.device("cpu")
+    )
+    assert torch.equal(ours, pgd(model, x, t, eps, 0.1, 4, "l2", target_classes=t))
 
 
 def test_bad_pair_and_budgets_are_refused_before_any_compute(project):
@@ -103,43 +117,78 @@ def test_bad_pair_and_budgets_are_refused_before_any_compute(project):
 
 
 def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(project, built):
-    common = dict(arch="vgg11_bn_w8", recipe=Recipe(epochs=1, lr=0.05, milestones=(), batch_size=32),
-                  grid_lr=(0.01, 0.05), grid_batch_size=(32,), grid_augment=("none",), eval_size=20, data=project / "data.pt", device="cpu")
+    common = dict(
+        arch="vgg11_bn_w8",
+        schedule=Schedule(epochs=1, milestones=()),
+        grid_lr=(0.01, 0.05),
+        grid_batch_size=(32,),
+        grid_augment=("none",),
+        eval_size=20,
+        data=project / "data.pt",
+        device="cpu",
+    )
     nonrobust_dir, train_dir = project / "metrics_nr", project / "metrics_train"
     (nonrobust_dir).mkdir()
     (nonrobust_dir / "a+b.json").write_text((project / "set.json").read_text())
-    for label in ("y1", "y2"):
-        train_grid.run(train_grid.Config(label=label, train_set=project / "set.pt", out=project / "nr" / label,
-                                         metrics=train_dir / "a+b" / f"{label}-vgg11_bn_w8.json", **common))
-    train_grid.run(train_grid.Config(label="y", val_size=20, out=project / "nr" / "base",
-                                     metrics=train_dir / "baseline" / "vgg11_bn_w8.json", **common))
-    m = json.loads((train_dir / "a+b" / "y1-vgg11_bn_w8.json").read_text())
-    assert [c["cell"] for c in m["cells"]] == ["lr0.01-bs32-none", "lr0.05-bs32-none"]
-    best = max(m["cells"], key=lambda c: c["val_acc"])
-    assert m["selected"] == best["cell"] and m["test_acc"] == best["test_acc"] and m["n_val"] == 20
-    assert all((project / "nr" / "y1" / c["cell"] / "epoch_001.pt").is_file() for c in m["cells"])
+    for labelling in ("y1", "y2"):
+        train_grid.run(
+            train_grid.Config(
+                labelling=labelling,
+                train_set=project / "set.pt",
+                out=project / "nr" / labelling,
+                metrics=train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json",
+                **common,
+            )
+        )
+    train_grid.run(
+        train_grid.Config(
+            labelling="y",
+            val_size=20,
+            out=project / "nr" / "base",
+            metrics=train_dir / "baseline" / "vgg11_bn_w8.json",
+            **common,
+        )
+    )
+    m = GridMetrics.load(train_dir / "a+b" / "y1-vgg11_bn_w8.json")
+    assert [c.cell for c in m.cells] == ["lr0.01-bs32-none", "lr0.05-bs32-none"]
+    best = max(m.cells, key=lambda c: c.val_acc)
+    assert m.selected == best.cell and m.test_acc == best.test_acc and m.n_val == 20
+    assert all((project / "nr" / "y1" / c.cell / "epoch_001.pt").is_file() for c in m.cells)
 
-    tables.run(tables.Config(pairs=("a+b",), archs=("vgg11_bn_w8",), construct_dir=nonrobust_dir, train_dir=train_dir, out_dir=project / "results"))
-    t2 = json.loads((project / "results" / "table2.json").read_text())
-    assert [(r["label"], r["test_acc"]) for r in t2["rows"]] == [
-        (label, json.loads((train_dir / "a+b" / f"{label}-vgg11_bn_w8.json").read_text())["test_acc"]) for label in ("y1", "y2")
+    tables.run(
+        tables.Config(
+            pairs=("a+b",),
+            archs=("vgg11_bn_w8",),
+            construct_dir=nonrobust_dir,
+            train_dir=train_dir,
+            out_dir=project / "results",
+        )
+    )
+    t2 = Table2.load(project / "results" / "table2.json")
+    assert [(r.labelling, r.test_acc) for r in t2.rows] == [
+        (labelling, GridMetrics.load(train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json").test_acc)
+        for labelling in ("y1", "y2")
     ]
-    assert t2["rows"][0]["paper"] == 51.3 and t2["baseline"][0]["paper"] == 88.0  # matched by position
+    assert t2.rows[0].paper == 51.3 and t2.baseline[0].paper == 88.0  # matched by position
+    assert (
+        Table1.load(project / "results" / "table1.json").rows[0].rates
+        == ConstructMetrics.load(nonrobust_dir / "a+b.json").rates
+    )
     assert "chance: 10%" in (project / "results" / "tables.md").read_text()
 
 
-def test_train_grid_needs_a_set_for_non_robust_labels(project):
+def test_train_grid_needs_a_set_for_non_robust_labellings(project):
     with pytest.raises(ValueError, match="train_set"):
-        train_grid.Config(arch="vgg11_bn_w8", label="y1", out=project / "o", metrics=project / "m.json")
+        train_grid.Config(arch="vgg11_bn_w8", labelling="y1", out=project / "o", metrics=project / "m.json")
     with pytest.raises(ValueError, match="grid_augment must be one of standard, none; got 'mixup'"):
-        train_grid.Config(arch="vgg11_bn_w8", label="y", out=project / "o", metrics=project / "m.json", grid_augment=("mixup",))
+        train_grid.Config(
+            arch="vgg11_bn_w8", labelling="y", out=project / "o", metrics=project / "m.json", grid_augment=("mixup",)
+        )
 
 
 def test_table2_marks_accuracies_below_one_and_a_half_times_chance():
-    row = {"pair": "a+b", "label": "y1", "arch": "m", "selected": "c", "paper": None}
-    table2 = {"dataset": "d", "chance": 0.1, "baseline": [],
-              "rows": [{**row, "test_acc": 0.149}, {**row, "label": "y2", "test_acc": 0.151}]}
-    md = tables.markdown({"dataset": "d", "rows": []}, table2).splitlines()
+    rows = (Table2Row("a+b", "y1", "m", 0.149, None, "c", None), Table2Row("a+b", "y2", "m", 0.151, None, "c", None))
+    md = tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, ())).splitlines()
     assert any("| y1 | m | 14.9 (near chance) |" in line for line in md)
     assert any("| y2 | m | 15.1 |" in line for line in md)
     assert any("'near chance': below 15%" in line for line in md)

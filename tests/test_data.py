@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import JPEG_ARCHIVE
+from helpers_data import expected_split, folder_images, random_images, write_image_folder, write_official_format
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,16 +19,14 @@ from classaware.data import (
     CLASSES,
     Cifar10,
     DataError,
+    Provenance,
     balanced_order,
     balanced_split,
     balanced_subset,
     load_canonical,
     read_archive,
-    save_canonical,
     to_float,
 )
-from conftest import JPEG_ARCHIVE
-from helpers_data import expected_split, folder_images, random_images, write_image_folder, write_official_format
 
 
 # ----------------------------------------------------------------------------- canonical file
@@ -34,14 +34,15 @@ from helpers_data import expected_split, folder_images, random_images, write_ima
 def datasets(draw) -> Cifar10:
     n_train, n_test = draw(st.integers(0, 4)), draw(st.integers(0, 3))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    source = draw(st.dictionaries(st.sampled_from(["name", "md5", "sha256", "format", "dataset"]), st.text(max_size=12)))
-    source["dataset"] = draw(st.text(min_size=1, max_size=20))
+    provenance = Provenance(
+        *(draw(st.text(max_size=12)) for _ in range(4)), dataset=draw(st.text(min_size=1, max_size=20))
+    )
     return Cifar10(
         torch.randint(0, 256, (n_train, 3, 32, 32), generator=g, dtype=torch.uint8),
         torch.randint(0, 10, (n_train,), generator=g),
         torch.randint(0, 256, (n_test, 3, 32, 32), generator=g, dtype=torch.uint8),
         torch.randint(0, 10, (n_test,), generator=g),
-        source,
+        provenance,
     )
 
 
@@ -49,19 +50,19 @@ def datasets(draw) -> Cifar10:
 def test_canonical_file_round_trips_losslessly(d):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sub" / "cifar10.pt"
-        save_canonical(d, path)
+        d.save(path)
         back = load_canonical(path)
     for name in ("train_x", "train_y", "test_x", "test_y"):
         a, b = getattr(d, name), getattr(back, name)
         assert a.dtype == b.dtype and torch.equal(a, b), name
-    assert back.source == d.source
-    assert back.label == d.source["dataset"]
+    assert back.provenance == d.provenance
+    assert back.dataset == d.provenance.dataset
 
 
 def test_load_canonical_rejects_a_file_of_another_format(tmp_path):
     other = tmp_path / "other.pt"
     save_tensors({"format": "classaware-checkpoint/1", "train_x": torch.zeros(1)}, other)
-    with pytest.raises(DataError, match="other.pt.*not a classaware-cifar10"):
+    with pytest.raises(DataError, match="other.pt is not a classaware-cifar10/2 file.*run `classaware prepare`"):
         load_canonical(other)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file at all")
@@ -72,19 +73,16 @@ def test_load_canonical_rejects_a_file_of_another_format(tmp_path):
 
 
 def test_load_canonical_rejects_wrong_image_dtype(tmp_path):
-    d = Cifar10(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.int64),
-                torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64), {"dataset": "x"})
-    save_canonical(d, tmp_path / "c.pt")
+    d = Cifar10(
+        torch.zeros(2, 3, 32, 32),
+        torch.zeros(2, dtype=torch.int64),
+        torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+        torch.zeros(1, dtype=torch.int64),
+        Provenance("a", "", "", "", "x"),
+    )
+    d.save(tmp_path / "c.pt")
     with pytest.raises(DataError, match="train split"):
         load_canonical(tmp_path / "c.pt")
-
-
-def test_split_names_train_and_test_only():
-    d = Cifar10(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, 1]),
-                torch.zeros(1, 3, 32, 32, dtype=torch.uint8), torch.tensor([2]), {"dataset": "x"})
-    assert torch.equal(d.split("test")[1], torch.tensor([2]))
-    with pytest.raises(ValueError, match="train' or 'test"):
-        d.split("val")
 
 
 # ----------------------------------------------------------------------------- archives
@@ -100,17 +98,20 @@ def test_read_image_folder_gives_exact_pixels_labels_and_alphabetical_classes(fo
     d = read_archive(path)
     assert list(CLASSES) == sorted(CLASSES)
     for split in ("train", "test"):
-        x, y = d.split(split)
+        x, y = getattr(d, f"{split}_x"), getattr(d, f"{split}_y")
         want_x, want_y = expected_split(images[split])
         assert x.dtype == torch.uint8 and y.dtype == torch.int64
         assert tuple(x.shape) == (20, 3, 32, 32)
         assert torch.equal(y, torch.from_numpy(want_y))
         assert torch.equal(x, torch.from_numpy(want_x))
     md5, sha256 = data_mod.file_digests(path)
-    assert d.source == {
-        "name": "tiny.tar.gz", "md5": md5, "sha256": sha256, "format": "image-folder",
-        "dataset": "CIFAR-10 (unverified image-folder archive tiny.tar.gz)",
-    }
+    assert d.provenance == Provenance(
+        name="tiny.tar.gz",
+        md5=md5,
+        sha256=sha256,
+        format="image-folder",
+        dataset="CIFAR-10 (unverified image-folder archive tiny.tar.gz)",
+    )
 
 
 def test_read_archive_accepts_the_expected_md5(folder_archive):
@@ -119,11 +120,11 @@ def test_read_archive_accepts_the_expected_md5(folder_archive):
     assert len(read_archive(path, expected_md5=md5).train_y) == 20
 
 
-def test_known_md5_gives_the_known_label(folder_archive, monkeypatch):
+def test_known_md5_gives_the_known_dataset_name(folder_archive, monkeypatch):
     path, _ = folder_archive
     md5, _ = data_mod.file_digests(path)
     monkeypatch.setitem(data_mod.KNOWN_ARCHIVES, md5, "CIFAR-10 (JPEG q75 copy)")
-    assert read_archive(path).label == "CIFAR-10 (JPEG q75 copy)"
+    assert read_archive(path).dataset == "CIFAR-10 (JPEG q75 copy)"
 
 
 def test_missing_archive_is_a_data_error(tmp_path):
@@ -203,7 +204,7 @@ def test_official_format_layout_is_decoded_as_rgb_planes(tmp_path, monkeypatch):
     d = read_archive(path)
     rows = np.concatenate([batches[f"data_batch_{i}"][0] for i in range(1, 6)])
     labels = sum((batches[f"data_batch_{i}"][1] for i in range(1, 6)), [])
-    assert d.source["format"] == "cifar-10-python"
+    assert d.provenance.format == "cifar-10-python"
     assert torch.equal(d.train_x, torch.from_numpy(rows.reshape(-1, 3, 32, 32)))
     assert d.train_x[0, 1, 0, 5].item() == rows[0, 1024 + 5]  # green plane, row 0, column 5
     assert d.train_y.tolist() == labels
@@ -218,9 +219,9 @@ def test_real_jpeg_archive_reads_as_full_cifar10():
     assert tuple(d.train_x.shape) == (50000, 3, 32, 32) and tuple(d.test_x.shape) == (10000, 3, 32, 32)
     assert torch.bincount(d.train_y).tolist() == [5000] * 10
     assert torch.bincount(d.test_y).tolist() == [1000] * 10
-    assert d.label == "CIFAR-10 (JPEG q75 copy)"
-    assert d.source["format"] == "image-folder"
-    assert d.source["md5"] == "1305e62a50e4706d19c8747004d1d1a2"
+    assert d.dataset == "CIFAR-10 (JPEG q75 copy)"
+    assert d.provenance.format == "image-folder"
+    assert d.provenance.md5 == "1305e62a50e4706d19c8747004d1d1a2"
 
 
 # ----------------------------------------------------------------------------- balanced subsets

@@ -5,25 +5,35 @@ an eps that was not attacked."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
+from models_for_tests import LinearClassifier
 from PIL import Image
 
-from classaware.analysis import RATIOS, attack_names, correlations, eps_curves, eps_key, transfer_rows
-from classaware.artifacts import save_json, save_tensors
+from classaware.analysis import correlations, eps_curves, fig3_rows
 from classaware.boundary import decision_plane, distance_from_distances, transfer_regions
-from classaware.data import CLASSES
+from classaware.data import CLASSES, Provenance
+from classaware.results import (
+    RATIOS,
+    DecisionPlanes,
+    DistanceResults,
+    ModelInfo,
+    PredictionTable,
+    SearchSettings,
+    SetPredictions,
+    SourceDistance,
+    TransferResults,
+)
 from classaware.stages import figures
-from classaware.stages.predict import model_info
-from classaware.stages.transfer import source_results
-from models_for_tests import LinearClassifier
+from classaware.stages.transfer import source_transfer
 
 DATASET = "CIFAR-10 (JPEG q75 copy)"
+PROVENANCE = Provenance("cifar10-jpeg.tar.gz", "", "", "image-folder", DATASET)
 EPS = (0.5, 1.0, 2.0)
 ZOO = {
     "res_a": {"arch": "resnet10_w8", "init_seed": 0, "data_seed": 0, "epoch": 5},
@@ -36,11 +46,11 @@ ZOO = {
 SOURCES = ("res_a", "vgg_a")
 
 
-def prediction_table(source: str, seed: int, n: int = 120) -> dict:
+def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
     """A ``predict`` table: targets copy the source's mistake more often the later they come.
     FGM-untargeted fools nobody at the smallest eps (an empty D'_F1)."""
     g = torch.Generator().manual_seed(seed)
-    models = [source, *(m for m in ZOO if m != source)]
+    models = (source, *(m for m in ZOO if m != source))
     y = torch.randint(0, 10, (n,), generator=g)
 
     def wrong():
@@ -52,19 +62,28 @@ def prediction_table(source: str, seed: int, n: int = 120) -> dict:
     sets = {}
     for method in ("fgm", "pgd"):
         for objective in ("untargeted", "targeted"):
-            targets = wrong() if objective == "targeted" else None
-            preds = []
+            target_classes = wrong() if objective == "targeted" else None
+            labels = []
             for k in range(len(EPS)):
                 p_fool = 0.0 if (method, objective, k) == ("fgm", "untargeted", 0) else 0.4 + 0.25 * k
-                src = mix(p_fool, wrong() if targets is None else targets, y)
-                preds.append(torch.stack([src] + [mix(0.15 * j, src, mix(0.5, y, wrong())) for j in range(1, len(models))]))
-            sets[f"{method}-{objective}"] = {"method": method, "objective": objective, "eps": list(EPS),
-                                             "targets": targets, "pred": torch.stack(preds)}
-    return {"source": source, "models": models, "info": {m: model_info(ZOO[m], ZOO[source]) for m in models},
-            "y": y, "clean": torch.stack([mix(0.9, y, wrong()) for _ in models]), "data_source": {"dataset": DATASET}, "sets": sets}
+                src = mix(p_fool, wrong() if target_classes is None else target_classes, y)
+                labels.append(
+                    torch.stack([src] + [mix(0.15 * j, src, mix(0.5, y, wrong())) for j in range(1, len(models))])
+                )
+            sets[f"{method}-{objective}"] = SetPredictions(method, objective, EPS, target_classes, torch.stack(labels))
+    return PredictionTable(
+        source=source,
+        models=models,
+        info={m: ModelInfo.of(ZOO[m], ZOO[source]) for m in models},
+        indices=torch.arange(n),
+        y=y,
+        clean=torch.stack([mix(0.9, y, wrong()) for _ in models]),
+        sets=sets,
+        provenance=PROVENANCE,
+    )
 
 
-def distance_results(n: int = 12) -> dict:
+def distance_results(n: int = 12) -> DistanceResults:
     """A ``distance`` result; res_a -> vgg_a_wsame never flips (no Dist)."""
     g = torch.Generator().manual_seed(1)
     sources = {}
@@ -75,31 +94,49 @@ def distance_results(n: int = 12) -> dict:
             d_target = (d_source + 0.2 * (j + 1) * torch.randn(n, generator=g)).abs()
             if (source, target) == ("res_a", "vgg_a_wsame"):
                 d_target = torch.full((n,), math.inf)
-            targets[target] = asdict(distance_from_distances(d_source, d_target))
-        sources[source] = {"targets": targets, "never_flipped": {}, "mean_d": {}}
-    return {"dataset": DATASET, "n_images": n, "n_eligible": 3 * n, "search": {}, "sources": sources}
+            targets[target] = distance_from_distances(d_source, d_target)
+        sources[source] = SourceDistance(targets=targets, never_flipped={}, mean_d={})
+    return DistanceResults(
+        dataset=DATASET, n_images=n, n_eligible=3 * n, search=SearchSettings(10.0, 0.02, 1e-3), sources=sources
+    )
 
 
-def plane_file() -> dict:
-    """A ``plane`` file from the real decision_plane on three linear models."""
+def decision_planes() -> DecisionPlanes:
+    """A ``plane`` result from the real decision_plane on three linear models."""
     base = LinearClassifier.random(10, 3 * 32 * 32, seed=0)
-    near = LinearClassifier(base.weight.detach() + 0.3 * LinearClassifier.random(10, 3 * 32 * 32, seed=2).weight.detach(), base.bias.detach())
+    near = LinearClassifier(
+        base.weight.detach() + 0.3 * LinearClassifier.random(10, 3 * 32 * 32, seed=2).weight.detach(),
+        base.bias.detach(),
+    )
     models = [base, near, LinearClassifier.random(10, 3 * 32 * 32, seed=1)]
     x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(3))
     y = int(base(x[None]).argmax())
     plane = decision_plane(models[0], models, x, y, span=6, unit=0.05, seed=0)
-    return {"source": "res_a", "models": ["res_a", "res_a_wsame", "vgg_a"], "index": 7, "true_label": y, "classes": list(CLASSES),
-            "coords": plane.coords, "labels": plane.labels, "unit": plane.unit, "image": (255 * x).to(torch.uint8),
-            "all_right": True, "data_source": {"name": "cifar10-jpeg.tar.gz", "dataset": DATASET}}
+    return DecisionPlanes(
+        source="res_a",
+        models=("res_a", "res_a_wsame", "vgg_a"),
+        index=7,
+        true_label=y,
+        classes=CLASSES,
+        coords=plane.coords,
+        labels=plane.labels,
+        unit=plane.unit,
+        image=(255 * x).to(torch.uint8),
+        all_right=True,
+        provenance=PROVENANCE,
+    )
+
+
+def transfer_results() -> TransferResults:
+    return TransferResults(DATASET, {s: source_transfer(prediction_table(s, seed)) for seed, s in enumerate(SOURCES)})
 
 
 def write_inputs(folder: Path) -> dict[str, Path]:
     """transfer.json, distance.json and plane.pt in ``folder``, in the stages' formats."""
     paths = {"transfer": folder / "transfer.json", "distance": folder / "distance.json", "plane": folder / "plane.pt"}
-    tables = {s: prediction_table(s, seed) for seed, s in enumerate(SOURCES)}
-    save_json({"dataset": DATASET, "sources": {s: source_results(t) for s, t in tables.items()}}, paths["transfer"])
-    save_json(distance_results(), paths["distance"])
-    save_tensors(plane_file(), paths["plane"])
+    transfer_results().save(paths["transfer"])
+    distance_results().save(paths["distance"])
+    decision_planes().save(paths["plane"])
     return paths
 
 
@@ -119,8 +156,8 @@ def out(inputs, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def results(inputs) -> tuple[dict, dict]:
-    return json.loads(inputs["transfer"].read_text()), json.loads(inputs["distance"].read_text())
+def results(inputs) -> tuple[TransferResults, DistanceResults]:
+    return TransferResults.load(inputs["transfer"]), DistanceResults.load(inputs["distance"])
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -135,6 +172,13 @@ def same_value(cell: str, value) -> bool:
     return float(cell) == value if isinstance(value, (int, float)) else cell == str(value)
 
 
+def test_records_round_trip_through_their_files(inputs, results):
+    transfer, distance = results
+    assert transfer == transfer_results() and distance == distance_results()
+    plane = DecisionPlanes.load(inputs["plane"])
+    assert torch.equal(plane.labels, decision_planes().labels) and plane.provenance == PROVENANCE
+
+
 def test_pngs_are_valid_images(out):
     for name in ("fig3.png", "fig4.png", "fig5.png"):
         with Image.open(out / name) as im:
@@ -147,16 +191,32 @@ def test_pngs_are_valid_images(out):
 def test_fig3_csv_equals_transfer_rows_sorted_by_dist(out, results):
     transfer, distance = results
     rows = read_csv(out / "fig3.csv")
-    expected = [(s, a, r) for s in transfer["sources"] for a in attack_names(transfer, s)
-                for r in transfer_rows(transfer, distance, s, a, eps_key(1.0))]
+    expected = [
+        (s, a, dataclasses.asdict(r))
+        for s in transfer.sources
+        for a in transfer.attack_names(s)
+        for r in fig3_rows(transfer, distance, s, a, 1.0)
+    ]
     assert len(rows) == len(expected) == 2 * 4 * 5
-    for row, (source, attack, r) in zip(rows, expected):
-        assert (row["source"], row["attack"], row["target"], row["relation"]) == (source, attack, r["target"], r["relation"])
+    for row, (source, attack, r) in zip(rows, expected, strict=True):
+        assert (row["source"], row["attack"], row["target"], row["relation"]) == (
+            source,
+            attack,
+            r["target"],
+            r["relation"],
+        )
         assert float(row["eps"]) == 1.0
-        for column in ["n", "dist", "dist_ci_low", "dist_ci_high", "target_hit", *(f"{k}{s}" for k in RATIOS for s in ("", "_ci_low", "_ci_high"))]:
+        for column in [
+            "n",
+            "dist",
+            "dist_ci_low",
+            "dist_ci_high",
+            "target_class_hit",
+            *(f"{k}{s}" for k in RATIOS for s in ("", "_ci_low", "_ci_high")),
+        ]:
             assert same_value(row[column], r[column]), (source, attack, r["target"], column)
     for source in SOURCES:
-        for attack in attack_names(transfer, source):
+        for attack in transfer.attack_names(source):
             dists = [row["dist"] for row in rows if (row["source"], row["attack"]) == (source, attack)]
             known = [float(d) for d in dists if d]
             assert dists[: len(dists) - len(known)] == [""] * (len(dists) - len(known))  # targets without Dist first
@@ -167,38 +227,43 @@ def test_fig3_csv_equals_transfer_rows_sorted_by_dist(out, results):
 def test_fig5_csv_equals_eps_curves(out, results):
     transfer, _ = results
     rows = read_csv(out / "fig5.csv")
-    expected = [(s, a, t, i, c) for s in transfer["sources"] for a in attack_names(transfer, s)
-                for t, c in eps_curves(transfer, s, a).items() for i in range(len(c["eps"]))]
+    expected = [
+        (s, a, t, i, c)
+        for s in transfer.sources
+        for a in transfer.attack_names(s)
+        for t, c in eps_curves(transfer, s, a).items()
+        for i in range(len(c.eps))
+    ]
     assert len(rows) == len(expected) == 2 * 4 * 5 * len(EPS)
-    for row, (source, attack, target, i, c) in zip(rows, expected):
+    for row, (source, attack, target, i, c) in zip(rows, expected, strict=True):
         assert (row["source"], row["attack"], row["target"]) == (source, attack, target)
-        assert float(row["eps"]) == c["eps"][i]
-        assert all(same_value(row[k], c[k][i]) for k in RATIOS)
+        assert float(row["eps"]) == c.eps[i]
+        assert all(same_value(row[k], getattr(c, k)[i]) for k in RATIOS)
     assert any(row["same"] == "" for row in rows)  # the empty D'_F1 is kept, as empty cells
 
 
 def test_correlations_csv_equals_analysis(out, results):
     transfer, distance = results
     rows = read_csv(out / "correlations.csv")
-    expected = correlations(transfer, distance, eps_key(1.0))
-    assert [(r["source"], r["attack"]) for r in rows] == [(c["source"], c["attack"]) for c in expected]
-    for row, c in zip(rows, expected):
-        assert int(row["n_targets"]) == c["n_targets"]
+    expected = correlations(transfer, distance, 1.0)
+    assert [(r["source"], r["attack"]) for r in rows] == [(c.source, c.attack) for c in expected]
+    for row, c in zip(rows, expected, strict=True):
+        assert int(row["n_targets"]) == c.n_targets
         for name in figures.CORRELATIONS:
-            ci = c[f"r_{name}_ci"] or [None, None]
-            assert same_value(row[f"r_{name}"], c[f"r_{name}"])
-            assert same_value(row[f"r_{name}_ci_low"], ci[0]) and same_value(row[f"r_{name}_ci_high"], ci[1])
+            r = getattr(c, name)
+            assert same_value(row[f"r_{name}"], r.r)
+            assert same_value(row[f"r_{name}_ci_low"], r.ci_low) and same_value(row[f"r_{name}_ci_high"], r.ci_high)
 
 
 def test_fig4_json_holds_the_planes_and_regions(out, inputs):
-    plane = torch.load(inputs["plane"], weights_only=True)
+    plane = DecisionPlanes.load(inputs["plane"])
     data = json.loads((out / "fig4.json").read_text())
-    assert data["models"] == plane["models"] and data["labels"] == plane["labels"].tolist()
-    assert data["coords"] == plane["coords"].tolist() and data["unit"] == pytest.approx(0.05)
-    assert (data["true_label"], data["image_index"], data["dataset"]) == (plane["true_label"], 7, DATASET)
+    assert data["models"] == list(plane.models) and data["labels"] == plane.labels.tolist()
+    assert data["coords"] == plane.coords.tolist() and data["unit"] == pytest.approx(0.05)
+    assert (data["true_label"], data["image_index"], data["dataset"]) == (plane.true_label, 7, DATASET)
     assert set(data["regions"]) == {"res_a_wsame", "vgg_a"}
-    for i, model in enumerate(plane["models"][1:], 1):
-        assert data["regions"][model] == transfer_regions(plane["labels"][0], plane["labels"][i], plane["true_label"]).tolist()
+    for i, model in enumerate(plane.models[1:], 1):
+        assert data["regions"][model] == transfer_regions(plane.labels[0], plane.labels[i], plane.true_label).tolist()
     assert len({k for grid in data["labels"] for row in grid for k in row}) > 1  # the plane is not one flat class
 
 
@@ -218,7 +283,6 @@ def test_figure_eps_not_attacked_is_a_clear_error(inputs, tmp_path):
 
 
 def test_results_on_different_datasets_are_refused(inputs, tmp_path):
-    distance = json.loads(inputs["distance"].read_text())
-    save_json({**distance, "dataset": "CIFAR-10 (official)"}, tmp_path / "distance.json")
+    dataclasses.replace(distance_results(), dataset="CIFAR-10 (official)").save(tmp_path / "distance.json")
     with pytest.raises(ValueError, match="CIFAR-10 \\(official\\)"):
         run_figures({**inputs, "distance": tmp_path / "distance.json"}, tmp_path / "figs")

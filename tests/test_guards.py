@@ -17,27 +17,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
+from helpers_data import folder_images, write_image_folder
 from hypothesis import given
 from hypothesis import strategies as st
+from models_for_tests import LinearClassifier, images, labels
 from torch import nn
 
 from classaware import cli
-from classaware.artifacts import atomic_path, save_json, save_tensors
+from classaware.artifacts import atomic_path
 from classaware.attacks import fgm, n_targeted_pgd, pgd
 from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
 from classaware.config import outputs
 from classaware.models import predict
 from classaware.stages import profile
 from classaware.training import Recipe, TrainSpec, train
-from conftest import REPO
-from helpers_data import folder_images, write_image_folder
-from models_for_tests import LinearClassifier, images, labels
 
 # A valid command line for every stage, up to its numeric options: required options only,
 # every path relative (the tests run in an empty folder).
 MINIMAL = {
     "download": [],
-    "prepare": ["--source", "archive.tar.gz"],
+    "prepare": ["--archive", "archive.tar.gz"],
     "train": ["--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--out", "m"],
     "attack": ["--source", "s", "--method", "pgd", "--objective", "untargeted", "--out", "a.pt"],
     "predict": ["--sources", "s", "--targets", "t", "--adv_dir", "adv", "--out_dir", "p"],
@@ -92,9 +92,9 @@ def _invalid(field: dataclasses.Field, kind: type) -> st.SearchStrategy:
         bad.append(st.sampled_from(["nan", "inf", "-inf", "NaN", "+inf"]))
     step = 1 if kind is int else 1e-9
     if meta.get("ge") is not None:
-        bad.append(st.floats(-1e9, meta["ge"] - step) if kind is float else st.integers(-10**9, meta["ge"] - 1))
+        bad.append(st.floats(-1e9, meta["ge"] - step) if kind is float else st.integers(-(10**9), meta["ge"] - 1))
     if meta.get("gt") is not None:
-        bad.append(st.floats(-1e9, meta["gt"]) if kind is float else st.integers(-10**9, meta["gt"]))
+        bad.append(st.floats(-1e9, meta["gt"]) if kind is float else st.integers(-(10**9), meta["gt"]))
     if meta.get("le") is not None:
         bad.append(st.floats(meta["le"] + 1e-6, 1e9) if kind is float else st.integers(meta["le"] + 1, 10**9))
     return st.one_of(bad).map(str)
@@ -149,8 +149,11 @@ def test_train_never_deletes_what_it_did_not_write(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     (tmp_path / "z").mkdir()
     (tmp_path / "z" / "NOTES.txt").write_text("notes")
-    status = cli.main(["train", "--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--epochs", "1",
-                       "--milestones", "--train_size", "256", "--eval_size", "50", "--device", "cpu", "--out", "z"])
+    status = cli.main(
+        [
+            *"train --arch resnet10_w8 --init_seed 0 --data_seed 0 --epochs 1 --milestones --train_size 256 --eval_size 50 --device cpu --out z".split()
+        ]
+    )
     assert status == 2
     assert "holds files that are not classaware checkpoints (NOTES.txt)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["NOTES.txt", "z"]
@@ -171,15 +174,28 @@ def _unwritable_folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("where", ["read-only folder", "a folder where a file is expected", "a file where a folder is expected",
-                                   "a file as the parent"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "read-only folder",
+        "a folder where a file is expected",
+        "a file where a folder is expected",
+        "a file as the parent",
+    ],
+)
 def test_unwritable_outputs_are_refused_before_any_compute(where, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "plain").write_text("x")
     (tmp_path / "folder").mkdir()
     argv, message = {
-        "read-only folder": (["attack", *MINIMAL["attack"][:-1], str(_unwritable_folder(tmp_path) / "a.pt")], "is not writable"),
-        "a folder where a file is expected": (["attack", *MINIMAL["attack"][:-1], "folder"], "output folder is a folder"),
+        "read-only folder": (
+            ["attack", *MINIMAL["attack"][:-1], str(_unwritable_folder(tmp_path) / "a.pt")],
+            "is not writable",
+        ),
+        "a folder where a file is expected": (
+            ["attack", *MINIMAL["attack"][:-1], "folder"],
+            "output folder is a folder",
+        ),
         "a file where a folder is expected": (["predict", *MINIMAL["predict"][:-1], "plain"], "output plain is a file"),
         "a file as the parent": (["attack", *MINIMAL["attack"][:-1], "plain/a.pt"], "plain is not a folder"),
     }[where]
@@ -189,11 +205,14 @@ def test_unwritable_outputs_are_refused_before_any_compute(where, tmp_path, monk
 
 
 def test_outputs_lists_every_output_option_of_every_stage():
-    from classaware.stages import attack, train as train_stage
+    from classaware.stages import attack
+    from classaware.stages import train as train_stage
 
     cfg = train_stage.Config(arch="resnet10_w8", init_seed=0, data_seed=0, out=Path("m"), metrics=Path("m.json"))
     assert outputs(cfg) == [(Path("m"), "dir"), (Path("m.json"), "file")]
-    assert outputs(attack.Config(source="s", method="fgm", objective="targeted", out=Path("a.pt"))) == [(Path("a.pt"), "file")]
+    assert outputs(attack.Config(source="s", method="fgm", objective="targeted", out=Path("a.pt"))) == [
+        (Path("a.pt"), "file")
+    ]
     for command in cli.COMMANDS:  # every stage that writes declares it (download's root, report's folder ...)
         if command not in ("profile",):
             fields = dataclasses.fields(_config(command))
@@ -210,7 +229,7 @@ def test_a_stale_temporary_from_a_killed_write_is_removed_by_the_next_write(tmp_
     other = out.parent / ".other.pt.abc.tmp"  # another file's temporary is not ours to remove
     other.write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["prepare", "--source", str(archive), "--out", str(out)]) == 0
+    assert cli.main(["prepare", "--archive", str(archive), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.parent.iterdir()) == [".other.pt.abc.tmp", "cifar10.pt"]
 
 
@@ -302,8 +321,18 @@ def test_a_misspelt_profile_is_an_error_naming_the_key(text, message, tmp_path):
 
 
 def test_profile_refuses_a_data_archive_that_does_not_exist(tmp_path, capsys):
-    status = cli.main(["profile", "quick", "--profiles_dir", str(REPO / "profiles"), "--data", str(tmp_path / "nothere.tar.gz"),
-                       "--out", str(tmp_path / "params.yaml")])
+    status = cli.main(
+        [
+            "profile",
+            "quick",
+            "--profiles_dir",
+            str(REPO / "profiles"),
+            "--data",
+            str(tmp_path / "nothere.tar.gz"),
+            "--out",
+            str(tmp_path / "params.yaml"),
+        ]
+    )
     assert status == 2
     assert "nothere.tar.gz does not exist" in capsys.readouterr().err
     assert not (tmp_path / "params.yaml").exists()
@@ -364,9 +393,13 @@ def test_images_outside_the_contract_are_refused_by_every_entry_point(bad, messa
     model = LinearClassifier.random(10, DIM, seed=0)
     x = images(4, SHAPE, seed=2)
     y = labels(4, seed=2)
-    x_bad = {"outside [0, 1]": x * 30 - 10, "uint8": (x * 255).to(torch.uint8), "NaN": x.clone().fill_(math.nan),
-             "no batch dimension": x[0]}[bad]
-    for name, call in _entry_points(model, x_bad, y, torch.zeros(x.shape)).items():
+    x_bad = {
+        "outside [0, 1]": x * 30 - 10,
+        "uint8": (x * 255).to(torch.uint8),
+        "NaN": x.clone().fill_(math.nan),
+        "no batch dimension": x[0],
+    }[bad]
+    for call in _entry_points(model, x_bad, y, torch.zeros(x.shape)).values():
         with pytest.raises(ValueError, match=message):
             call()
     if bad != "no batch dimension":  # decision_plane takes one image
@@ -386,13 +419,16 @@ def test_images_outside_the_contract_are_refused_by_every_entry_point(bad, messa
 def test_labels_outside_the_contract_are_refused(labels_, message):
     model = LinearClassifier.random(10, DIM, seed=0)
     x = images(4, SHAPE, seed=2)
-    for call in (lambda: fgm(model, x, labels_, eps=0.5), lambda: pgd(model, x, labels_, eps=0.5, alpha=0.1, steps=1),
-                 lambda: gradient_direction(model, x, labels_),
-                 lambda: boundary_distance(model, x, labels_, torch.zeros(x.shape))):
+    for call in (
+        lambda: fgm(model, x, labels_, eps=0.5),
+        lambda: pgd(model, x, labels_, eps=0.5, alpha=0.1, steps=1),
+        lambda: gradient_direction(model, x, labels_),
+        lambda: boundary_distance(model, x, labels_, torch.zeros(x.shape)),
+    ):
         with pytest.raises(ValueError, match=message):
             call()
-    with pytest.raises(ValueError, match=message.replace("y must", "targets must")):
-        pgd(model, x, labels(4), eps=0.5, alpha=0.1, steps=1, targets=labels_)
+    with pytest.raises(ValueError, match=message.replace("y must", "target_classes must")):
+        pgd(model, x, labels(4), eps=0.5, alpha=0.1, steps=1, target_classes=labels_)
 
 
 def test_predicting_uint8_images_is_refused_rather_than_read_as_0_to_255():

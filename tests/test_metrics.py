@@ -10,14 +10,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware.metrics import (
-    Z_95, ClassAwareTransfer, Proportion, class_aware_counts, class_aware_transfer, fooled_set, wilson_interval,
+    Z_95,
+    ClassAwareTransfer,
+    Proportion,
+    class_aware_counts,
+    class_aware_transfer,
+    fooled_set,
+    wilson_interval,
 )
 
 
 # ----------------------------------------------------------------------------- strategies
 @st.composite
 def label_sets(draw, min_n=1, max_n=40):
-    """(y, source_clean, source_adv, target_adv (M, N), attack_targets) as int64 tensors.
+    """(y, source_clean, source_adv, target_adv (M, N), target_classes) as int64 tensors.
 
     Predictions are drawn to agree with y often, so D'_F1 and every case are usually non-empty.
     """
@@ -41,7 +47,7 @@ def label_sets(draw, min_n=1, max_n=40):
 def _brute(y, sc, sa, ta_row):
     """Straight from the definitions (eq. 1 and the three cases), sample by sample."""
     unf = dif = same = n = 0
-    for yi, ci, ai, ti in zip(y.tolist(), sc.tolist(), sa.tolist(), ta_row.tolist()):
+    for yi, ci, ai, ti in zip(y.tolist(), sc.tolist(), sa.tolist(), ta_row.tolist(), strict=True):
         if ci == yi and ai != yi:  # in D'_F1
             n += 1
             if ti == yi:
@@ -57,14 +63,14 @@ def _brute(y, sc, sa, ta_row):
 @given(label_sets())
 def test_counts_and_ratios_match_definitions(data):
     y, sc, sa, ta, at = data
-    results = class_aware_transfer(y, sc, sa, ta, attack_targets=at)
+    results = class_aware_transfer(y, sc, sa, ta, target_classes=at)
     counts = class_aware_counts(y, sc, sa, ta)
     mask = fooled_set(y, sc, sa)
-    n = sum(1 for a, b, c in zip(y.tolist(), sc.tolist(), sa.tolist()) if b == a and c != a)
+    n = sum(1 for a, b, c in zip(y.tolist(), sc.tolist(), sa.tolist(), strict=True) if b == a and c != a)
     assert int(mask.sum()) == n
     assert isinstance(results, list) and len(results) == len(ta)
     assert counts.shape == (len(ta), 3)
-    for row, r, c in zip(ta, results, counts.tolist()):
+    for row, r, c in zip(ta, results, counts.tolist(), strict=True):
         bn, unf, dif, same = _brute(y, sc, sa, row)
         assert c == [unf, dif, same]
         assert sum(c) == n == r.n == bn
@@ -73,8 +79,8 @@ def test_counts_and_ratios_match_definitions(data):
         assert (r.unfooled.count, r.different.count, r.same.count) == (unf, dif, same)
         assert r.fooled.count == dif + same
         assert r.unfooled.count + r.different.count + r.same.count == r.n
-        assert r.empty == (n == 0)
-        props = (r.unfooled, r.fooled, r.different, r.same, r.target_hit, r.source_hit)
+        assert (r.same.ratio is None) == (n == 0)
+        props = (r.unfooled, r.fooled, r.different, r.same, r.target_class_hit, r.source_target_class_hit)
         for p in props:
             assert p.n == n
             if n:
@@ -88,8 +94,12 @@ def test_counts_and_ratios_match_definitions(data):
             assert math.isclose(r.fooled.ratio, r.different.ratio + r.same.ratio, abs_tol=1e-12)
         # targeted hits, over D'_F1 only
         sel = mask.tolist()
-        assert r.target_hit.count == sum(1 for s, t, a in zip(sel, row.tolist(), at.tolist()) if s and t == a)
-        assert r.source_hit.count == sum(1 for s, t, a in zip(sel, sa.tolist(), at.tolist()) if s and t == a)
+        assert r.target_class_hit.count == sum(
+            1 for s, t, a in zip(sel, row.tolist(), at.tolist(), strict=True) if s and t == a
+        )
+        assert r.source_target_class_hit.count == sum(
+            1 for s, t, a in zip(sel, sa.tolist(), at.tolist(), strict=True) if s and t == a
+        )
 
 
 @given(label_sets(), st.randoms(use_true_random=False))
@@ -98,9 +108,9 @@ def test_permuting_samples_changes_nothing(data, rnd):
     perm = list(range(len(y)))
     rnd.shuffle(perm)
     p = torch.tensor(perm)
-    a = class_aware_transfer(y, sc, sa, ta, attack_targets=at)
-    b = class_aware_transfer(y[p], sc[p], sa[p], ta[:, p], attack_targets=at[p])
-    assert [r.as_dict() for r in a] == [r.as_dict() for r in b]
+    a = class_aware_transfer(y, sc, sa, ta, target_classes=at)
+    b = class_aware_transfer(y[p], sc[p], sa[p], ta[:, p], target_classes=at[p])
+    assert a == b
     assert torch.equal(class_aware_counts(y, sc, sa, ta), class_aware_counts(y[p], sc[p], sa[p], ta[:, p]))
 
 
@@ -112,8 +122,11 @@ def test_counts_add_over_a_split(data, d):
     parts = class_aware_counts(y[:k], sc[:k], sa[:k], ta[:, :k]) + class_aware_counts(y[k:], sc[k:], sa[k:], ta[:, k:])
     assert torch.equal(whole, parts)
     r = class_aware_transfer(y, sc, sa, ta)
-    r1, r2 = class_aware_transfer(y[:k], sc[:k], sa[:k], ta[:, :k]), class_aware_transfer(y[k:], sc[k:], sa[k:], ta[:, k:])
-    for a, b1, b2 in zip(r, r1, r2):
+    r1, r2 = (
+        class_aware_transfer(y[:k], sc[:k], sa[:k], ta[:, :k]),
+        class_aware_transfer(y[k:], sc[k:], sa[k:], ta[:, k:]),
+    )
+    for a, b1, b2 in zip(r, r1, r2, strict=True):
         assert a.n == b1.n + b2.n
         assert a.n_total == b1.n_total + b2.n_total
         assert a.n_source_correct == b1.n_source_correct + b2.n_source_correct
@@ -124,9 +137,9 @@ def test_counts_add_over_a_split(data, d):
 @given(label_sets())
 def test_single_row_equals_first_of_many(data):
     y, sc, sa, ta, at = data
-    single = class_aware_transfer(y, sc, sa, ta[0], attack_targets=at)
+    single = class_aware_transfer(y, sc, sa, ta[0], target_classes=at)
     assert isinstance(single, ClassAwareTransfer)
-    assert single == class_aware_transfer(y, sc, sa, ta, attack_targets=at)[0]
+    assert single == class_aware_transfer(y, sc, sa, ta, target_classes=at)[0]
 
 
 def test_hand_computed_example():
@@ -134,24 +147,28 @@ def test_hand_computed_example():
     y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
     sc = torch.tensor([9, 1, 2, 3, 4, 5, 6, 7])  # 0: source wrong on clean -> excluded
     sa = torch.tensor([1, 1, 5, 6, 8, 9, 0, 2])  # 1: source not fooled -> excluded
-    ta = torch.tensor([
-        [0, 1, 2, 6, 7, 9, 6, 2],  # 2 un-fooled, 3 same, 4 different, 5 same, 6 un-fooled, 7 same
-        [5, 5, 5, 5, 5, 5, 5, 5],  # 2 same (5), 3..7 different (5 != y, 5 != y1) except 5: y=5 -> un-fooled
-    ])
+    ta = torch.tensor(
+        [
+            [0, 1, 2, 6, 7, 9, 6, 2],  # 2 un-fooled, 3 same, 4 different, 5 same, 6 un-fooled, 7 same
+            [5, 5, 5, 5, 5, 5, 5, 5],  # 2 same (5), 3..7 different (5 != y, 5 != y1) except 5: y=5 -> un-fooled
+        ]
+    )
     targets = torch.tensor([3, 3, 5, 6, 7, 9, 0, 5])  # source hit at 2, 3, 5, 6; row 0 hits at 3, 4, 5
     mask = fooled_set(y, sc, sa)
     assert mask.tolist() == [False, False, True, True, True, True, True, True]
     assert class_aware_counts(y, sc, sa, ta).tolist() == [[2, 1, 3], [1, 4, 1]]
-    r0, r1 = class_aware_transfer(y, sc, sa, ta, attack_targets=targets)
+    r0, r1 = class_aware_transfer(y, sc, sa, ta, target_classes=targets)
     assert (r0.n_total, r0.n_source_correct, r0.n) == (8, 7, 6)
     assert (r0.unfooled.count, r0.different.count, r0.same.count, r0.fooled.count) == (2, 1, 3, 4)
     assert (r1.unfooled.count, r1.different.count, r1.same.count, r1.fooled.count) == (1, 4, 1, 5)
     assert r0.same.ratio == 0.5 and r0.unfooled.ratio == 2 / 6 and r1.different.ratio == 4 / 6
-    assert (r0.source_hit.count, r0.target_hit.count) == (4, 3)
-    assert (r1.source_hit.count, r1.target_hit.count) == (4, 2)  # row 1 predicts 5: targets 5 at samples 2 and 7
-    assert r0.source_hit == r1.source_hit
-    d = r0.as_dict()
-    assert d["empty"] is False and d["same"]["count"] == 3 and d["n"] == 6
+    assert (r0.source_target_class_hit.count, r0.target_class_hit.count) == (4, 3)
+    assert (r1.source_target_class_hit.count, r1.target_class_hit.count) == (
+        4,
+        2,
+    )  # row 1 predicts 5: targets 5 at samples 2 and 7
+    assert r0.source_target_class_hit == r1.source_target_class_hit
+    assert r0.same.count == 3 and r0.n == 6
 
 
 def test_empty_fooled_set():
@@ -159,10 +176,10 @@ def test_empty_fooled_set():
     sc = torch.tensor([0, 1, 0, 3])
     sa = torch.tensor([0, 1, 1, 3])  # fooled only where the source was already wrong
     ta = torch.tensor([[1, 2, 3, 0], [0, 1, 2, 3]])
-    for r in class_aware_transfer(y, sc, sa, ta, attack_targets=torch.tensor([1, 2, 3, 0])):
-        assert r.n == 0 and r.empty and r.as_dict()["empty"] is True
+    for r in class_aware_transfer(y, sc, sa, ta, target_classes=torch.tensor([1, 2, 3, 0])):
+        assert r.n == 0
         assert r.n_total == 4 and r.n_source_correct == 3
-        for p in (r.unfooled, r.fooled, r.different, r.same, r.target_hit, r.source_hit):
+        for p in (r.unfooled, r.fooled, r.different, r.same, r.target_class_hit, r.source_target_class_hit):
             assert (p.count, p.n, p.ratio, p.ci_low, p.ci_high) == (0, 0, None, None, None)
     assert class_aware_counts(y, sc, sa, ta).tolist() == [[0, 0, 0], [0, 0, 0]]
 
@@ -171,13 +188,15 @@ def test_no_samples_at_all():
     e = torch.zeros(0, dtype=torch.int64)
     r = class_aware_transfer(e, e, e, torch.zeros(2, 0, dtype=torch.int64))
     assert len(r) == 2 and all(x.n == 0 and x.n_total == 0 and x.same.ratio is None for x in r)
-    assert class_aware_transfer(e, e, e, e).empty
+    assert class_aware_transfer(e, e, e, e).n == 0
 
 
-def test_without_attack_targets_no_hits():
+def test_without_target_classes_no_hits():
     y, sc, sa = torch.tensor([0, 1]), torch.tensor([0, 1]), torch.tensor([1, 0])
     r = class_aware_transfer(y, sc, sa, torch.tensor([1, 1]))
-    assert r.target_hit is None and r.source_hit is None and r.same.count == 1 and r.unfooled.count == 1
+    assert (
+        r.target_class_hit is None and r.source_target_class_hit is None and r.same.count == 1 and r.unfooled.count == 1
+    )
 
 
 @pytest.mark.parametrize(

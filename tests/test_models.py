@@ -93,8 +93,14 @@ def test_dropout_randomises_train_mode_only():
 
 @pytest.mark.parametrize(
     "arch, fam",
-    [("resnet18", "resnet"), ("resnet10_w8", "resnet"), ("vgg16_bn", "vgg"), ("vgg11_bn_w8", "vgg"),
-     ("densenet121", "densenet"), ("densenet_s", "densenet")],
+    [
+        ("resnet18", "resnet"),
+        ("resnet10_w8", "resnet"),
+        ("vgg16_bn", "vgg"),
+        ("vgg11_bn_w8", "vgg"),
+        ("densenet121", "densenet"),
+        ("densenet_s", "densenet"),
+    ],
 )
 def test_family(arch, fam):
     assert family(arch) == fam

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import JPEG_ARCHIVE, REPO
 
 pytestmark = [
@@ -37,12 +36,18 @@ def _env() -> dict:
 def _clean_copy(dest: Path) -> Path:
     """The repository's files as a fresh clone would have them (tracked, plus untracked files
     git does not ignore), committed in a new git repository."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
+    ).stdout
     for name in filter(None, files.decode().split("\0")):
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
 
@@ -55,9 +60,14 @@ def _run(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
 def runs(tmp_path_factory) -> tuple[Path, Path]:
     repos = [_clean_copy(tmp_path_factory.mktemp(name)) for name in ("clone_a", "clone_b")]
     cmd = f"classaware profile smoke --data {JPEG_ARCHIVE} && dvc repro"
-    procs = [subprocess.Popen(cmd, shell=True, cwd=r, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in repos]
+    procs = [
+        subprocess.Popen(
+            cmd, shell=True, cwd=r, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for r in repos
+    ]
     outputs = [p.communicate()[0] for p in procs]
-    for repo, proc, out in zip(repos, procs, outputs):
+    for repo, proc, out in zip(repos, procs, outputs, strict=True):
         assert proc.returncode == 0, f"dvc repro failed in {repo}:\n{out[-6000:]}"
     return repos[0], repos[1]
 
@@ -81,7 +91,14 @@ def test_every_stage_ran_and_the_pipeline_is_up_to_date(runs):
     assert status.returncode == 0, status.stderr
     # data.dvc pins the official archive, which an offline machine does not have
     assert set(json.loads(status.stdout)) <= {"data.dvc"}, status.stdout
-    for path in ("figures/fig3.png", "figures/fig4.png", "figures/fig5.png", "results/claims.md", "results/tables.md", "report/report.md"):
+    for path in (
+        "figures/fig3.png",
+        "figures/fig4.png",
+        "figures/fig5.png",
+        "results/claims.md",
+        "results/tables.md",
+        "report/report.md",
+    ):
         assert (repo / path).stat().st_size > 0, path
 
 

@@ -3,17 +3,19 @@ resolves it for every profile, parses into that stage's validated Config."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import shlex
 import shutil
 import subprocess
 
 import pytest
 import yaml
+from conftest import REPO
 
 from classaware.cli import COMMANDS, build_parser
 from classaware.config import from_args
 from classaware.stages import profile
-from conftest import REPO
 
 PROFILES = REPO / "profiles"
 NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
@@ -27,20 +29,31 @@ def test_the_committed_params_file_is_the_paper_profile_verbatim():
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "paper"])
-def test_a_profile_replaces_whole_groups_and_keeps_the_rest(name):
+def test_a_profile_states_only_what_differs_and_is_merged_key_by_key(name):
     base = yaml.safe_load((PROFILES / "paper.yaml").read_text())
     override = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
     params = yaml.safe_load(profile.render(name, PROFILES))
-    assert params["profile"] == name
-    for group in base:
-        if group != "profile":
-            assert params[group] == override.get(group, base[group]), group
-    assert set(params) == set(base)  # a profile only replaces groups, it invents none
+    assert params["profile"] == name and set(params) == set(base)  # a profile invents no group
+    for group, options in base.items():
+        if group in ("profile", "zoo") or not isinstance(options, dict):
+            continue
+        for key, value in options.items():
+            assert params[group][key] == override.get(group, {}).get(key, value), (group, key)
+        for key, value in override.get(group, {}).items():
+            assert value != options[key], f"{name}.yaml restates {group}.{key} = {value!r} from paper.yaml"
+    assert params["zoo"] == override["zoo"]  # replaced whole
+
+
+def test_merge_replaces_lists_and_the_zoo_whole_and_merges_mappings():
+    base = {"a": {"x": 1, "y": [1, 2]}, "zoo": {"m1": {"arch": "r"}, "m2": {"arch": "v"}}}
+    merged = profile.merge(base, {"a": {"y": [3]}, "zoo": {"n1": {"arch": "r"}}})
+    assert merged == {"a": {"x": 1, "y": [3]}, "zoo": {"n1": {"arch": "r"}}}
+    assert base["a"]["y"] == [1, 2]  # the base is not changed
 
 
 def test_data_option_points_the_prepare_stage_at_a_local_archive():
     params = yaml.safe_load(profile.render("quick", PROFILES, data=REPO / "x.tar.gz"))
-    assert params["data"]["source"] == str(REPO / "x.tar.gz")
+    assert params["data"] == {"archive": str(REPO / "x.tar.gz")}
     assert yaml.safe_load(profile.render("paper", PROFILES, data=REPO / "x.tar.gz"))["profile"] == "paper"
 
 
@@ -59,13 +72,39 @@ def test_every_stage_command_parses_into_its_config(name, tmp_path):
     (tmp_path / "params.yaml").write_text(profile.render(name, PROFILES))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     with Repo(str(tmp_path)) as repo:
-        cmds = {stage.addressing: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
+        cmds = {stage.name: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
     assert len(cmds) > 10
+    params = profile.merged_params(name, PROFILES)
+    raw = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage_name, cmd in cmds.items():
         argv = shlex.split(cmd)
         assert argv[0] == "classaware" and argv[1] in COMMANDS, stage_name
         args = build_parser(argv[1]).parse_args(argv[1:])
-        from_args(__import__(f"classaware.stages.{COMMANDS[argv[1]][0]}", fromlist=["Config"]).Config, args)
+        cfg = from_args(__import__(f"classaware.stages.{COMMANDS[argv[1]][0]}", fromlist=["Config"]).Config, args)
+        # the merged profile is what DVC runs: every option of every group the stage unpacks
+        values = _flat(cfg)
+        base, _, key = stage_name.partition("@")
+        body = raw[base]
+        for group in re.findall(r"\$\{(\w+)\}", body.get("do", body)["cmd"]):
+            # ${item} of a foreach over a mapping (the zoo) unpacks that member's options
+            options = params.get(group)
+            if group == "item" and isinstance(params.get(body["foreach"][2:-1]), dict):
+                options = params[body["foreach"][2:-1]][key]
+            for option, value in options.items() if isinstance(options, dict) else ():
+                assert values[option] == (tuple(value) if isinstance(value, list) else value), (
+                    stage_name,
+                    group,
+                    option,
+                )
+
+
+def _flat(cfg) -> dict:
+    """The option values of a stage's Config, nested dataclasses flattened (as on the command line)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        out |= _flat(value) if dataclasses.is_dataclass(value) else {f.name: value}
+    return out
 
 
 def _imported_modules(path) -> set:
@@ -84,7 +123,9 @@ def _imported_modules(path) -> set:
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = package[: len(package) - (node.level - 1)]
                 names = [node.module] if node.module else [a.name for a in node.names]
-                todo += [f for f in (src.joinpath(*base, *n.split(".")).with_suffix(".py") for n in names) if f.is_file()]
+                todo += [
+                    f for f in (src.joinpath(*base, *n.split(".")).with_suffix(".py") for n in names) if f.is_file()
+                ]
     return {str(p.relative_to(REPO)) for p in seen}
 
 

@@ -13,18 +13,41 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-from classaware.artifacts import save_json, save_text
-from classaware.stages import report, tables, verify
 from test_figures import DATASET, run_figures, write_inputs
 
+from classaware.artifacts import save_text
+from classaware.results import Table1, Table2, TransferResults
+from classaware.stages import report, tables, verify
+from classaware.training import TrainMetrics
+
 CLAIMS = [
-    {"id": "S3.1", "figure": "Fig. 3", "claim": "same mistakes track fooling", "metric": "min_corr_fooled_same",
-     "paper": "> 0.98", "test": ">=", "bound": {"smoke": -1.0}},
-    {"id": "S3.5", "figure": "Fig. 5", "claim": "same-mistake ratio rises with eps", "metric": "frac_same_rises_with_eps",
-     "paper": "all", "test": ">=", "bound": {"smoke": 1.01}},
-    {"id": "S4.1", "figure": "Table 1", "claim": "N-targeted attack succeeds", "metric": "table1_min_both",
-     "paper": "> 90%", "test": ">=", "bound": {"smoke": None}},
+    {
+        "id": "S3.1",
+        "figure": "Fig. 3",
+        "claim": "same mistakes track fooling",
+        "metric": "min_corr_fooled_same",
+        "paper": "> 0.98",
+        "test": ">=",
+        "bound": {"smoke": -1.0},
+    },
+    {
+        "id": "S3.5",
+        "figure": "Fig. 5",
+        "claim": "same-mistake ratio rises with eps",
+        "metric": "frac_same_rises_with_eps",
+        "paper": "all",
+        "test": ">=",
+        "bound": {"smoke": 1.01},
+    },
+    {
+        "id": "S4.1",
+        "figure": "Table 1",
+        "claim": "N-targeted attack succeeds",
+        "metric": "table1_min_both",
+        "paper": "> 90%",
+        "test": ">=",
+        "bound": {"smoke": None},
+    },
 ]
 TIMINGS = [
     {"stage": "train@res_a", "command": "train", "seconds": 10.0, "finished": 100.0},
@@ -40,23 +63,41 @@ def project(tmp_path_factory) -> Path:
     results = root / "results"
     inputs = write_inputs(results)
     run_figures(inputs, root / "figures")
-    empty1, empty2 = {"dataset": DATASET, "rows": []}, {"dataset": DATASET, "rows": [], "baseline": [], "chance": 0.1}
-    save_json(empty1, results / "table1.json")
-    save_json(empty2, results / "table2.json")
+    empty1, empty2 = Table1(DATASET, ()), Table2(DATASET, 0.1, (), ())
+    empty1.save(results / "table1.json")
+    empty2.save(results / "table2.json")
     save_text(tables.markdown(empty1, empty2), results / "tables.md")
     save_text(yaml.safe_dump(CLAIMS, sort_keys=False), root / "claims.yaml")
-    verify.run(verify.Config(profile="smoke", claims=root / "claims.yaml", transfer=inputs["transfer"], distance=inputs["distance"],
-                             table1=results / "table1.json", table2=results / "table2.json",
-                             out=root / "metrics" / "claims.json", table=results / "claims.md"))
+    verify.run(
+        verify.Config(
+            profile="smoke",
+            claims=root / "claims.yaml",
+            transfer=inputs["transfer"],
+            distance=inputs["distance"],
+            table1=results / "table1.json",
+            table2=results / "table2.json",
+            out=root / "metrics" / "claims.json",
+            table=results / "claims.md",
+        )
+    )
     for name, acc in (("res_a", 0.41), ("vgg_a", 0.52)):
-        save_json({"arch": "resnet10_w8", "dataset": DATASET, "n_train": 2000,
-                   "checkpoints": {"epoch_3": {"test_acc": acc - 0.1}, "epoch_5": {"test_acc": acc}}}, root / "metrics" / "train" / f"{name}.json")
+        TrainMetrics(
+            arch="resnet10_w8", dataset=DATASET, n_train=2000, n_test=500, test_acc={"3": acc - 0.1, "5": acc}
+        ).save(root / "metrics" / "train" / f"{name}.json")
     save_text("".join(json.dumps(t) + "\n" for t in TIMINGS) + "{truncated\n", root / "logs" / "timings.jsonl")
     return root
 
 
 def run_report(root: Path, out_dir: Path, profile: str = "smoke") -> tuple[str, str]:
-    report.run(report.Config(profile=profile, results=root / "results", figures=root / "figures", metrics=root / "metrics", out_dir=out_dir))
+    report.run(
+        report.Config(
+            profile=profile,
+            results=root / "results",
+            figures=root / "figures",
+            metrics=root / "metrics",
+            out_dir=out_dir,
+        )
+    )
     return (out_dir / "report.md").read_text(), (out_dir / "report.html").read_text()
 
 
@@ -98,25 +139,35 @@ def test_html_shows_the_same_content_with_working_image_paths(project, tmp_path,
     assert parsed.images == ["fig3.png", "fig4.png", "fig5.png"]
     assert all((tmp_path / "report" / src).is_file() for src in parsed.images)
     assert parsed.tags.count("table") >= 6 and "blockquote" in parsed.tags
-    assert DATASET in page and "<td class=fail>FAIL</td>" in page and "|---" not in page
+    assert DATASET in page and '<td class="fail">FAIL</td>' in page and "|---" not in page
 
 
 def test_missing_optional_inputs_are_said_not_fatal(project, tmp_path, monkeypatch):
     root = tmp_path / "bare"
     (root / "results").mkdir(parents=True)
     shutil.copy(project / "results" / "claims.md", root / "results" / "claims.md")
+    shutil.copytree(project / "metrics", root / "metrics", ignore=shutil.ignore_patterns("train"))
     monkeypatch.chdir(root)
     md, _ = run_report(root, tmp_path / "report")
     assert "**Dataset: unknown**" in md
-    for missing in ("fig3.png", "fig4.png", "fig5.png", "correlations.csv", "distance.json", "train/*.json", "tables.md"):
+    for missing in (
+        "fig3.png",
+        "fig4.png",
+        "fig5.png",
+        "correlations.csv",
+        "distance.json",
+        "train/*.json",
+        "tables.md",
+    ):
         assert f"{missing}` was not found" in md
     assert "No stage timings: `logs/timings.jsonl` was not found" in md
 
 
 def test_official_dataset_is_named_as_the_papers(project, tmp_path, monkeypatch):
     root = tmp_path / "official"
-    save_json({"dataset": "CIFAR-10 (official)", "sources": {}}, root / "results" / "transfer.json")
+    TransferResults("CIFAR-10 (official)", {}).save(root / "results" / "transfer.json")
     shutil.copy(project / "results" / "claims.md", root / "results" / "claims.md")
+    shutil.copytree(project / "metrics", root / "metrics")
     monkeypatch.chdir(root)
     md, _ = run_report(root, tmp_path / "report", profile="paper")
     assert "**Dataset: CIFAR-10 (official)**, as in the paper." in md and "not on the official" not in md
@@ -125,5 +176,5 @@ def test_official_dataset_is_named_as_the_papers(project, tmp_path, monkeypatch)
 
 def test_missing_claims_table_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match="claims.md"):
+    with pytest.raises(FileNotFoundError, match="claims.json.*claims.md"):
         run_report(tmp_path, tmp_path / "report")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pickle
 import tempfile
@@ -11,14 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import JPEG_ARCHIVE
 from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware import cli, models, training
 from classaware.artifacts import load_tensors, save_json, save_tensors
 from classaware.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
-from classaware.training import PRESETS, Recipe, TrainSpec, augment, train
-from conftest import JPEG_ARCHIVE
+from classaware.stages import train_grid
+from classaware.training import SECTION4_SCHEDULE, Recipe, TrainMetrics, TrainSpec, augment, train
 
 SMALL = Recipe(epochs=3, lr=0.05, milestones=(2,), batch_size=32)
 
@@ -71,17 +71,23 @@ def test_recipe_milestones_become_a_tuple_of_ints():
     assert Recipe(epochs=10, milestones=[3, 7]).milestones == (3, 7)
 
 
-def test_paper_presets_learning_rates():
-    sec3 = PRESETS["paper-sec3"]
+def test_the_defaults_are_the_papers_schedules():
+    sec3 = Recipe()  # section 3.2: lr 0.01, x0.1 at epoch 50 of 100
     assert (sec3.epochs, sec3.momentum, sec3.weight_decay) == (100, 0.9, 5e-4)
     assert [sec3.lr_at(e) for e in (0, 49)] == [0.01, 0.01]
     assert [sec3.lr_at(e) for e in (50, 99)] == pytest.approx([0.001, 0.001])
-    sec4 = PRESETS["paper-sec4"]
-    assert sec4.epochs == 200
+    sec4 = Recipe(**dataclasses.asdict(SECTION4_SCHEDULE), lr=0.1)  # section 4.2: x0.1 at 100 and 150 of 200
+    assert sec4.epochs == 200 and (sec4.momentum, sec4.weight_decay) == (0.9, 5e-4)
     assert [sec4.lr_at(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert (
+        train_grid.Config(arch="resnet18", labelling="y", out=Path("o"), metrics=Path("m.json")).schedule
+        == SECTION4_SCHEDULE
+    )
 
 
-@given(st.integers(2, 30).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(1, n - 1)))), st.floats(0.01, 1.0))
+@given(
+    st.integers(2, 30).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(1, n - 1)))), st.floats(0.01, 1.0)
+)
 def test_lr_at_counts_the_milestones_passed(n_and_milestones, gamma):
     epochs, milestones = n_and_milestones
     r = Recipe(epochs=epochs, lr=0.5, milestones=tuple(sorted(milestones)), gamma=gamma)
@@ -171,7 +177,9 @@ seeds = st.integers(0, 2**32 - 1)
 
 @given(seeds, seeds, seeds)
 def test_initial_weights_depend_on_init_seed_only(init_seed, data_a, data_b):
-    assert same_weights(initial_weights("resnet10_w8", init_seed, data_a), initial_weights("resnet10_w8", init_seed, data_b))
+    assert same_weights(
+        initial_weights("resnet10_w8", init_seed, data_a), initial_weights("resnet10_w8", init_seed, data_b)
+    )
 
 
 @given(seeds, seeds, seeds)
@@ -307,8 +315,13 @@ def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
     (tmp_path / "noise.pt").write_bytes(os.urandom(1000))
     save_tensors({"format": "classaware-cifar10/1"}, tmp_path / "data.pt")
     save_tensors({"format": "classaware-checkpoint/1", "meta": {}, "state_dict": {}}, tmp_path / "noarch.pt")
-    for name, problem in [("cut.pt", "corrupt"), ("noise.pt", "corrupt"), ("missing.pt", "does not exist"),
-                          ("data.pt", "not a classaware-checkpoint"), ("noarch.pt", "not a classaware-checkpoint")]:
+    for name, problem in [
+        ("cut.pt", "corrupt"),
+        ("noise.pt", "corrupt"),
+        ("missing.pt", "does not exist"),
+        ("data.pt", "not a classaware-checkpoint"),
+        ("noarch.pt", "not a classaware-checkpoint"),
+    ]:
         with pytest.raises(CheckpointError, match=f"{name}.*{problem}|{problem}.*{name}"):
             load_model(tmp_path / name)
 
@@ -329,7 +342,11 @@ tensors = st.builds(
     st.sampled_from([torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool]),
     st.integers(0, 2**31 - 1),
 )
-artifacts = st.dictionaries(st.text(max_size=8), st.one_of(tensors, st.integers(), st.text(max_size=8), st.lists(tensors, max_size=2)), max_size=4)
+artifacts = st.dictionaries(
+    st.text(max_size=8),
+    st.one_of(tensors, st.integers(), st.text(max_size=8), st.lists(tensors, max_size=2)),
+    max_size=4,
+)
 
 
 def _clone(obj):
@@ -396,16 +413,24 @@ def test_prepare_and_train_on_real_cifar10_beats_chance(tmp_path):
     JPEG copy, 6 epochs, evaluated on the full test set (about 0.39 here; chance is 0.10)."""
     t0 = time.perf_counter()
     data, metrics = tmp_path / "cifar10.pt", tmp_path / "metrics.json"
-    assert cli.main(["prepare", "--source", str(JPEG_ARCHIVE), "--out", str(data)]) == 0
+    assert cli.main(["prepare", "--archive", str(JPEG_ARCHIVE), "--out", str(data)]) == 0
     t1 = time.perf_counter()
-    argv = ["train", "--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--out", str(tmp_path / "m"),
-            "--data", str(data), "--epochs", "6", "--lr", "0.05", "--milestones", "5", "--batch_size", "64", "--train_size", "2000",
-            "--metrics", str(metrics), "--device", "cpu"]
+    argv = [
+        *"train --arch resnet10_w8 --init_seed 0 --data_seed 0 --out".split(),
+        str(tmp_path / "m"),
+        *"--data".split(),
+        str(data),
+        *"--epochs 6 --lr 0.05 --milestones 5 --batch_size 64 --train_size 2000 --metrics".split(),
+        str(metrics),
+        *"--device cpu".split(),
+    ]
     assert cli.main(argv) == 0
     t2 = time.perf_counter()
-    m = json.loads(metrics.read_text())
-    acc = m["checkpoints"]["epoch_6"]["test_acc"]
-    print(f"\nreal-data resnet10_w8, 2000 train images, 6 epochs: test accuracy {acc:.4f} on 10000 images "
-          f"({m['dataset']}); prepare {t1 - t0:.1f} s, train+eval {t2 - t1:.1f} s")
-    assert m["dataset"] == "CIFAR-10 (JPEG q75 copy)" and m["n_train"] == 2000
+    m = TrainMetrics.load(metrics)
+    acc = m.test_acc["6"]
+    print(
+        f"\nreal-data resnet10_w8, 2000 train images, 6 epochs: test accuracy {acc:.4f} on 10000 images "
+        f"({m.dataset}); prepare {t1 - t0:.1f} s, train+eval {t2 - t1:.1f} s"
+    )
+    assert m.dataset == "CIFAR-10 (JPEG q75 copy)" and m.n_train == 2000
     assert acc > 0.30

@@ -4,19 +4,29 @@ file names a bound for every profile and only metrics the analysis computes."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 import yaml
+from conftest import REPO
 from hypothesis import given
 from hypothesis import strategies as st
+from test_figures import write_inputs
 
 from classaware import analysis
-from classaware.artifacts import save_json
+from classaware.metrics import Proportion
+from classaware.results import (
+    BaselineRow,
+    ClaimResults,
+    DistanceResults,
+    Table1,
+    Table1Rates,
+    Table1Row,
+    Table2,
+    Table2Row,
+    TransferResults,
+)
 from classaware.stages import verify
-from conftest import REPO
-from test_figures import write_inputs
 
 finite = st.floats(-100, 100, allow_nan=False)
 
@@ -51,18 +61,36 @@ def test_fisher_interval_contains_r_and_narrows_with_n(r, n):
 
 def test_fisher_interval_hand_computed():
     half = 1.959963984540054 / math.sqrt(10 - 3)
-    assert analysis.fisher_interval(0.5, 10) == pytest.approx((math.tanh(math.atanh(0.5) - half), math.tanh(math.atanh(0.5) + half)))
+    assert analysis.fisher_interval(0.5, 10) == pytest.approx(
+        (math.tanh(math.atanh(0.5) - half), math.tanh(math.atanh(0.5) + half))
+    )
+
+
+def table1(*both: float) -> Table1:
+    """A Table 1 whose rows' both-hit rates are ``both`` (of 100 images)."""
+    rows = []
+    for rate in both:
+        hits = Proportion.of(round(100 * rate), 100)
+        rows.append(Table1Row("p", None, 1.0, 100, Table1Rates(hits, hits, hits), {}, None))
+    return Table1("toy", tuple(rows))
+
+
+def table2(rows: list[tuple[str, str, float, float | None]], baseline: list[tuple[float, float | None]]) -> Table2:
+    """A Table 2 from (pair, labelling, test accuracy, paper %) rows and (accuracy, paper %) baselines."""
+    return Table2(
+        "toy",
+        0.1,
+        tuple(Table2Row(p, lab, f"arch{i}", acc, None, "c", ref) for i, (p, lab, acc, ref) in enumerate(rows)),
+        tuple(BaselineRow(f"arch{i}", acc, "c", ref) for i, (acc, ref) in enumerate(baseline)),
+    )
 
 
 def test_section4_metrics_hand_computed():
-    table1 = {"rows": [{"both": {"ratio": 0.95}}, {"both": {"ratio": 0.91}}]}
-    table2 = {"rows": [
-        {"pair": "p", "label": "y1", "test_acc": 0.50, "paper": 51.3},
-        {"pair": "p", "label": "y1", "test_acc": 0.60, "paper": 53.9},
-        {"pair": "p", "label": "y2", "test_acc": 0.10, "paper": 10.2},
-        {"pair": "p", "label": "y2", "test_acc": 0.30, "paper": 71.0},
-    ], "baseline": [{"test_acc": 0.86, "paper": 88.0}, {"test_acc": 0.94, "paper": 93.0}]}
-    m = analysis.section4_metrics(table1, table2)
+    t2 = table2(
+        [("p", "y1", 0.50, 51.3), ("p", "y1", 0.60, 53.9), ("p", "y2", 0.10, 10.2), ("p", "y2", 0.30, 71.0)],
+        [(0.86, 88.0), (0.94, 93.0)],
+    )
+    m = analysis.section4_metrics(table1(0.95, 0.91), t2)
     assert m["table1_min_both"] == 0.91
     assert m["table2_min_best_arch"] == 0.30  # the y2 labelling's best architecture
     assert m["table2_max_abs_deviation"] == pytest.approx(0.41)
@@ -73,32 +101,55 @@ def test_section4_metrics_hand_computed():
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("inputs")
     paths = write_inputs(folder)
-    save_json({"dataset": "toy", "rows": [{"both": {"ratio": 0.93}}]}, folder / "table1.json")
-    save_json({"dataset": "toy", "rows": [{"pair": "p", "label": "y1", "test_acc": 0.4, "paper": 51.3}],
-               "baseline": [{"test_acc": 0.5, "paper": 88.0}], "chance": 0.1}, folder / "table2.json")
+    table1(0.93).save(folder / "table1.json")
+    table2([("p", "y1", 0.4, 51.3)], [(0.5, 88.0)]).save(folder / "table2.json")
     return {**paths, "table1": folder / "table1.json", "table2": folder / "table2.json"}
 
 
 def claim(metric: str, test: str, bound, **extra) -> dict:
-    return {"id": metric, "figure": "Fig. 3", "claim": metric, "metric": metric, "paper": "x", "test": test, "bound": {"smoke": bound}, **extra}
+    return {
+        "id": metric,
+        "figure": "Fig. 3",
+        "claim": metric,
+        "metric": metric,
+        "paper": "x",
+        "test": test,
+        "bound": {"smoke": bound},
+        **extra,
+    }
 
 
 def run_verify(tmp_path, inputs, claims) -> dict:
     (tmp_path / "claims.yaml").write_text(yaml.safe_dump(claims))
-    verify.run(verify.Config(profile="smoke", claims=tmp_path / "claims.yaml", transfer=inputs["transfer"], distance=inputs["distance"],
-                             table1=inputs["table1"], table2=inputs["table2"], out=tmp_path / "claims.json", table=tmp_path / "claims.md"))
-    return json.loads((tmp_path / "claims.json").read_text())
+    verify.run(
+        verify.Config(
+            profile="smoke",
+            claims=tmp_path / "claims.yaml",
+            transfer=inputs["transfer"],
+            distance=inputs["distance"],
+            table1=inputs["table1"],
+            table2=inputs["table2"],
+            out=tmp_path / "claims.json",
+            table=tmp_path / "claims.md",
+        )
+    )
+    return ClaimResults.load(tmp_path / "claims.json")
 
 
 def test_failed_claims_are_results_and_unassessed_ones_are_marked(tmp_path, inputs):
-    out = run_verify(tmp_path, inputs, [
-        claim("table1_min_both", ">=", 0.9), claim("table1_min_both", "<=", 0.5) | {"id": "fails"},
-        claim("table2_max_abs_deviation", "within", 0.005, target=0.1) | {"id": "within"},
-        claim("baseline_max_abs_deviation", "<=", None) | {"id": "skipped"},
-    ])
-    verdicts = {k: v["pass"] for k, v in out["claims"].items()}
-    assert verdicts == {"table1_min_both": True, "fails": False, "within": False, "skipped": None}
-    assert (out["passed"], out["failed"], out["not_assessed"]) == (1, 2, 1)
+    out = run_verify(
+        tmp_path,
+        inputs,
+        [
+            claim("table1_min_both", ">=", 0.9),
+            claim("table1_min_both", "<=", 0.5) | {"id": "fails"},
+            claim("table2_max_abs_deviation", "within", 0.005, target=0.1) | {"id": "within"},
+            claim("baseline_max_abs_deviation", "<=", None) | {"id": "skipped"},
+        ],
+    )
+    verdicts = {k: v.verdict for k, v in out.claims.items()}
+    assert verdicts == {"table1_min_both": "pass", "fails": "fail", "within": "fail", "skipped": "not assessed"}
+    assert (out.passed, out.failed, out.not_assessed) == (1, 2, 1)
     table = (tmp_path / "claims.md").read_text()
     assert "FAIL" in table and "not assessed at this scale" in table
 
@@ -110,12 +161,18 @@ def test_an_unknown_metric_is_an_error(tmp_path, inputs):
 
 def test_an_assessed_claim_whose_metric_cannot_be_computed_is_an_error(tmp_path, inputs):
     # no Table 2 row has a paper value (more pairs than the paper's): no deviation to compute
-    save_json({"dataset": "toy", "rows": [{"pair": "p", "label": "y1", "test_acc": 0.4, "paper": None}],
-               "baseline": [], "chance": 0.1}, tmp_path / "table2.json")
+    table2([("p", "y1", 0.4, None)], []).save(tmp_path / "table2.json")
     with pytest.raises(ValueError, match="could not be computed"):
-        run_verify(tmp_path, {**inputs, "table2": tmp_path / "table2.json"}, [claim("table2_max_abs_deviation", "<=", 0.1)])
-    out = run_verify(tmp_path, {**inputs, "table2": tmp_path / "table2.json"}, [claim("table2_max_abs_deviation", "<=", None)])
-    assert out["claims"]["table2_max_abs_deviation"] == {**out["claims"]["table2_max_abs_deviation"], "value": None, "pass": None}
+        run_verify(
+            tmp_path, {**inputs, "table2": tmp_path / "table2.json"}, [claim("table2_max_abs_deviation", "<=", 0.1)]
+        )
+    out = run_verify(
+        tmp_path, {**inputs, "table2": tmp_path / "table2.json"}, [claim("table2_max_abs_deviation", "<=", None)]
+    )
+    assert (out.claims["table2_max_abs_deviation"].value, out.claims["table2_max_abs_deviation"].verdict) == (
+        None,
+        "not assessed",
+    )
 
 
 def test_a_claim_without_a_bound_for_the_profile_is_refused(tmp_path, inputs):
@@ -130,16 +187,18 @@ def test_the_repository_claims_cover_every_profile_with_known_metrics(inputs):
     claims = yaml.safe_load((REPO / "claims.yaml").read_text())
     for name in profiles:
         assert verify.load_claims(REPO / "claims.yaml", name)
-    transfer = json.loads(inputs["transfer"].read_text())
-    known = set(analysis.section3_metrics(transfer, json.loads(inputs["distance"].read_text()), "1")) | set(
-        analysis.section4_metrics(json.loads(inputs["table1"].read_text()), json.loads(inputs["table2"].read_text())))
+    known = set(
+        analysis.section3_metrics(
+            TransferResults.load(inputs["transfer"]), DistanceResults.load(inputs["distance"]), 1.0
+        )
+    ) | set(analysis.section4_metrics(Table1.load(inputs["table1"]), Table2.load(inputs["table2"])))
     assert {c["metric"] for c in claims} <= known
 
 
 def test_section3_metrics_agree_with_the_correlations(inputs):
-    transfer, distance = (json.loads(inputs[k].read_text()) for k in ("transfer", "distance"))
-    m = analysis.section3_metrics(transfer, distance, "1")
-    corr = analysis.correlations(transfer, distance, "1")
-    assert m["min_corr_fooled_same"] == min(c["r_fooled_same"] for c in corr)
-    assert m["max_corr_dist_same"] == max(c["r_dist_same"] for c in corr)
+    transfer, distance = TransferResults.load(inputs["transfer"]), DistanceResults.load(inputs["distance"])
+    m = analysis.section3_metrics(transfer, distance, 1.0)
+    corr = analysis.correlations(transfer, distance, 1.0)
+    assert m["min_corr_fooled_same"] == min(c.fooled_same.r for c in corr)
+    assert m["max_corr_dist_same"] == max(c.dist_same.r for c in corr)
     assert 0 <= m["frac_same_rises_with_eps"] <= 1 and 0 <= m["frac_same_majority_untargeted"] <= 1

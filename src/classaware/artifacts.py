@@ -15,12 +15,12 @@ import glob
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -25,8 +25,9 @@ returned on the input's device.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -86,21 +87,23 @@ def eval_mode(models: Sequence[nn.Module]) -> Iterator[None]:
             m.eval()
         yield
     finally:
-        for m, mode in zip(models, modes):
+        for m, mode in zip(models, modes, strict=True):
             m.train(mode)
 
 
-def _check_inputs(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+def _check_inputs(
+    models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor], names: Sequence[str]
+) -> None:
     """The library's contract (see :mod:`classaware.contracts`), checked before any gradient."""
     check_images(x)
-    for model, label, name in zip(models, labels, names):
+    for model, label, name in zip(models, labels, names, strict=True):
         check_labels(label, len(x), num_classes(model, x) if len(x) else None, name)
 
 
 def loss_gradient(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor]) -> torch.Tensor:
     """grad_x sum_i sum_batch CE(f_i(x), labels_i), per sample (models must be in eval mode)."""
     x = x.detach().requires_grad_(True)
-    loss = sum(F.cross_entropy(m(x), t, reduction="sum") for m, t in zip(models, labels))
+    loss = sum(F.cross_entropy(m(x), t, reduction="sum") for m, t in zip(models, labels, strict=True))
     (g,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if g is None else g  # None: the output does not depend on x
 
@@ -132,15 +135,22 @@ def _pgd(models, x, labels, sign: float, eps, alpha, steps, norm, random_start, 
     return x_adv.to(x.device)
 
 
-def fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: Norm = "l2", targets: torch.Tensor | None = None) -> torch.Tensor:
+def fgm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    norm: Norm = "l2",
+    target_classes: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Fast gradient method, one full step: x' = clip_[0,1](x + s * eps * d(grad_x L)).
 
-    Non-targeted (``targets=None``): s = +1, L = CE(f(x), y) (eq. 2). Targeted: s = -1,
-    L = CE(f(x), targets) (eq. 3). For linf this is FGSM.
+    Non-targeted (``target_classes=None``): s = +1, L = CE(f(x), y) (eq. 2). Targeted: s = -1,
+    L = CE(f(x), target_classes) (eq. 3). For linf this is FGSM.
     """
     _validate(eps, norm)
-    label, sign = (y, 1.0) if targets is None else (targets, -1.0)
-    _check_inputs([model], x, [label], ["y" if targets is None else "targets"])
+    label, sign = (y, 1.0) if target_classes is None else (target_classes, -1.0)
+    _check_inputs([model], x, [label], ["y" if target_classes is None else "target_classes"])
     device = model_device(model, x.device)
     x0 = x.detach().to(device)
     with eval_mode([model]):
@@ -149,29 +159,48 @@ def fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, norm: No
 
 
 def pgd(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
-    norm: Norm = "l2", targets: torch.Tensor | None = None, random_start: bool = False, seed: int = 0,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    norm: Norm = "l2",
+    target_classes: torch.Tensor | None = None,
+    random_start: bool = False,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al.): ``steps`` steps of size ``alpha`` inside the
-    eps-ball, ascending CE(f(x'), y) (eq. 2) or, with ``targets``, descending CE(f(x'), t) (eq. 3)."""
-    label, sign = (y, 1.0) if targets is None else (targets, -1.0)
-    _check_inputs([model], x, [label], ["y" if targets is None else "targets"])
+    eps-ball, ascending CE(f(x'), y) (eq. 2) or, with ``target_classes``, descending CE(f(x'), t) (eq. 3)."""
+    label, sign = (y, 1.0) if target_classes is None else (target_classes, -1.0)
+    _check_inputs([model], x, [label], ["y" if target_classes is None else "target_classes"])
     return _pgd([model], x, [label], sign, eps, alpha, steps, norm, random_start, seed)
 
 
 def n_targeted_pgd(
-    models: Sequence[nn.Module], x: torch.Tensor, targets: Sequence[torch.Tensor], eps: float, alpha: float,
-    steps: int, norm: Norm = "l2", random_start: bool = False, seed: int = 0,
+    models: Sequence[nn.Module],
+    x: torch.Tensor,
+    target_classes: Sequence[torch.Tensor],
+    eps: float,
+    alpha: float,
+    steps: int,
+    norm: Norm = "l2",
+    random_start: bool = False,
+    seed: int = 0,
 ) -> torch.Tensor:
     """The N-targeted attack (eq. 5): PGD descending sum_i CE(f_i(x'), t_i), leading each model
-    f_i toward its own per-sample targets t_i. With one model it is targeted :func:`pgd`."""
-    if len(models) == 0 or len(models) != len(targets):
-        raise ValueError(f"need one target tensor per model, got {len(models)} models and {len(targets)} targets")
-    _check_inputs(models, x, targets, [f"targets[{i}]" for i in range(len(models))])
-    return _pgd(list(models), x, list(targets), -1.0, eps, alpha, steps, norm, random_start, seed)
+    f_i toward its own per-sample target classes t_i. With one model it is targeted :func:`pgd`."""
+    if len(models) == 0 or len(models) != len(target_classes):
+        raise ValueError(
+            f"need one tensor of target classes per model, got {len(models)} models and {len(target_classes)}"
+        )
+    _check_inputs(models, x, target_classes, [f"target_classes[{i}]" for i in range(len(models))])
+    return _pgd(list(models), x, list(target_classes), -1.0, eps, alpha, steps, norm, random_start, seed)
 
 
-def random_targets(y: torch.Tensor, num_classes: int = 10, generator: torch.Generator | None = None, exclude_true: bool = True) -> torch.Tensor:
+def random_target_classes(
+    y: torch.Tensor, num_classes: int = 10, generator: torch.Generator | None = None, exclude_true: bool = True
+) -> torch.Tensor:
     """Per-sample target classes drawn uniformly, reproducibly from ``generator`` (CPU).
 
     ``exclude_true=True`` (section 3.2's targeted attacks): uniform over the num_classes - 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm import tqdm
 
 
-def map_batches(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int, desc: str | None = None) -> torch.Tensor:
+def map_batches(
+    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int, desc: str | None = None
+) -> torch.Tensor:
     """torch.cat([fn(*(t[i:i+batch_size] for t in tensors)) for each batch i]); every tensor is
     split along its first dimension, which they must share."""
     n = len(tensors[0])
@@ -19,4 +21,6 @@ def map_batches(fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_s
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     starts = range(0, n, batch_size)
-    return torch.cat([fn(*(t[i : i + batch_size] for t in tensors)) for i in tqdm(starts, desc=desc, leave=False, disable=None)])
+    return torch.cat(
+        [fn(*(t[i : i + batch_size] for t in tensors)) for i in tqdm(starts, desc=desc, leave=False, disable=None)]
+    )

@@ -28,7 +28,7 @@ from torch import nn
 
 from .attacks import eval_mode, loss_gradient, unit_direction
 from .contracts import check_images, check_labels, model_device, num_classes
-from .metrics import Z_95
+from .metrics import Z_95, PairDistance
 from .models import predict
 
 UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
@@ -52,13 +52,20 @@ def _labels_along(model: nn.Module, x: torch.Tensor, v: torch.Tensor, r: torch.T
 
 @torch.no_grad()
 def boundary_distance(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor,
-    max_radius: float = 10.0, step: float = 0.02, tol: float = 1e-3,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    v: torch.Tensor,
+    max_radius: float = 10.0,
+    step: float = 0.02,
+    tol: float = 1e-3,
 ) -> torch.Tensor:
     """d(f, x) along unit directions ``v`` for a batch (see module docstring); inf where f
     never leaves class y within ``max_radius``, 0 where f(x) != y already."""
     if not (0 < tol <= step <= max_radius and math.isfinite(max_radius)):
-        raise ValueError(f"need 0 < tol <= step <= max_radius < inf, got tol={tol}, step={step}, max_radius={max_radius}")
+        raise ValueError(
+            f"need 0 < tol <= step <= max_radius < inf, got tol={tol}, step={step}, max_radius={max_radius}"
+        )
     check_images(x)
     check_labels(y, len(x), num_classes(model, x) if len(x) else None)
     if v.shape != x.shape or not bool(torch.isfinite(v).all()):
@@ -89,18 +96,6 @@ def boundary_distance(
             lo = torch.where(flipped, lo, mid)
         hi[idx] = up
     return hi.to(x.device)
-
-
-@dataclass(frozen=True)
-class PairDistance:
-    """Dist(F1, F2) (eq. 4), how many images it averages over, and a 95% interval of that mean
-    (normal approximation, mean +- 1.96 sd / sqrt(n); None below two images)."""
-
-    dist: float | None  # None when no image has both distances finite
-    n_images: int
-    n_censored: int  # images left out: d(F1, x) or d(F2, x) is inf
-    ci_low: float | None = None
-    ci_high: float | None = None
 
 
 def distance_from_distances(d_source: torch.Tensor, d_target: torch.Tensor) -> PairDistance:
@@ -150,8 +145,14 @@ def _plane_labels(models, x, d1, d2, coords, batch_size):
 
 
 def decision_plane(
-    source: nn.Module, models: list[nn.Module], x: torch.Tensor, y: int, span: int = 50,
-    unit: float = 0.02, seed: int = 0, batch_size: int = 1024,
+    source: nn.Module,
+    models: list[nn.Module],
+    x: torch.Tensor,
+    y: int,
+    span: int = 50,
+    unit: float = 0.02,
+    seed: int = 0,
+    batch_size: int = 1024,
 ) -> DecisionPlane:
     """The decision plane of one image ``x`` (3, 32, 32) with true label ``y`` (Fig. 4)."""
     if span < 1 or not (unit > 0 and math.isfinite(unit)):

@@ -34,7 +34,14 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: dict) -> None:
     if "arch" not in meta:
         raise ValueError("checkpoint metadata must name the architecture ('arch')")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_tensors({"format": FORMAT_VERSION, "meta": json.loads(json.dumps(meta)), "state_dict": state}, path)
+    save_tensors(
+        {
+            "format": FORMAT_VERSION,
+            "meta": json.loads(json.dumps(meta)),
+            "state_dict": state,
+        },
+        path,
+    )
 
 
 def read_checkpoint(path: str | Path, arch: str | None = None) -> dict:
@@ -83,7 +90,9 @@ def ref_path(models_dir: str | Path, ref: str) -> Path:
     return saved[-1]
 
 
-def load_refs(models_dir: str | Path, refs: list[str], device: str | torch.device = "cpu") -> dict[str, tuple[nn.Module, dict]]:
+def load_refs(
+    models_dir: str | Path, refs: list[str], device: str | torch.device = "cpu"
+) -> dict[str, tuple[nn.Module, dict]]:
     """{ref: (model, meta)} for zoo references, every path checked before any is loaded."""
     paths = {ref: ref_path(models_dir, ref) for ref in refs}
     return {ref: load_model(path, device=device) for ref, path in paths.items()}

@@ -50,7 +50,9 @@ def _stage(command: str):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="classaware", description="Class-aware transferability of adversarial examples (Waseda et al.)")
+    parser = argparse.ArgumentParser(
+        prog="classaware", description="Class-aware transferability of adversarial examples (Waseda et al.)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
@@ -67,7 +69,17 @@ def _record_timing(command: str, seconds: float) -> None:
     log_file = Path(root) / "logs" / "timings.jsonl"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as f:
-        f.write(json.dumps({"stage": stage, "command": command, "seconds": round(seconds, 2), "finished": time.time()}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "command": command,
+                    "seconds": round(seconds, 2),
+                    "finished": time.time(),
+                }
+            )
+            + "\n"
+        )
 
 
 def _exit_on_sigterm(signum, frame) -> None:
@@ -78,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if a in COMMANDS), None)
     args = build_parser(command).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     stage = _stage(args.command)
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main_thread else None

@@ -31,17 +31,34 @@ DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
 
 def help_field(
-    default: Any = dataclasses.MISSING, help: str = "", positional: bool = False, *,
-    ge: float | None = None, gt: float | None = None, le: float | None = None, nonempty: bool = False,
-    choices: typing.Iterable[str] | None = None, pattern: str | None = None, output: Literal["file", "dir"] | None = None,
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    positional: bool = False,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    nonempty: bool = False,
+    choices: typing.Iterable[str] | None = None,
+    pattern: str | None = None,
+    output: Literal["file", "dir"] | None = None,
 ) -> Any:
     """A dataclass field with a help string for ``--help`` and the constraints :class:`Options`
     checks (see the module docstring); ``positional`` makes it an argument (``classaware
     profile quick``) instead of an option."""
     if default is not dataclasses.MISSING and isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple, not a mutable default")
-    metadata = {"help": help, "positional": positional, "ge": ge, "gt": gt, "le": le, "nonempty": nonempty,
-                "choices": None if choices is None else tuple(choices), "pattern": pattern, "output": output}
+    metadata = {
+        "help": help,
+        "positional": positional,
+        "ge": ge,
+        "gt": gt,
+        "le": le,
+        "nonempty": nonempty,
+        "choices": None if choices is None else tuple(choices),
+        "pattern": pattern,
+        "output": output,
+    }
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -115,7 +132,7 @@ def outputs(obj) -> list[tuple[Path, str]]:
 
 def _options(cls, defaults=None) -> list[tuple[dataclasses.Field, Any, Any]]:
     """(field, type, default) of every option of ``cls``, nested dataclasses flattened; a nested
-    field's defaults come from its parent's default instance (``recipe: Recipe = PRESETS[...]``)."""
+    field's defaults come from its parent's default instance (``schedule: Schedule = SECTION4_SCHEDULE``)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):

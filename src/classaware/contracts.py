@@ -26,13 +26,17 @@ def check_images(x: torch.Tensor, name: str = "x", dims: int = 4) -> None:
         shape = "(N, C, H, W)" if dims == 4 else "(C, H, W)"
         raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
     if x.numel() and not bool(torch.isfinite(x).all() & (x.amin() >= 0) & (x.amax() <= 1)):
-        raise ValueError(f"{name} must lie in [0, 1] and be finite; found values in [{x.amin().item():g}, {x.amax().item():g}]")
+        raise ValueError(
+            f"{name} must lie in [0, 1] and be finite; found values in [{x.amin().item():g}, {x.amax().item():g}]"
+        )
 
 
 def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None, name: str = "y") -> None:
     """``y`` is an integer tensor of ``n`` labels in 0..num_classes-1 (when ``num_classes`` is given)."""
     if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
-        raise ValueError(f"{name} must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}")
+        raise ValueError(
+            f"{name} must be an integer tensor of class labels, got {getattr(y, 'dtype', type(y).__name__)}"
+        )
     if y.dim() != 1 or len(y) != n:
         raise ValueError(f"{name} must have shape ({n},), one label per image, got {tuple(y.shape)}")
     if n and (int(y.min()) < 0 or (num_classes is not None and int(y.max()) >= num_classes)):

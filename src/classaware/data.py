@@ -7,9 +7,9 @@ Sources:
     as ``../shared/data/cifar10-jpeg.tar.gz`` (every CIFAR-10 image re-encoded as JPEG q75).
 
 The canonical file holds ``train_x``/``test_x`` (N, 3, 32, 32) uint8, ``train_y``/``test_y``
-int64 and ``source``: the archive's name, md5, sha256, format and a dataset label such as
-"CIFAR-10 (JPEG q75 copy)" that every later result carries, so no number made from the JPEG
-copy can pass for the paper's protocol.
+int64 and the data's :class:`Provenance`: the archive's name, md5, sha256, format and a dataset
+name such as "CIFAR-10 (JPEG q75 copy)" that every later result carries, so no number made from
+the JPEG copy can pass for the paper's protocol.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import load_tensors, save_tensors
+from .records import FormatError, TensorRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +34,47 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_FILENAME = "cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
-# Archives whose provenance is known, by md5 -> the label every result made from them carries.
+# Archives whose provenance is known, by md5 -> the dataset name every result made from them carries.
 KNOWN_ARCHIVES = {
     OFFICIAL_MD5: "CIFAR-10 (official)",
     "1305e62a50e4706d19c8747004d1d1a2": "CIFAR-10 (JPEG q75 copy)",
 }
-FORMAT_VERSION = "classaware-cifar10/1"
 IMAGE_SHAPE = (3, 32, 32)
 
 
 class DataError(ValueError):
-    """A data source or canonical file that cannot be used, with the file and the problem named."""
+    """An archive or canonical file that cannot be used, with the file and the problem named."""
 
 
 @dataclass(frozen=True)
-class Cifar10:
-    """CIFAR-10 in memory: uint8 images (N, 3, 32, 32), int64 labels, and where they came from."""
+class Provenance:
+    """Where the images came from; every artifact made from them carries it."""
+
+    name: str  # the archive's file name
+    md5: str
+    sha256: str
+    format: str  # "cifar-10-python" or "image-folder"
+    dataset: str  # printed beside every result, e.g. "CIFAR-10 (JPEG q75 copy)"
+
+
+@dataclass(frozen=True)
+class Cifar10(TensorRecord):
+    """CIFAR-10 in memory: uint8 images (N, 3, 32, 32), int64 labels, and where they came from.
+    Saved as the canonical file every stage reads (``save``; :func:`load_canonical`)."""
+
+    FORMAT = "classaware-cifar10/2"
+    WHAT = "canonical CIFAR-10 file"
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    source: dict
+    provenance: Provenance
 
     @property
-    def label(self) -> str:
-        """The dataset label to print beside every result, e.g. "CIFAR-10 (JPEG q75 copy)"."""
-        return self.source["dataset"]
-
-    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {name!r}")
-        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+    def dataset(self) -> str:
+        """The dataset name to print beside every result, e.g. "CIFAR-10 (JPEG q75 copy)"."""
+        return self.provenance.dataset
 
 
 def file_digests(path: Path) -> tuple[str, str]:
@@ -99,20 +108,22 @@ def read_archive(path: str | Path, expected_md5: str | None = None) -> Cifar10:
 
     if any(name.endswith("cifar-10-batches-py/data_batch_1") for name in members):
         if md5 != OFFICIAL_MD5:
-            raise DataError(f"{path} looks like the official CIFAR-10 archive but has md5 {md5}, expected {OFFICIAL_MD5}")
+            raise DataError(
+                f"{path} looks like the official CIFAR-10 archive but has md5 {md5}, expected {OFFICIAL_MD5}"
+            )
         fmt, splits = "cifar-10-python", _read_official(members, path)
     else:
         fmt, splits = "image-folder", _read_image_folder(members, path)
-    source = {
-        "name": path.name,
-        "md5": md5,
-        "sha256": sha256,
-        "format": fmt,
-        "dataset": KNOWN_ARCHIVES.get(md5, f"CIFAR-10 (unverified image-folder archive {path.name})"),
-    }
+    provenance = Provenance(
+        name=path.name,
+        md5=md5,
+        sha256=sha256,
+        format=fmt,
+        dataset=KNOWN_ARCHIVES.get(md5, f"CIFAR-10 (unverified image-folder archive {path.name})"),
+    )
     (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
-    log.info("read %s: %d train, %d test images, %s", path, len(train_y), len(test_y), source["dataset"])
-    return Cifar10(train_x, train_y, test_x, test_y, source)
+    log.info("read %s: %d train, %d test images, %s", path, len(train_y), len(test_y), provenance.dataset)
+    return Cifar10(train_x, train_y, test_x, test_y, provenance)
 
 
 def _read_official(members: dict[str, bytes], path: Path) -> dict:
@@ -167,28 +178,19 @@ def _read_image_folder(members: dict[str, bytes], path: Path) -> dict:
     return splits
 
 
-def save_canonical(data: Cifar10, path: str | Path) -> None:
-    save_tensors(
-        {
-            "format": FORMAT_VERSION,
-            "train_x": data.train_x, "train_y": data.train_y,
-            "test_x": data.test_x, "test_y": data.test_y,
-            "classes": list(CLASSES), "source": data.source,
-        },
-        path,
-    )
-
-
 def load_canonical(path: str | Path) -> Cifar10:
-    """Load and validate a file written by :func:`save_canonical`."""
-    d = load_tensors(path, "canonical CIFAR-10 file")
-    if not isinstance(d, dict) or d.get("format") != FORMAT_VERSION:
-        raise DataError(f"{path} is not a {FORMAT_VERSION} file (run `classaware prepare`)")
+    """Load a file written by ``Cifar10.save`` and check its tensors' types and shapes."""
+    try:
+        data = Cifar10.load(path)
+    except FormatError as exc:
+        raise DataError(f"{exc} (run `classaware prepare`)") from exc
     for split in ("train", "test"):
-        x, y = d[f"{split}_x"], d[f"{split}_y"]
+        x, y = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
         if x.dtype != torch.uint8 or tuple(x.shape[1:]) != IMAGE_SHAPE or y.dtype != torch.int64 or len(x) != len(y):
-            raise DataError(f"{path}: {split} split has images {tuple(x.shape)} {x.dtype}, labels {tuple(y.shape)} {y.dtype}")
-    return Cifar10(d["train_x"], d["train_y"], d["test_x"], d["test_y"], d["source"])
+            raise DataError(
+                f"{path}: {split} split has images {tuple(x.shape)} {x.dtype}, labels {tuple(y.shape)} {y.dtype}"
+            )
+    return data
 
 
 def download(root: str | Path) -> Path:

@@ -12,14 +12,15 @@ and for a target model F2, over D'_F1:
     same (2b)        P[F2(x') = y1]
 
 so un-fooled + different + same = 1 and fooled = different + same. For a targeted attack with
-targets t, ``target_hit`` is P[F2(x') = t] and ``source_hit`` is P[F1(x') = t], both over D'_F1.
+target classes t, ``target_class_hit`` is P[F2(x') = t] and ``source_target_class_hit`` is
+P[F1(x') = t], both over D'_F1.
 An empty D'_F1 gives ``n = 0`` and every ratio ``None``: reported as empty, never divided by.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -57,7 +58,7 @@ class Proportion:
     ci_high: float | None
 
     @classmethod
-    def of(cls, count: int, n: int) -> "Proportion":
+    def of(cls, count: int, n: int) -> Proportion:
         ci = wilson_interval(count, n)
         return cls(count, n, count / n if n else None, *(ci if ci else (None, None)))
 
@@ -73,15 +74,8 @@ class ClassAwareTransfer:
     fooled: Proportion
     different: Proportion
     same: Proportion
-    target_hit: Proportion | None = None
-    source_hit: Proportion | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.n == 0
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "empty": self.empty}
+    target_class_hit: Proportion | None = None  # F2 predicts the attack's target class
+    source_target_class_hit: Proportion | None = None  # F1 does
 
 
 def fooled_set(y: torch.Tensor, source_clean: torch.Tensor, source_adv: torch.Tensor) -> torch.Tensor:
@@ -100,8 +94,11 @@ def class_aware_counts(y, source_clean, source_adv, target_adv) -> torch.Tensor:
 
 
 def class_aware_transfer(
-    y: torch.Tensor, source_clean: torch.Tensor, source_adv: torch.Tensor, target_adv: torch.Tensor,
-    attack_targets: torch.Tensor | None = None,
+    y: torch.Tensor,
+    source_clean: torch.Tensor,
+    source_adv: torch.Tensor,
+    target_adv: torch.Tensor,
+    target_classes: torch.Tensor | None = None,
 ) -> list[ClassAwareTransfer] | ClassAwareTransfer:
     """Class-aware transferability for one target (``target_adv`` of shape (N,)) or several
     ((M, N): one result per row). All inputs are label tensors of length N."""
@@ -112,10 +109,10 @@ def class_aware_transfer(
     mask = fooled_set(y, source_clean, source_adv)
     n = int(mask.sum())
     counts = class_aware_counts(y, source_clean, source_adv, target_adv).tolist()
-    source_hit = None
-    if attack_targets is not None:
-        t = attack_targets[mask]
-        source_hit = Proportion.of(int((source_adv[mask] == t).sum()), n)
+    source_target_class_hit = None
+    if target_classes is not None:
+        t = target_classes[mask]
+        source_target_class_hit = Proportion.of(int((source_adv[mask] == t).sum()), n)
         hits = (target_adv[:, mask] == t).sum(1).tolist()
     results = []
     for i, (unfooled, different, same) in enumerate(counts):
@@ -128,8 +125,20 @@ def class_aware_transfer(
                 fooled=Proportion.of(different + same, n),
                 different=Proportion.of(different, n),
                 same=Proportion.of(same, n),
-                target_hit=Proportion.of(hits[i], n) if attack_targets is not None else None,
-                source_hit=source_hit,
+                target_class_hit=Proportion.of(hits[i], n) if target_classes is not None else None,
+                source_target_class_hit=source_target_class_hit,
             )
         )
     return results[0] if single else results
+
+
+@dataclass(frozen=True)
+class PairDistance:
+    """Dist(F1, F2) (eq. 4), how many images it averages over, and a 95% interval of that mean
+    (normal approximation, mean +- 1.96 sd / sqrt(n); None below two images)."""
+
+    dist: float | None  # None when no image has both distances finite
+    n_images: int
+    n_censored: int  # images left out: d(F1, x) or d(F2, x) is inf
+    ci_low: float | None = None
+    ci_high: float | None = None

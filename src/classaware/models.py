@@ -14,8 +14,8 @@ the width or depth, for CPU-sized runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 from torch import nn
@@ -77,7 +77,9 @@ VGG_CFG = {
 }
 
 
-def vgg(depth: int, batch_norm: bool, width_div: int = 1, hidden: int = 512, dropout: float = 0.5, num_classes: int = 10) -> nn.Module:
+def vgg(
+    depth: int, batch_norm: bool, width_div: int = 1, hidden: int = 512, dropout: float = 0.5, num_classes: int = 10
+) -> nn.Module:
     """Simonyan & Zisserman's VGG for 32x32 inputs; conv channels divided by ``width_div``.
 
     Five max-pools take 32x32 to 1x1; the classifier is
@@ -97,8 +99,12 @@ def vgg(depth: int, batch_norm: bool, width_div: int = 1, hidden: int = 512, dro
         c_in = c_out
     layers += [
         nn.Flatten(),
-        nn.Dropout(dropout), nn.Linear(c_in, hidden), nn.ReLU(),
-        nn.Dropout(dropout), nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(c_in, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
         nn.Linear(hidden, num_classes),
     ]
     return nn.Sequential(*layers)
@@ -111,8 +117,12 @@ class DenseLayer(nn.Module):
     def __init__(self, c_in: int, growth: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm2d(c_in), nn.ReLU(), nn.Conv2d(c_in, 4 * growth, 1, bias=False),
-            nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_in),
+            nn.ReLU(),
+            nn.Conv2d(c_in, 4 * growth, 1, bias=False),
+            nn.BatchNorm2d(4 * growth),
+            nn.ReLU(),
+            nn.Conv2d(4 * growth, growth, 3, 1, 1, bias=False),
         )
 
     def forward(self, x):

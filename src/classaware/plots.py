@@ -1,8 +1,8 @@
 """Figures 3, 4 and 5 of the paper, drawn with matplotlib's Agg backend from plain Python data.
 
-Each function takes the numbers the ``figures`` stage prepared (rows of
-``analysis.transfer_rows``, curves of ``analysis.eps_curves``, a decision plane as nested
-lists) and a PNG path. Figures are built as ``matplotlib.figure.Figure`` objects, never through
+Each function takes the numbers the ``figures`` stage prepared (a :class:`Fig3Column` of
+``analysis.fig3_rows`` per source, a :class:`Fig4Data` of decision planes, a :class:`Fig5Panel`
+of ``analysis.eps_curves`` per source and attack) and a PNG path. Figures are built as ``matplotlib.figure.Figure`` objects, never through
 pyplot, under a local style (``rc_context``), so no global state leaks; the PNG carries no
 software version or date, so the same inputs always give the same bytes.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -22,15 +23,27 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from .analysis import Curve, Fig3Row
 from .artifacts import atomic_path
 from .boundary import DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED
 
 DPI = 200
 STYLE = {
-    "font.size": 7, "axes.titlesize": 7.5, "axes.labelsize": 7, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
-    "legend.fontsize": 7, "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "axes.axisbelow": True, "grid.alpha": 0.3, "grid.linewidth": 0.5,
-    "figure.facecolor": "white", "savefig.facecolor": "white",
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
 }
 SAME_COLOUR, DIFFERENT_COLOUR, UNFOOLED_COLOUR, DIST_COLOUR = "#1f3b73", "#f28e2b", "#d9d9d9", "#7f7f7f"
 REGION_COLOURS = {UNFOOLED: UNFOOLED_COLOUR, DIFFERENT: DIFFERENT_COLOUR, SAME: SAME_COLOUR, SOURCE_RIGHT: "#fbf3d5"}
@@ -66,31 +79,73 @@ def _values(xs) -> np.ndarray:
 def _whiskers(ax, x, y, low, high) -> None:
     y, low, high = _values(y), _values(low), _values(high)
     ok = np.isfinite(y) & np.isfinite(low) & np.isfinite(high)
-    ax.errorbar(np.asarray(x)[ok], y[ok], yerr=[y[ok] - low[ok], high[ok] - y[ok]], fmt="none",
-                ecolor="black", elinewidth=0.7, capsize=1.5, capthick=0.7)
+    ax.errorbar(
+        np.asarray(x)[ok],
+        y[ok],
+        yerr=[y[ok] - low[ok], high[ok] - y[ok]],
+        fmt="none",
+        ecolor="black",
+        elinewidth=0.7,
+        capsize=1.5,
+        capthick=0.7,
+    )
 
 
-def _dist_panel(ax, rows: list[dict], source: str) -> None:
+@dataclass(frozen=True)
+class Fig3Column:
+    """One source's column of Fig. 3: its rows per attack, the targets in the same order."""
+
+    source: str
+    attacks: dict[str, list[Fig3Row]]
+
+
+@dataclass(frozen=True)
+class Fig4Data:
+    """Fig. 4's decision planes: ``labels[m][v][u]`` per model (the source F1 first) and, per
+    F2, the grid of ``boundary.transfer_regions`` codes named by ``region_names``."""
+
+    source: str
+    models: list[str]
+    classes: list[str]
+    true_label: int
+    image_index: int
+    unit: float
+    all_right: bool
+    dataset: str
+    coords: list[float]
+    labels: list[list[list[int]]]
+    region_names: list[str]
+    regions: dict[str, list[list[int]]]
+
+
+@dataclass(frozen=True)
+class Fig5Panel:
+    source: str
+    attack: str
+    curves: dict[str, Curve]  # by target F2
+
+
+def _dist_panel(ax, rows: list[Fig3Row], source: str) -> None:
     x = np.arange(len(rows))
-    dist = _values(r["dist"] for r in rows)
+    dist = _values(r.dist for r in rows)
     ax.bar(x, np.nan_to_num(dist), color=DIST_COLOUR, width=0.7)
-    _whiskers(ax, x, dist, [r["dist_ci_low"] for r in rows], [r["dist_ci_high"] for r in rows])
+    _whiskers(ax, x, dist, [r.dist_ci_low for r in rows], [r.dist_ci_high for r in rows])
     for xi in x[np.isnan(dist)]:
         ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=5.5)
     ax.set_title(f"F1: {source} | Dist(F1, F2)")
     ax.set_ylabel("Dist (l2)")
 
 
-def _transfer_panel(ax, rows: list[dict], title: str) -> None:
+def _transfer_panel(ax, rows: list[Fig3Row], title: str) -> None:
     x = np.arange(len(rows))
-    same, different, unfooled = (_values(r[k] for r in rows) for k in ("same", "different", "unfooled"))
+    same, different, unfooled = (_values(getattr(r, k) for r in rows) for k in ("same", "different", "unfooled"))
     ax.bar(x, same, color=SAME_COLOUR, width=0.7)
     ax.bar(x, different, bottom=same, color=DIFFERENT_COLOUR, width=0.7)
     ax.bar(x, unfooled, bottom=same + different, color=UNFOOLED_COLOUR, width=0.7)
-    _whiskers(ax, x, same, [r["same_ci_low"] for r in rows], [r["same_ci_high"] for r in rows])
-    _whiskers(ax, x, [r["fooled"] for r in rows], [r["fooled_ci_low"] for r in rows], [r["fooled_ci_high"] for r in rows])
-    for xi, r in zip(x, rows):
-        ax.text(xi, 1.02, str(r["n"]), ha="center", va="bottom", fontsize=5)
+    _whiskers(ax, x, same, [r.same_ci_low for r in rows], [r.same_ci_high for r in rows])
+    _whiskers(ax, x, [r.fooled for r in rows], [r.fooled_ci_low for r in rows], [r.fooled_ci_high for r in rows])
+    for xi, r in zip(x, rows, strict=True):
+        ax.text(xi, 1.02, str(r.n), ha="center", va="bottom", fontsize=5)
     ax.set_ylim(0, 1.14)
     ax.set_yticks([0, 0.5, 1])
     ax.set_title(title)
@@ -98,54 +153,63 @@ def _transfer_panel(ax, rows: list[dict], title: str) -> None:
 
 
 @_styled
-def fig3(columns: list[dict], path: str | Path, *, dataset: str, eps: float) -> None:
+def fig3(columns: list[Fig3Column], path: str | Path, *, dataset: str, eps: float) -> None:
     """Fig. 3: class-aware transferability at one eps, one column per source F1.
 
-    ``columns``: ``[{"source": F1, "attacks": {attack: rows}}]`` with ``rows`` from
-    ``analysis.transfer_rows`` (targets F2 by Dist descending, the most similar on the right;
-    the same order for every attack of a source). The first row shows Dist(F1, F2) with its 95%
+    Each column's rows come from ``analysis.fig3_rows`` (targets F2 by Dist descending, the
+    most similar on the right; the same order for every attack of a source). The first row shows Dist(F1, F2) with its 95%
     interval; each further row one attack as stacked bars per F2: same mistake (bottom, dark),
     different mistake (middle), un-fooled (top, light), with 95% Wilson whiskers on the same
     and fooled (= same + different) boundaries and |D'_F1| above each bar.
     """
-    n_attacks = max(len(c["attacks"]) for c in columns)
-    n_targets = max(len(rows) for c in columns for rows in c["attacks"].values())
+    n_attacks = max(len(c.attacks) for c in columns)
+    n_targets = max(len(rows) for c in columns for rows in c.attacks.values())
     width = len(columns) * max(3.5, 0.32 * n_targets + 1.2) + 1.5
     fig = _figure(width, 1.6 * (1 + n_attacks) + 2.2)
     axes = fig.subplots(1 + n_attacks, len(columns), sharex="col", squeeze=False)
-    for col, c in zip(axes.T, columns):
-        runs = list(c["attacks"].items())
-        order = [r["target"] for r in runs[0][1]]
-        if any([r["target"] for r in rows] != order for _, rows in runs):
-            raise ValueError(f"source {c['source']}: every attack must list the targets in the same order")
-        _dist_panel(col[0], runs[0][1], c["source"])
-        for ax, (attack, rows) in zip(col[1:], runs):
-            _transfer_panel(ax, rows, f"F1: {c['source']} | {attack}")
-        col[-1].set_xticks(np.arange(len(order)), [f"{r['target']} ({r['relation']})" for r in runs[0][1]],
-                           rotation=60, ha="right", rotation_mode="anchor")
+    for col, c in zip(axes.T, columns, strict=True):
+        runs = list(c.attacks.items())
+        order = [r.target for r in runs[0][1]]
+        if any([r.target for r in rows] != order for _, rows in runs):
+            raise ValueError(f"source {c.source}: every attack must list the targets in the same order")
+        _dist_panel(col[0], runs[0][1], c.source)
+        for ax, (attack, rows) in zip(col[1:], runs, strict=False):  # a source may have fewer attacks than rows
+            _transfer_panel(ax, rows, f"F1: {c.source} | {attack}")
+        col[-1].set_xticks(
+            np.arange(len(order)),
+            [f"{r.target} ({r.relation})" for r in runs[0][1]],
+            rotation=60,
+            ha="right",
+            rotation_mode="anchor",
+        )
         col[-1].set_xlim(-0.6, len(order) - 0.4)
-    handles = [Patch(color=SAME_COLOUR, label="same mistake"), Patch(color=DIFFERENT_COLOUR, label="different mistake"),
-               Patch(color=UNFOOLED_COLOUR, label="un-fooled")]
+    handles = [
+        Patch(color=SAME_COLOUR, label="same mistake"),
+        Patch(color=DIFFERENT_COLOUR, label="different mistake"),
+        Patch(color=UNFOOLED_COLOUR, label="un-fooled"),
+    ]
     fig.legend(handles=handles, loc="outside right upper", title="F2 on the AEs that fooled F1")
     fig.suptitle(f"Fig. 3: class-aware transferability, l2 eps = {eps:g} - {dataset}", fontsize=8)
-    fig.supxlabel(textwrap.fill("F2 sorted by Dist(F1, F2) descending: the most similar on the right. Whiskers: 95% "
-                                "intervals (Wilson for the ratios). Numbers above the bars: |D'_F1|, the AEs that fooled F1.",
-                                int(12 * width)), fontsize=6.5)
+    fig.supxlabel(
+        textwrap.fill(
+            "F2 sorted by Dist(F1, F2) descending: the most similar on the right. Whiskers: 95% "
+            "intervals (Wilson for the ratios). Numbers above the bars: |D'_F1|, the AEs that fooled F1.",
+            int(12 * width),
+        ),
+        fontsize=6.5,
+    )
     _save(fig, path)
 
 
 @_styled
-def fig4(plane: dict, path: str | Path) -> None:
+def fig4(plane: Fig4Data, path: str | Path) -> None:
     """Fig. 4: decision planes of one test image (as in Liu et al.).
 
-    ``plane`` (the stage's fig4.json): ``models`` (the source F1 first), ``classes``, ``coords``
-    (grid units), ``labels`` (one S x S grid of predicted classes per model, [v][u]),
-    ``regions`` ({F2: S x S grid of ``boundary.transfer_regions`` codes}), ``true_label``,
-    ``image_index``, ``unit``, ``all_right`` and ``dataset``. First row: each model's predicted
-    class (one fixed colour per class in every panel); second row: for each F2, where F1 is
-    fooled, whether F2 is un-fooled or makes a different or the same mistake. The image is (0, 0).
+    First row: each model's predicted class (one fixed colour per class in every panel);
+    second row: for each F2, where F1 is fooled, whether F2 is un-fooled or makes a different
+    or the same mistake. The image is (0, 0).
     """
-    models, classes, coords = plane["models"], plane["classes"], plane["coords"]
+    models, classes, coords = plane.models, plane.classes, plane.coords
     if len(classes) > len(CLASS_COLOURS):
         raise ValueError(f"at most {len(CLASS_COLOURS)} classes can be coloured, got {len(classes)}")
     extent = (coords[0] - 0.5, coords[-1] + 0.5, coords[0] - 0.5, coords[-1] + 0.5)
@@ -153,8 +217,15 @@ def fig4(plane: dict, path: str | Path) -> None:
     axes = fig.subplots(2, len(models), squeeze=False)
 
     def show(ax, grid, colours, title):
-        ax.imshow(np.asarray(grid), cmap=ListedColormap(colours), vmin=-0.5, vmax=len(colours) - 0.5,
-                  origin="lower", extent=extent, interpolation="nearest")
+        ax.imshow(
+            np.asarray(grid),
+            cmap=ListedColormap(colours),
+            vmin=-0.5,
+            vmax=len(colours) - 0.5,
+            origin="lower",
+            extent=extent,
+            interpolation="nearest",
+        )
         ax.plot(0, 0, marker="x", color="black", markersize=7, markeredgewidth=1.8)
         ax.set_title(title)
         ax.set_xlabel("u (along d1)")
@@ -163,54 +234,75 @@ def fig4(plane: dict, path: str | Path) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(False)
 
-    for i, (ax, model, grid) in enumerate(zip(axes[0], models, plane["labels"])):
+    for i, (ax, model, grid) in enumerate(zip(axes[0], models, plane.labels, strict=True)):
         show(ax, grid, CLASS_COLOURS[: len(classes)], f"{model} (F1)" if i == 0 else model)
     region_colours = [REGION_COLOURS[k] for k in range(len(REGION_NAMES))]
-    for ax, model in zip(axes[1, 1:], models[1:]):
-        show(ax, plane["regions"][model], region_colours, f"F2: {model}")
+    for ax, model in zip(axes[1, 1:], models[1:], strict=True):
+        show(ax, plane.regions[model], region_colours, f"F2: {model}")
     axes[1, 0].axis("off")
-    axes[1, 0].legend(handles=[Patch(facecolor=c, edgecolor="black", linewidth=0.4, label=n)
-                               for c, n in zip(region_colours, REGION_NAMES)],
-                      loc="center", title="F2 vs F1 (row 2)")
-    present = sorted({int(k) for grid in plane["labels"] for row in grid for k in row})
-    fig.legend(handles=[Patch(color=CLASS_COLOURS[k], label=classes[k]) for k in present],
-               loc="outside right upper", title="predicted class")
-    note = "" if plane["all_right"] else " (not every model classifies it right)"
-    fig.suptitle(f"Fig. 4: decision planes of test image {plane['image_index']}, true class "
-                 f"{classes[plane['true_label']]}{note} - {plane['dataset']}", fontsize=8)
-    fig.supxlabel(f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; "
-                  f"unit = {plane['unit']:g} l2 (paper: 0.02); x: the image itself", fontsize=6.5)
+    axes[1, 0].legend(
+        handles=[
+            Patch(facecolor=c, edgecolor="black", linewidth=0.4, label=n)
+            for c, n in zip(region_colours, REGION_NAMES, strict=True)
+        ],
+        loc="center",
+        title="F2 vs F1 (row 2)",
+    )
+    present = sorted({int(k) for grid in plane.labels for row in grid for k in row})
+    fig.legend(
+        handles=[Patch(color=CLASS_COLOURS[k], label=classes[k]) for k in present],
+        loc="outside right upper",
+        title="predicted class",
+    )
+    note = "" if plane.all_right else " (not every model classifies it right)"
+    fig.suptitle(
+        f"Fig. 4: decision planes of test image {plane.image_index}, true class "
+        f"{classes[plane.true_label]}{note} - {plane.dataset}",
+        fontsize=8,
+    )
+    fig.supxlabel(
+        f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; "
+        f"unit = {plane.unit:g} l2 (paper: 0.02); x: the image itself",
+        fontsize=6.5,
+    )
     _save(fig, path)
 
 
 @_styled
-def fig5(panels: list[dict], path: str | Path, *, dataset: str) -> None:
-    """Fig. 5: same-mistake (solid) and different-mistake (dashed) ratios against eps.
-
-    ``panels``: ``[{"source": F1, "attack": name, "curves": analysis.eps_curves(...)}]``, drawn
-    as a grid of sources (rows) by attacks (columns), one colour per target F2 in every panel.
+def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
+    """Fig. 5: same-mistake (solid) and different-mistake (dashed) ratios against eps, as a
+    grid of sources (rows) by attacks (columns), one colour per target F2 in every panel.
     """
-    sources = list(dict.fromkeys(p["source"] for p in panels))
-    attacks = list(dict.fromkeys(p["attack"] for p in panels))
-    targets = list(dict.fromkeys(t for p in panels for t in p["curves"]))
+    sources = list(dict.fromkeys(p.source for p in panels))
+    attacks = list(dict.fromkeys(p.attack for p in panels))
+    targets = list(dict.fromkeys(t for p in panels for t in p.curves))
     colour = {t: TARGET_COLOURS[i % len(TARGET_COLOURS)] for i, t in enumerate(targets)}
     fig = _figure(2.2 * len(attacks) + 2.0, 2.0 * len(sources) + 0.7)
     axes = fig.subplots(len(sources), len(attacks), sharex=True, sharey=True, squeeze=False)
     for p in panels:
-        ax = axes[sources.index(p["source"]), attacks.index(p["attack"])]
-        for target, c in p["curves"].items():
-            ax.plot(c["eps"], _values(c["same"]), color=colour[target], marker="o", markersize=2.5, linewidth=1)
-            ax.plot(c["eps"], _values(c["different"]), color=colour[target], marker="s", markersize=2.5,
-                    linewidth=1, linestyle="--")
-        ax.set_title(f"F1: {p['source']} | {p['attack']}")
+        ax = axes[sources.index(p.source), attacks.index(p.attack)]
+        for target, c in p.curves.items():
+            ax.plot(c.eps, _values(c.same), color=colour[target], marker="o", markersize=2.5, linewidth=1)
+            ax.plot(
+                c.eps,
+                _values(c.different),
+                color=colour[target],
+                marker="s",
+                markersize=2.5,
+                linewidth=1,
+                linestyle="--",
+            )
+        ax.set_title(f"F1: {p.source} | {p.attack}")
         ax.set_ylim(0, 1)
-        ax.set_xticks(sorted({e for c in p["curves"].values() for e in c["eps"]}))
+        ax.set_xticks(sorted({e for c in p.curves.values() for e in c.eps}))
     for ax in axes[-1]:
         ax.set_xlabel("eps (l2)")
     for ax in axes[:, 0]:
         ax.set_ylabel("ratio over D'_F1")
-    handles = [Line2D([], [], color="black", label="same mistake"),
-               Line2D([], [], color="black", linestyle="--", label="different mistake")]
+    handles = [
+        Line2D([], [], color="black", label="same mistake"),
+        Line2D([], [], color="black", linestyle="--", label="different mistake"),
+    ]
     handles += [Line2D([], [], color=colour[t], marker="o", markersize=3, label=t) for t in targets]
     fig.legend(handles=handles, loc="outside right upper", title="ratio / target F2")
     fig.suptitle(f"Fig. 5: class-aware transferability against the perturbation size - {dataset}", fontsize=8)

@@ -34,46 +34,52 @@ from .checkpoint import save_checkpoint
 from .config import Options, help_field
 from .data import to_float
 from .models import build, predict
+from .records import JsonRecord
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Recipe(Options):
-    """SGD with momentum and step decay: lr(e) = lr * gamma ** #{m in milestones : m <= e}.
-
-    ``batch_size``, ``crop_padding`` and ``flip`` are not stated in the paper; the defaults
-    (128, random 32x32 crop of the image zero-padded by 4, horizontal flip) are the standard
-    CIFAR-10 choices. ``crop_padding=0`` and ``flip=False`` disable augmentation.
-    """
+class Schedule(Options):
+    """SGD with momentum and weight decay, the learning rate multiplied by ``gamma`` at each
+    milestone. The defaults are section 3.2's (x0.1 at epoch 50 of 100)."""
 
     epochs: int = help_field(100, "training epochs", ge=1)
-    lr: float = help_field(0.01, "initial learning rate", gt=0)
     milestones: tuple[int, ...] = help_field((50,), "epochs at which the learning rate is multiplied by gamma", ge=1)
     gamma: float = help_field(0.1, "learning-rate decay factor", gt=0)
     momentum: float = help_field(0.9, "SGD momentum", ge=0, le=1)
     weight_decay: float = help_field(5e-4, "SGD weight decay", ge=0)
-    batch_size: int = help_field(128, "batch size", ge=1)
-    crop_padding: int = help_field(4, "random-crop padding in pixels (0: no crop)", ge=0)
-    flip: bool = help_field(True, "random horizontal flips")
 
     def check(self) -> list[str]:
         if list(self.milestones) != sorted(set(self.milestones)) or any(m >= self.epochs for m in self.milestones):
             return [f"milestones must be increasing epochs inside (0, {self.epochs}), got {list(self.milestones)}"]
         return []
 
+
+# Section 4.2: x0.1 at epochs 100 and 150 of 200; the initial lr, batch size and augmentation
+# come from a grid search (stage train-grid).
+SECTION4_SCHEDULE = Schedule(epochs=200, milestones=(100, 150))
+
+
+@dataclass(frozen=True)
+class Recipe(Schedule):
+    """A schedule with its initial learning rate, batch size and augmentation:
+    lr(e) = lr * gamma ** #{m in milestones : m <= e}.
+
+    The defaults are section 3.2's (lr 0.01). ``batch_size``, ``crop_padding`` and ``flip``
+    are not stated in the paper; the defaults (128, random 32x32 crop of the image
+    zero-padded by 4, horizontal flip) are the standard CIFAR-10 choices. ``crop_padding=0``
+    and ``flip=False`` disable augmentation.
+    """
+
+    lr: float = help_field(0.01, "initial learning rate", gt=0)
+    batch_size: int = help_field(128, "batch size", ge=1)
+    crop_padding: int = help_field(4, "random-crop padding in pixels (0: no crop)", ge=0)
+    flip: bool = help_field(True, "random horizontal flips")
+
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch``."""
         return self.lr * self.gamma ** sum(m <= epoch for m in self.milestones)
-
-
-# Section 3.2: lr 0.01, x0.1 at epoch 50, 100 epochs. Section 4.2: x0.1 at 100 and 150 of 200
-# epochs; its initial lr, batch size and augmentation came from a grid search the paper does not
-# give, so this preset's lr (0.1) is only the grid's usual centre.
-PRESETS = {
-    "paper-sec3": Recipe(),
-    "paper-sec4": Recipe(epochs=200, lr=0.1, milestones=(100, 150)),
-}
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,24 @@ class TrainSpec:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class TrainMetrics(JsonRecord):
+    """Clean test accuracy of each saved checkpoint of one zoo member, by epoch."""
+
+    FORMAT = "classaware-train-metrics/1"
+    WHAT = "training metrics"
+    arch: str
+    dataset: str
+    n_train: int
+    n_test: int
+    test_acc: dict[str, float]  # epoch (as a string) -> accuracy
+
+    def final(self) -> tuple[int, float]:
+        """(last epoch, its accuracy)."""
+        epoch = max(map(int, self.test_acc))
+        return epoch, self.test_acc[str(epoch)]
+
+
 def epoch_seed(data_seed: int, epoch: int) -> int:
     """The seed of one epoch's data order, augmentation and dropout."""
     return int(np.random.SeedSequence([data_seed, epoch]).generate_state(1)[0])
@@ -102,7 +126,12 @@ def augment(x: torch.Tensor, shift: torch.Tensor, flip: torch.Tensor, padding: i
         x = F.pad(x, (padding,) * 4)
         rows = (shift[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (shift[:, 1, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        x = x[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(3, device=x.device)[None, :, None, None], rows, cols]
+        x = x[
+            torch.arange(b, device=x.device)[:, None, None, None],
+            torch.arange(3, device=x.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
@@ -116,8 +145,14 @@ def _epoch_plan(n: int, recipe: Recipe, seed: int, device: torch.device):
 
 
 def train_epoch(
-    model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, recipe: Recipe,
-    seed: int, bf16: bool = False, desc: str | None = None,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: Recipe,
+    seed: int,
+    bf16: bool = False,
+    desc: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch of SGD on images ``x`` (uint8 or float, on the model's device) with labels ``y``,
     batches in the order, augmentation and dropout masks drawn from ``seed``. Returns the summed
@@ -130,7 +165,9 @@ def train_epoch(
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for i in tqdm(range(0, len(y), recipe.batch_size), desc=desc, leave=False, disable=None):
         idx = perm[i : i + recipe.batch_size]
-        xb = augment(to_float(x[idx]), shift[idx], flip[idx], recipe.crop_padding).contiguous(memory_format=torch.channels_last)
+        xb = augment(to_float(x[idx]), shift[idx], flip[idx], recipe.crop_padding).contiguous(
+            memory_format=torch.channels_last
+        )
         yb = y[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
             logits = model(xb)
@@ -181,7 +218,11 @@ def train(
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
     check_destination(out_dir)
-    identity = {"spec": spec.as_dict(), "meta": dict(meta or {}), "n_train": len(train_y)}
+    identity = {
+        "spec": spec.as_dict(),
+        "meta": dict(meta or {}),
+        "n_train": len(train_y),
+    }
 
     torch.manual_seed(spec.init_seed)
     model = build(spec.arch)  # initialised on the CPU: the same weights whatever the device
@@ -196,20 +237,48 @@ def train(
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(epoch)
         desc = f"{spec.arch} epoch {epoch + 1}/{recipe.epochs}"
-        loss_sum, correct = train_epoch(model, opt, x_train, y_train, recipe, epoch_seed(spec.data_seed, epoch), bf16, desc)
+        loss_sum, correct = train_epoch(
+            model, opt, x_train, y_train, recipe, epoch_seed(spec.data_seed, epoch), bf16, desc
+        )
         n = len(y_train)
-        record = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch), "loss": loss_sum.item() / n, "train_acc": correct.item() / n}
+        record = {
+            "epoch": epoch + 1,
+            "lr": recipe.lr_at(epoch),
+            "loss": loss_sum.item() / n,
+            "train_acc": correct.item() / n,
+        }
         images_per_s = n / (time.perf_counter() - t0)  # training only (.item() waited for the device)
         record["test_acc"] = accuracy(model, x_test, y_test)
         history.append(record)  # no timings in the history: checkpoints must hash the same on reruns
         log.info(
             "%s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f img/s",
-            spec.arch, epoch + 1, recipe.epochs, record["loss"], record["train_acc"], record["test_acc"], images_per_s,
+            spec.arch,
+            epoch + 1,
+            recipe.epochs,
+            record["loss"],
+            record["train_acc"],
+            record["test_acc"],
+            images_per_s,
         )
         if epoch + 1 in save_epochs:
-            ckpt_meta = {**identity["meta"], **spec.as_dict(), "epoch": epoch + 1, "n_train": n, "history": list(history)}
+            ckpt_meta = {
+                **identity["meta"],
+                **spec.as_dict(),
+                "epoch": epoch + 1,
+                "n_train": n,
+                "history": list(history),
+            }
             save_checkpoint(work / _checkpoint_name(epoch + 1), model, ckpt_meta)
-        save_tensors({"identity": identity, "epoch": epoch + 1, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict()}, work / STATE)
+        save_tensors(
+            {
+                "identity": identity,
+                "epoch": epoch + 1,
+                "history": history,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+            },
+            work / STATE,
+        )
 
     (work / STATE).unlink()
     check_destination(out_dir)  # again: something may have appeared while training
@@ -249,8 +318,10 @@ def check_destination(out_dir: Path) -> None:
     if work.is_dir():
         foreign = sorted(p.name for p in work.iterdir() if not (p.is_file() and _WORK_FILE.fullmatch(p.name)))
         if foreign:
-            raise ValueError(f"work folder {work} holds files training did not write ({', '.join(foreign[:5])}); "
-                             f"move them out, or delete the folder with `rm -r {work}` to start over")
+            raise ValueError(
+                f"work folder {work} holds files training did not write ({', '.join(foreign[:5])}); "
+                f"move them out, or delete the folder with `rm -r {work}` to start over"
+            )
 
 
 def _resume(work: Path, identity: dict, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list]:
@@ -263,7 +334,9 @@ def _resume(work: Path, identity: dict, model: torch.nn.Module, opt: torch.optim
             if not isinstance(state, dict) or not {"identity", "epoch", "history", "model", "optimizer"} <= set(state):
                 raise ValueError(f"resume state {state_path} is not a classaware resume state")
         except ValueError as exc:
-            raise ValueError(f"{exc}; the interrupted run cannot be resumed: delete it with `rm -r {work}` and rerun") from exc
+            raise ValueError(
+                f"{exc}; the interrupted run cannot be resumed: delete it with `rm -r {work}` and rerun"
+            ) from exc
         if state["identity"] == identity:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])

@@ -1,6 +1,6 @@
 """Stage ``construct``: the non-robust set of one model pair (section 4, Fig. 6, Table 1).
 
-Per training image, targets Y1 and Y2 are drawn uniformly over all ten classes (section 4.2:
+Per training image, target classes Y1 and Y2 are drawn uniformly over all ten classes (section 4.2:
 a target may equal the other target or the true class); the N-targeted attack (eq. 5) leads F1
 toward Y1 and F2 toward Y2 at once, and X' is stored losslessly as float32 with Y1, Y2, the
 true labels and the image indices. Table 1's row is P[F1(X') = Y1], P[F2(X') = Y2] and both.
@@ -15,20 +15,20 @@ probe is the evidence for which one Table 1 was made with (REPRODUCE.md).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from ..artifacts import save_json, save_tensors
-from ..attacks import n_targeted_pgd, random_targets
+from ..attacks import n_targeted_pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
 from ..config import Options, device_field, help_field
 from ..data import balanced_split, load_canonical, to_float
 from ..metrics import Proportion
 from ..models import pick_device, predict
+from ..results import ConstructMetrics, NonRobustSet, Probe, Table1Rates, eps_key
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Config(Options):
     norm: Literal["l2", "linf"] = help_field("l2", "threat model")
     train_size: int = help_field(0, "attack this many training images (0: all not held out)", ge=0)
     val_size: int = help_field(5000, "clean training images held out for the grid search", ge=0)
-    target_seed: int = help_field(1, "seed of Y1 and Y2", ge=0)
+    target_class_seed: int = help_field(1, "seed of the target classes Y1 and Y2", ge=0)
     batch_size: int = help_field(500, "images per attack batch", ge=1)
     probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps", gt=0)
     probe_size: int = help_field(1000, "images for each probe", ge=1)
@@ -68,28 +68,36 @@ class Config(Options):
         return []
 
 
-def table1_row(f1_adv: torch.Tensor, f2_adv: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor) -> dict:
+def table1_rates(f1_adv: torch.Tensor, f2_adv: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor) -> Table1Rates:
     """Table 1: P[F1(X') = Y1], P[F2(X') = Y2] and P[both], with 95% Wilson intervals."""
     hit1, hit2 = f1_adv == y1, f2_adv == y2
     n = len(y1)
-    return {
-        "f1_hits_y1": asdict(Proportion.of(int(hit1.sum()), n)),
-        "f2_hits_y2": asdict(Proportion.of(int(hit2.sum()), n)),
-        "both": asdict(Proportion.of(int((hit1 & hit2).sum()), n)),
-    }
+    return Table1Rates(
+        f1_hits_y1=Proportion.of(int(hit1.sum()), n),
+        f2_hits_y2=Proportion.of(int(hit2.sum()), n),
+        both=Proportion.of(int((hit1 & hit2).sum()), n),
+    )
 
 
 def n_targeted_examples(
-    models: list, x: torch.Tensor, targets: list[torch.Tensor], eps: float, alpha: float, steps: int, norm: str,
-    batch_size: int, device: torch.device, desc: str | None = None,
+    models: list,
+    x: torch.Tensor,
+    target_classes: list[torch.Tensor],
+    eps: float,
+    alpha: float,
+    steps: int,
+    norm: str,
+    batch_size: int,
+    device: torch.device,
+    desc: str | None = None,
 ) -> torch.Tensor:
     """X' = the N-targeted attack (eq. 5) on every image of ``x`` (CPU), in batches on ``device``;
-    model i is led toward ``targets[i]``."""
+    model i is led toward ``target_classes[i]``."""
 
     def batch(xb, *tb):
         return n_targeted_pgd(models, xb.to(device), [t.to(device) for t in tb], eps, alpha, steps, norm).cpu()
 
-    return map_batches(batch, x, *targets, batch_size=batch_size, desc=desc)
+    return map_batches(batch, x, *target_classes, batch_size=batch_size, desc=desc)
 
 
 def run(cfg: Config) -> None:
@@ -100,36 +108,61 @@ def run(cfg: Config) -> None:
     f1, f2 = models[f1_ref][0], models[f2_ref][0]
     idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size)
     x, y = to_float(data.train_x[idx]), data.train_y[idx]
-    g = torch.Generator().manual_seed(cfg.target_seed)
-    y1 = random_targets(y, 10, g, exclude_true=False)
-    y2 = random_targets(y, 10, g, exclude_true=False)
+    g = torch.Generator().manual_seed(cfg.target_class_seed)
+    y1 = random_target_classes(y, 10, g, exclude_true=False)
+    y2 = random_target_classes(y, 10, g, exclude_true=False)
 
     def attack(eps: float, xs, t1, t2, desc: str) -> torch.Tensor:
-        return n_targeted_examples([f1, f2], xs, [t1, t2], eps, cfg.alpha, cfg.steps, cfg.norm, cfg.batch_size, device, desc)
+        return n_targeted_examples(
+            [f1, f2], xs, [t1, t2], eps, cfg.alpha, cfg.steps, cfg.norm, cfg.batch_size, device, desc
+        )
 
-    def rates(x_adv: torch.Tensor, t1, t2) -> dict:
-        return table1_row(predict(f1, x_adv), predict(f2, x_adv), t1, t2)
+    def rates(x_adv: torch.Tensor, t1, t2) -> Table1Rates:
+        return table1_rates(predict(f1, x_adv), predict(f2, x_adv), t1, t2)
 
     probes = {}
     for eps in cfg.probe_eps:
         k = min(cfg.probe_size, len(y))
-        probes[f"{eps:g}"] = {"n_images": k, **rates(attack(eps, x[:k], y1[:k], y2[:k], f"{cfg.pair} probe eps={eps:g}"), y1[:k], y2[:k])}
-        log.info("%s probe eps=%g: both hit %.3f", cfg.pair, eps, probes[f"{eps:g}"]["both"]["ratio"])
+        probe = Probe(
+            n_images=k, rates=rates(attack(eps, x[:k], y1[:k], y2[:k], f"{cfg.pair} probe eps={eps:g}"), y1[:k], y2[:k])
+        )
+        probes[eps_key(eps)] = probe
+        log.info("%s probe eps=%g: both hit %.3f", cfg.pair, eps, probe.rates.both.ratio)
     x_adv = attack(cfg.eps, x, y1, y2, f"{cfg.pair} eps={cfg.eps:g}")
     row = rates(x_adv, y1, y2)
-    log.info("%s eps=%g: F1->Y1 %.3f  F2->Y2 %.3f  both %.3f", cfg.pair, cfg.eps, row["f1_hits_y1"]["ratio"], row["f2_hits_y2"]["ratio"], row["both"]["ratio"])
-    save_tensors(
-        {
-            "x": x_adv, "y1": y1, "y2": y2, "y": y, "indices": idx, "val_indices": val_idx, "pair": [f1_ref, f2_ref],
-            "eps": cfg.eps, "alpha": cfg.alpha, "steps": cfg.steps, "norm": cfg.norm, "data_source": data.source,
-        },
-        cfg.out,
+    log.info(
+        "%s eps=%g: F1->Y1 %.3f  F2->Y2 %.3f  both %.3f",
+        cfg.pair,
+        cfg.eps,
+        row.f1_hits_y1.ratio,
+        row.f2_hits_y2.ratio,
+        row.both.ratio,
     )
-    save_json(
-        {
-            "pair": cfg.pair, "f1": f1_ref, "f2": f2_ref, "dataset": data.label, "n_images": len(y), "eps": cfg.eps,
-            "alpha": cfg.alpha, "steps": cfg.steps, "table1": row, "probes": probes,
-            "targets_equal_true": (y1 == y).float().mean().item(), "targets_equal_each_other": (y1 == y2).float().mean().item(),
-        },
-        cfg.metrics,
-    )
+    NonRobustSet(
+        pair=(f1_ref, f2_ref),
+        eps=cfg.eps,
+        alpha=cfg.alpha,
+        steps=cfg.steps,
+        norm=cfg.norm,
+        indices=idx,
+        val_indices=val_idx,
+        y=y,
+        y1=y1,
+        y2=y2,
+        x=x_adv,
+        provenance=data.provenance,
+    ).save(cfg.out)
+    ConstructMetrics(
+        pair=cfg.pair,
+        f1=f1_ref,
+        f2=f2_ref,
+        dataset=data.dataset,
+        n_images=len(y),
+        eps=cfg.eps,
+        alpha=cfg.alpha,
+        steps=cfg.steps,
+        rates=row,
+        probes=probes,
+        targets_equal_true=(y1 == y).float().mean().item(),
+        targets_equal_each_other=(y1 == y2).float().mean().item(),
+    ).save(cfg.metrics)

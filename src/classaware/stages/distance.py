@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from ..artifacts import save_json, save_tensors
 from ..batching import map_batches
 from ..boundary import boundary_distance, distance_from_distances, gradient_direction
 from ..checkpoint import load_refs
 from ..config import Options, device_field, help_field
 from ..data import balanced_subset, load_canonical, to_float
 from ..models import pick_device, predict
+from ..results import DistanceResults, ImageDistances, SearchSettings, SourceDistance
 
 log = logging.getLogger(__name__)
 
@@ -54,35 +55,38 @@ def run(cfg: Config) -> None:
     eligible = pool[correct]
     g = torch.Generator().manual_seed(cfg.selection_seed)
     chosen = eligible[torch.randperm(len(eligible), generator=g)[: cfg.n_images]].sort().values
-    log.info("%d of %d test images are right for all %d models; using %d", len(eligible), len(pool), len(refs), len(chosen))
+    log.info(
+        "%d of %d test images are right for all %d models; using %d", len(eligible), len(pool), len(refs), len(chosen)
+    )
     if len(chosen) == 0:
         raise ValueError("no test image is classified correctly by every model: Dist is undefined")
     x, y = to_float(data.test_x[chosen]), data.test_y[chosen]
 
-    search = dict(max_radius=cfg.max_radius, step=cfg.step, tol=cfg.tol)
+    search = SearchSettings(max_radius=cfg.max_radius, step=cfg.step, tol=cfg.tol)
     results, per_image = {}, {}
     for source in cfg.sources:
-        v = map_batches(lambda xb, yb: gradient_direction(models[source], xb, yb), x, y, batch_size=cfg.batch_size)
+        v = map_batches(partial(gradient_direction, models[source]), x, y, batch_size=cfg.batch_size)
         d = {
             ref: map_batches(
-                lambda xb, yb, vb: boundary_distance(models[ref], xb, yb, vb, **search), x, y, v,
-                batch_size=cfg.batch_size, desc=f"d({ref}, x) along {source}",
+                partial(boundary_distance, models[ref], **asdict(search)),
+                x,
+                y,
+                v,
+                batch_size=cfg.batch_size,
+                desc=f"d({ref}, x) along {source}",
             )
             for ref in dict.fromkeys([source, *cfg.targets])
         }
         per_image[source] = d
-        pairs = {}
-        for target in cfg.targets:
-            if target == source:
-                continue
-            pairs[target] = asdict(distance_from_distances(d[source], d[target]))
-        results[source] = {
-            "targets": pairs,
-            "never_flipped": {ref: int(torch.isinf(dist).sum()) for ref, dist in d.items()},
-            "mean_d": {ref: dist[torch.isfinite(dist)].mean().item() if torch.isfinite(dist).any() else None for ref, dist in d.items()},
-        }
-    save_json(
-        {"dataset": data.label, "n_images": len(chosen), "n_eligible": len(eligible), "search": search, "sources": results},
-        cfg.out,
-    )
-    save_tensors({"indices": chosen, "distances": per_image, "data_source": data.source}, cfg.distances)
+        results[source] = SourceDistance(
+            targets={t: distance_from_distances(d[source], d[t]) for t in cfg.targets if t != source},
+            never_flipped={ref: int(torch.isinf(dist).sum()) for ref, dist in d.items()},
+            mean_d={
+                ref: dist[torch.isfinite(dist)].mean().item() if torch.isfinite(dist).any() else None
+                for ref, dist in d.items()
+            },
+        )
+    DistanceResults(
+        dataset=data.dataset, n_images=len(chosen), n_eligible=len(eligible), search=search, sources=results
+    ).save(cfg.out)
+    ImageDistances(indices=chosen, distances=per_image, provenance=data.provenance).save(cfg.distances)

@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .. import plots
-from ..analysis import RATIOS, attack_names, check_eps, correlations, eps_curves, eps_key, transfer_rows
-from ..artifacts import load_json, load_tensors, save_json, save_text
+from ..analysis import Fig3Row, correlations, eps_curves, fig3_rows
+from ..artifacts import save_json, save_text
 from ..boundary import REGION_NAMES, transfer_regions
 from ..config import Options, help_field
+from ..records import encode
+from ..results import RATIOS, DecisionPlanes, DistanceResults, TransferResults
 
-FIG3_COLUMNS = ["source", "attack", "eps", "target", "relation", "family", "n", "dist", "dist_ci_low", "dist_ci_high",
-                *(f"{k}{s}" for k in RATIOS for s in ("", "_ci_low", "_ci_high")), "target_hit"]
+FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
 FIG5_COLUMNS = ["source", "attack", "target", "eps", *RATIOS]
 CORRELATIONS = ("fooled_same", "dist_same", "dist_fooled")
-CORRELATION_COLUMNS = ["source", "attack", "eps", "n_targets",
-                       *(f"r_{c}{s}" for c in CORRELATIONS for s in ("", "_ci_low", "_ci_high"))]
+CORRELATION_COLUMNS = [
+    "source",
+    "attack",
+    "eps",
+    "n_targets",
+    *(f"r_{c}{s}" for c in CORRELATIONS for s in ("", "_ci_low", "_ci_high")),
+]
 
 
 @dataclass(frozen=True)
@@ -36,16 +42,26 @@ class Config(Options):
     figure_eps: float = help_field(1.0, "Fig. 3's eps, one of the attacked eps (paper: 1.0)", gt=0)
 
 
-def plane_data(plane: dict) -> dict:
-    """Fig. 4's data from the ``plane`` stage's file, with each F2's transfer regions."""
-    labels, y = plane["labels"], int(plane["true_label"])
-    return {
-        "source": plane["source"], "models": list(plane["models"]), "classes": list(plane["classes"]),
-        "true_label": y, "image_index": int(plane["index"]), "unit": float(plane["unit"]),
-        "all_right": bool(plane["all_right"]), "dataset": plane["data_source"]["dataset"],
-        "coords": plane["coords"].tolist(), "labels": labels.tolist(), "region_names": list(REGION_NAMES),
-        "regions": {m: transfer_regions(labels[0], labels[i], y).tolist() for i, m in enumerate(plane["models"]) if i > 0},
-    }
+def fig4_data(plane: DecisionPlanes) -> plots.Fig4Data:
+    """Fig. 4's data from the ``plane`` stage's planes, with each F2's transfer regions."""
+    return plots.Fig4Data(
+        source=plane.source,
+        models=list(plane.models),
+        classes=list(plane.classes),
+        true_label=plane.true_label,
+        image_index=plane.index,
+        unit=plane.unit,
+        all_right=plane.all_right,
+        dataset=plane.provenance.dataset,
+        coords=plane.coords.tolist(),
+        labels=plane.labels.tolist(),
+        region_names=list(REGION_NAMES),
+        regions={
+            m: transfer_regions(plane.labels[0], plane.labels[i], plane.true_label).tolist()
+            for i, m in enumerate(plane.models)
+            if i > 0
+        },
+    )
 
 
 def _write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
@@ -57,38 +73,57 @@ def _write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
 
 
 def run(cfg: Config) -> None:
-    transfer = load_json(cfg.transfer, "transfer results")
-    distance = load_json(cfg.distance, "distance results")
-    plane = load_tensors(cfg.plane, "decision planes")
-    eps = eps_key(cfg.figure_eps)
-    check_eps(transfer, eps)
-    dataset = transfer["dataset"]
-    if distance["dataset"] != dataset:
-        raise ValueError(f"{cfg.transfer} is on {dataset} but {cfg.distance} on {distance['dataset']}")
+    transfer, distance, plane = (
+        TransferResults.load(cfg.transfer),
+        DistanceResults.load(cfg.distance),
+        DecisionPlanes.load(cfg.plane),
+    )
+    eps = cfg.figure_eps
+    transfer.check_eps(eps)
+    if distance.dataset != transfer.dataset:
+        raise ValueError(f"{cfg.transfer} is on {transfer.dataset} but {cfg.distance} on {distance.dataset}")
     out = Path(cfg.out_dir)
-    attacks = {s: attack_names(transfer, s) for s in transfer["sources"]}
 
-    columns = [{"source": s, "attacks": {a: transfer_rows(transfer, distance, s, a, eps) for a in names}}
-               for s, names in attacks.items()]
-    plots.fig3(columns, out / "fig3.png", dataset=dataset, eps=float(eps))
-    _write_csv([{"source": c["source"], "attack": a, "eps": float(eps), **r} for c in columns for a, rows in c["attacks"].items() for r in rows],
-               FIG3_COLUMNS, out / "fig3.csv")
+    columns = [
+        plots.Fig3Column(s, {a: fig3_rows(transfer, distance, s, a, eps) for a in transfer.attack_names(s)})
+        for s in transfer.sources
+    ]
+    plots.fig3(columns, out / "fig3.png", dataset=transfer.dataset, eps=eps)
+    _write_csv(
+        [
+            {"source": c.source, "attack": a, "eps": eps, **asdict(r)}
+            for c in columns
+            for a, rows in c.attacks.items()
+            for r in rows
+        ],
+        FIG3_COLUMNS,
+        out / "fig3.csv",
+    )
 
-    fig4 = plane_data(plane)
+    fig4 = fig4_data(plane)
     plots.fig4(fig4, out / "fig4.png")
-    save_json(fig4, out / "fig4.json")
+    save_json(encode(fig4), out / "fig4.json")
 
-    panels = [{"source": s, "attack": a, "curves": eps_curves(transfer, s, a)} for s, names in attacks.items() for a in names]
-    plots.fig5(panels, out / "fig5.png", dataset=dataset)
-    _write_csv([{"source": p["source"], "attack": p["attack"], "target": t, "eps": e, **{k: c[k][i] for k in RATIOS}}
-                for p in panels for t, c in p["curves"].items() for i, e in enumerate(c["eps"])],
-               FIG5_COLUMNS, out / "fig5.csv")
+    panels = [
+        plots.Fig5Panel(s, a, eps_curves(transfer, s, a)) for s in transfer.sources for a in transfer.attack_names(s)
+    ]
+    plots.fig5(panels, out / "fig5.png", dataset=transfer.dataset)
+    _write_csv(
+        [
+            {"source": p.source, "attack": p.attack, "target": t, "eps": e, **{k: getattr(c, k)[i] for k in RATIOS}}
+            for p in panels
+            for t, c in p.curves.items()
+            for i, e in enumerate(c.eps)
+        ],
+        FIG5_COLUMNS,
+        out / "fig5.csv",
+    )
 
-    corr = []
+    rows = []
     for c in correlations(transfer, distance, eps):
-        row = {"source": c["source"], "attack": c["attack"], "eps": float(eps), "n_targets": c["n_targets"]}
+        row = {"source": c.source, "attack": c.attack, "eps": eps, "n_targets": c.n_targets}
         for name in CORRELATIONS:
-            ci = c[f"r_{name}_ci"] or (None, None)
-            row.update({f"r_{name}": c[f"r_{name}"], f"r_{name}_ci_low": ci[0], f"r_{name}_ci_high": ci[1]})
-        corr.append(row)
-    _write_csv(corr, CORRELATION_COLUMNS, out / "correlations.csv")
+            r = getattr(c, name)
+            row |= {f"r_{name}": r.r, f"r_{name}_ci_low": r.ci_low, f"r_{name}_ci_high": r.ci_high}
+        rows.append(row)
+    _write_csv(rows, CORRELATION_COLUMNS, out / "correlations.csv")

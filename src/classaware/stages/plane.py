@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import save_tensors
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
 from ..config import Options, device_field, help_field
 from ..data import CLASSES, load_canonical, to_float
 from ..models import pick_device, predict
+from ..results import DecisionPlanes
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,26 @@ def run(cfg: Config) -> None:
     all_right = len(eligible) > cfg.image_rank
     if not all_right:  # weak (e.g. smoke-sized) models: settle for an image the source gets right
         eligible = candidates[right[0]]
-        log.warning("fewer than %d %s test images are right for every model; taking one right for the source", cfg.image_rank + 1, cfg.image_class)
+        log.warning(
+            "fewer than %d %s test images are right for every model; taking one right for the source",
+            cfg.image_rank + 1,
+            cfg.image_class,
+        )
     if len(eligible) <= cfg.image_rank:
         raise ValueError(f"only {len(eligible)} {cfg.image_class} test images are right for the source {cfg.source}")
     index = int(eligible[cfg.image_rank])
     plane = decision_plane(models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, cfg.seed)
     log.info("decision planes of test image %d (%s) for %d models", index, cfg.image_class, len(models))
-    save_tensors(
-        {
-            "source": cfg.source, "models": refs, "index": index, "true_label": label, "classes": list(CLASSES),
-            "coords": plane.coords, "labels": plane.labels, "unit": plane.unit, "image": data.test_x[index].clone(), "all_right": all_right,
-            "data_source": data.source,
-        },
-        cfg.out,
-    )
+    DecisionPlanes(
+        source=cfg.source,
+        models=tuple(refs),
+        index=index,
+        true_label=label,
+        classes=CLASSES,
+        coords=plane.coords,
+        labels=plane.labels,
+        unit=plane.unit,
+        image=data.test_x[index].clone(),
+        all_right=all_right,
+        provenance=data.provenance,
+    ).save(cfg.out)

@@ -30,7 +30,7 @@ REPLACED_WHOLE = ("zoo",)  # groups whose keys are names, not options: a profile
 @dataclass(frozen=True)
 class Config(Options):
     name: str = help_field(help="profile: paper, quick, smoke (a file profiles/<name>.yaml)", positional=True)
-    data: Path | None = help_field(None, "CIFAR-10 archive for the prepare stage (default: the profile's data.source)")
+    data: Path | None = help_field(None, "CIFAR-10 archive for the prepare stage (default: the profile's data.archive)")
     profiles_dir: Path = help_field(Path("profiles"), "folder of the profile files")
     out: Path = help_field(Path("params.yaml"), "params file to write", output="file")
 
@@ -38,7 +38,9 @@ class Config(Options):
         problems = []
         if not (self.profiles_dir / f"{self.name}.yaml").is_file():
             known = sorted(p.stem for p in self.profiles_dir.glob("*.yaml"))
-            problems.append(f"unknown profile {self.name!r}; known: {', '.join(known) or 'none'} (in {self.profiles_dir})")
+            problems.append(
+                f"unknown profile {self.name!r}; known: {', '.join(known) or 'none'} (in {self.profiles_dir})"
+            )
         if self.data is not None and not self.data.is_file():
             problems.append(f"--data {self.data} does not exist (give the path of a CIFAR-10 archive)")
         return problems
@@ -89,7 +91,7 @@ def merged_params(name: str, profiles_dir: Path, data: Path | None = None) -> di
         check_zoo(params["zoo"], yaml.safe_load((profiles_dir / f"{BASE}.yaml").read_text())["zoo"], str(path))
     params["profile"] = name
     if data is not None:
-        params["data"] = {**params["data"], "source": str(data)}
+        params["data"] = {**params["data"], "archive": str(data)}
     return params
 
 
@@ -98,9 +100,13 @@ def render(name: str, profiles_dir: Path, data: Path | None = None) -> str:
     when nothing changes, else the merged parameters as YAML."""
     if name == BASE and data is None:
         return (profiles_dir / f"{BASE}.yaml").read_text()
-    header = (f"# Written by `classaware profile {name}` from {profiles_dir}/{BASE}.yaml and {profiles_dir}/{name}.yaml;\n"
-              "# see those files for what each parameter means. Edit them, not this file.\n")
-    return header + yaml.safe_dump(merged_params(name, profiles_dir, data), sort_keys=False, default_flow_style=None, width=100)
+    header = (
+        f"# Written by `classaware profile {name}` from {profiles_dir}/{BASE}.yaml and {profiles_dir}/{name}.yaml;\n"
+        "# see those files for what each parameter means. Edit them, not this file.\n"
+    )
+    return header + yaml.safe_dump(
+        merged_params(name, profiles_dir, data), sort_keys=False, default_flow_style=None, width=100
+    )
 
 
 def run(cfg: Config) -> None:

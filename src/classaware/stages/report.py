@@ -5,8 +5,9 @@ i.e. not the paper's protocol), the claims table from ``verify`` with its pass /
 Figs. 3-5 (copied beside the report, so both files open from ``out_dir``) with what to look at,
 the correlations, Dist, the zoo's test accuracies, Tables 1 and 2, the environment and each
 stage's wall time from ``logs/timings.jsonl`` (under the working directory, as ``cli.py``
-writes it under DVC). The claims table is required; any other missing input is said in the
-report. The HTML is converted from the Markdown by the small converter below.
+writes it under DVC). The claims (``metrics/claims.json`` and ``results/claims.md``) are
+required; any other missing input is said in the report. The HTML is the Markdown rendered by
+markdown-it-py.
 """
 
 from __future__ import annotations
@@ -14,39 +15,51 @@ from __future__ import annotations
 import csv
 import html
 import importlib.metadata
-import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import atomic_path, load_json, save_text
+from markdown_it import MarkdownIt
+
+from ..artifacts import atomic_path, save_text
 from ..config import Options, help_field
+from ..results import ClaimResults, DistanceResults, TransferResults
+from ..text import markdown_table, number, percent
+from ..training import TrainMetrics
 
 OFFICIAL = "CIFAR-10 (official)"
 TIMINGS = Path("logs/timings.jsonl")
 FIGURES = (
-    ("fig3.png", "Fig. 3: class-aware transferability at the figure's eps",
-     "One column per source F1. Top row: Dist(F1, F2), the mean gap between the two models' decision boundaries "
-     "along F1's gradient; targets F2 are sorted by it, so the most similar F2 is on the right. Below, one row per "
-     "attack: of the AEs that fooled F1 (their number above each bar), the share on which F2 makes the same mistake "
-     "(dark), a different mistake (orange) or is not fooled (grey). Look for the dark part growing towards the right "
-     "together with the whole fooled bar (paper: r(fooled, same) > 0.98 and r(Dist, same) < -0.90), and for a "
-     "non-trivial orange part even for the w:same and early-epoch (v:) targets (paper: about 20% and 10% for targeted "
-     "FGM). Whiskers are 95% intervals; with few AEs they are wide."),
-    ("fig4.png", "Fig. 4: decision planes of one test image",
-     "Top row: each model's predicted class on the plane through the image (the cross) spanned by F1's gradient "
-     "direction (u) and a random orthogonal direction (v), one colour per class in every panel. Bottom row: for each "
-     "other model F2, where F1 is fooled, whether F2 is not fooled, makes the same mistake or a different one. Look "
-     "for different-mistake areas even beside near-identical models, and for larger same-mistake areas where F2's "
-     "boundary along u lies as close to the image as F1's."),
-    ("fig5.png", "Fig. 5: ratios against the perturbation size",
-     "Same-mistake (solid) and different-mistake (dashed) ratios against eps, one colour per target F2. The paper "
-     "reports that the same-mistake ratio rises with eps while the different-mistake ratio stays about flat or rises."),
+    (
+        "fig3.png",
+        "Fig. 3: class-aware transferability at the figure's eps",
+        "One column per source F1. Top row: Dist(F1, F2), the mean gap between the two models' decision boundaries "
+        "along F1's gradient; targets F2 are sorted by it, so the most similar F2 is on the right. Below, one row per "
+        "attack: of the AEs that fooled F1 (their number above each bar), the share on which F2 makes the same mistake "
+        "(dark), a different mistake (orange) or is not fooled (grey). Look for the dark part growing towards the right "
+        "together with the whole fooled bar (paper: r(fooled, same) > 0.98 and r(Dist, same) < -0.90), and for a "
+        "non-trivial orange part even for the w:same and early-epoch (v:) targets (paper: about 20% and 10% for targeted "
+        "FGM). Whiskers are 95% intervals; with few AEs they are wide.",
+    ),
+    (
+        "fig4.png",
+        "Fig. 4: decision planes of one test image",
+        "Top row: each model's predicted class on the plane through the image (the cross) spanned by F1's gradient "
+        "direction (u) and a random orthogonal direction (v), one colour per class in every panel. Bottom row: for each "
+        "other model F2, where F1 is fooled, whether F2 is not fooled, makes the same mistake or a different one. Look "
+        "for different-mistake areas even beside near-identical models, and for larger same-mistake areas where F2's "
+        "boundary along u lies as close to the image as F1's.",
+    ),
+    (
+        "fig5.png",
+        "Fig. 5: ratios against the perturbation size",
+        "Same-mistake (solid) and different-mistake (dashed) ratios against eps, one colour per target F2. The paper "
+        "reports that the same-mistake ratio rises with eps while the different-mistake ratio stays about flat or rises.",
+    ),
 )
 
 
@@ -56,23 +69,17 @@ class Config(Options):
     results: Path = help_field(Path("results"), "folder of claims.md, tables.md, transfer.json, distance.json")
     figures: Path = help_field(Path("figures"), "folder of the `figures` stage's PNGs and CSVs")
     metrics: Path = help_field(Path("metrics"), "folder of the metrics (train/*.json)")
-    out_dir: Path = help_field(Path("report"), "folder for report.md, report.html and copies of the figures", output="dir")
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
-
-
-def _num(x, digits: int = 3) -> str:
-    return "n/a" if x in (None, "") else f"{float(x):.{digits}f}"
+    out_dir: Path = help_field(
+        Path("report"), "folder for report.md, report.html and copies of the figures", output="dir"
+    )
 
 
 def _missing(path: Path, what: str) -> list[str]:
     return [f"*{what} is missing: `{path}` was not found.*"]
 
 
-def _load(path: Path):
-    return load_json(path) if path.is_file() else None
+def _load(record, path: Path):
+    return record.load(path) if path.is_file() else None
 
 
 def summary_lines(dataset: str | None, profile: str, claims: str) -> list[str]:
@@ -82,20 +89,21 @@ def summary_lines(dataset: str | None, profile: str, claims: str) -> list[str]:
     elif dataset == OFFICIAL:
         where = f"**Dataset: {dataset}**, as in the paper."
     else:
-        where = (f"**Dataset: {dataset}. These results are not on the official CIFAR-10, so they do not follow the "
-                 "paper's protocol and are not directly comparable to its numbers.**")
+        where = (
+            f"**Dataset: {dataset}. These results are not on the official CIFAR-10, so they do not follow the "
+            "paper's protocol and are not directly comparable to its numbers.**"
+        )
     size = "the paper's sizes" if profile == "paper" else "a reduced size; the paper's sizes are profile `paper`"
     return [f"> {where}", ">", f"> **Profile: `{profile}`** ({size}).", ">", f"> **Claims: {claims}.**"]
 
 
-def claims_section(path: Path) -> tuple[list[str], str]:
+def claims_section(table: Path, claims: Path) -> tuple[list[str], str]:
     """The claims table as ``verify`` wrote it, and its pass / fail / not-assessed counts."""
-    if not path.is_file():
-        raise FileNotFoundError(f"claims table {path} does not exist: run the verify stage first")
-    text = path.read_text().strip()
-    results = [line.rstrip(" |").rsplit("|", 1)[-1].strip() for line in text.splitlines() if line.startswith("| ")][1:]
-    counts = f"{results.count('pass')} pass, {results.count('FAIL')} fail, {results.count('n/a')} not assessed (of {len(results)})"
-    return ["## The paper's claims", "", text], counts
+    if not table.is_file() or not claims.is_file():
+        raise FileNotFoundError(f"claims {claims} or {table} do not exist: run the verify stage first")
+    c = ClaimResults.load(claims)
+    counts = f"{c.passed} pass, {c.failed} fail, {c.not_assessed} not assessed (of {len(c.claims)})"
+    return ["## The paper's claims", "", table.read_text().strip()], counts
 
 
 def figures_section(figures: Path, out_dir: Path) -> list[str]:
@@ -119,31 +127,52 @@ def correlations_section(path: Path) -> list[str]:
         rows = list(csv.DictReader(f))
 
     def r(row, name):
-        ci = "" if not row[f"r_{name}_ci_low"] else f" [{_num(row[f'r_{name}_ci_low'], 2)}, {_num(row[f'r_{name}_ci_high'], 2)}]"
-        return _num(row[f"r_{name}"]) + ci
+        ci = (
+            ""
+            if not row[f"r_{name}_ci_low"]
+            else f" [{number(row[f'r_{name}_ci_low'], 2)}, {number(row[f'r_{name}_ci_high'], 2)}]"
+        )
+        return number(row[f"r_{name}"]) + ci
 
     eps = rows[0]["eps"] if rows else "?"
-    lines += [f"Pearson's r at eps = {eps} with Fisher 95% intervals; paper: r(fooled, same) > 0.98 and r(Dist, same) < -0.90 "
-              "in all 8 cases.", ""]
-    return lines + _table(["F1", "attack", "targets", "r(fooled, same)", "r(Dist, same)", "r(Dist, fooled)"],
-                          [[row["source"], row["attack"], row["n_targets"], r(row, "fooled_same"), r(row, "dist_same"),
-                            r(row, "dist_fooled")] for row in rows])
+    lines += [
+        f"Pearson's r at eps = {eps} with Fisher 95% intervals; paper: r(fooled, same) > 0.98 and r(Dist, same) < -0.90 "
+        "in all 8 cases.",
+        "",
+    ]
+    return lines + markdown_table(
+        ["F1", "attack", "targets", "r(fooled, same)", "r(Dist, same)", "r(Dist, fooled)"],
+        [
+            [
+                row["source"],
+                row["attack"],
+                row["n_targets"],
+                r(row, "fooled_same"),
+                r(row, "dist_same"),
+                r(row, "dist_fooled"),
+            ]
+            for row in rows
+        ],
+    )
 
 
-def dist_section(distance: dict | None, transfer: dict | None, path: Path) -> list[str]:
+def dist_section(distance: DistanceResults | None, transfer: TransferResults | None, path: Path) -> list[str]:
     lines = ["## Dist(F1, F2) (eq. 4)", ""]
     if distance is None:
         return lines + _missing(path, "The distance results")
-    lines += [f"Over {distance['n_images']} test images that every compared model classifies right "
-              f"({distance['n_eligible']} were eligible), the most similar F2 first; images where a distance exceeds the search "
-              "radius are censored (left out of that pair's mean).", ""]
+    lines += [
+        f"Over {distance.n_images} test images that every compared model classifies right "
+        f"({distance.n_eligible} were eligible), the most similar F2 first; images where a distance exceeds the search "
+        "radius are censored (left out of that pair's mean).",
+        "",
+    ]
     rows = []
-    for source, s in distance["sources"].items():
-        info = transfer["sources"].get(source, {}).get("info", {}) if transfer else {}
-        for target, d in sorted(s["targets"].items(), key=lambda kv: (kv[1]["dist"] is None, kv[1]["dist"] or 0.0)):
-            ci = "n/a" if d.get("ci_low") is None else f"[{_num(d['ci_low'])}, {_num(d['ci_high'])}]"
-            rows.append([source, target, info.get(target, {}).get("relation", "?"), _num(d["dist"]), ci, d["n_images"], d["n_censored"]])
-    return lines + _table(["F1", "F2", "relation", "Dist", "95% CI", "images", "censored"], rows)
+    for source, s in distance.sources.items():
+        for target, d in sorted(s.targets.items(), key=lambda kv: (kv[1].dist is None, kv[1].dist or 0.0)):
+            relation = transfer.info(source, target).relation if transfer and source in transfer.sources else "?"
+            ci = "n/a" if d.ci_low is None else f"[{number(d.ci_low)}, {number(d.ci_high)}]"
+            rows.append([source, target, relation, number(d.dist), ci, d.n_images, d.n_censored])
+    return lines + markdown_table(["F1", "F2", "relation", "Dist", "95% CI", "images", "censored"], rows)
 
 
 def zoo_section(folder: Path) -> list[str]:
@@ -153,11 +182,17 @@ def zoo_section(folder: Path) -> list[str]:
         return lines + _missing(folder / "*.json", "The training metrics")
     rows = []
     for f in files:
-        m = json.loads(f.read_text())
-        ckpts = sorted(m["checkpoints"].items(), key=lambda kv: int(kv[0].rsplit("_", 1)[-1]))
-        earlier = ", ".join(f"{k.replace('_', ' ')}: {100 * v['test_acc']:.1f}" for k, v in ckpts[:-1]) or "-"
-        rows.append([f.stem, m["arch"], m["n_train"], ckpts[-1][0].replace("_", " "), f"{100 * ckpts[-1][1]['test_acc']:.1f}", earlier])
-    return lines + _table(["model", "arch", "train images", "final", "test acc %", "earlier checkpoints, %"], rows)
+        m = TrainMetrics.load(f)
+        final, acc = m.final()
+        earlier = ", ".join(
+            f"epoch {e}: {percent(a)}"
+            for e, a in sorted(m.test_acc.items(), key=lambda kv: int(kv[0]))
+            if int(e) != final
+        )
+        rows.append([f.stem, m.arch, m.n_train, f"epoch {final}", percent(acc), earlier or "-"])
+    return lines + markdown_table(
+        ["model", "arch", "train images", "final", "test acc %", "earlier checkpoints, %"], rows
+    )
 
 
 def tables_section(path: Path) -> list[str]:
@@ -189,9 +224,13 @@ def environment() -> list[tuple[str, str]]:
     except importlib.metadata.PackageNotFoundError:
         dvc = "not installed"
     return [
-        ("python", platform.python_version()), ("torch", torch.__version__), ("CUDA", cuda),
-        ("CPU threads", f"{torch.get_num_threads()} (torch), {os.cpu_count()} CPUs"), ("platform", platform.platform()),
-        ("git commit", head or "unknown"), ("dvc", dvc),
+        ("python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("CUDA", cuda),
+        ("CPU threads", f"{torch.get_num_threads()} (torch), {os.cpu_count()} CPUs"),
+        ("platform", platform.platform()),
+        ("git commit", head or "unknown"),
+        ("dvc", dvc),
     ]
 
 
@@ -221,81 +260,65 @@ def timings_section(path: Path) -> list[str]:
     lines = ["## Wall time per stage", ""]
     found = stage_timings(path)
     if found is None:
-        return lines + [f"*No stage timings: `{path}` was not found (it is written when the stages run under `dvc repro`).*"]
+        return lines + [
+            f"*No stage timings: `{path}` was not found (it is written when the stages run under `dvc repro`).*"
+        ]
     records, bad = found
     total = sum(r["seconds"] for r in records)
-    lines += ["The last run of each stage, as `dvc repro` recorded it; stages DVC skipped as unchanged keep their earlier time.", ""]
-    lines += _table(["stage", "seconds"], [[r["stage"], f"{r['seconds']:.1f}"] for r in records] + [["**total**", f"**{total:.1f}** ({_hms(total)})"]])
+    lines += [
+        "The last run of each stage, as `dvc repro` recorded it; stages DVC skipped as unchanged keep their earlier time.",
+        "",
+    ]
+    lines += markdown_table(
+        ["stage", "seconds"],
+        [[r["stage"], f"{r['seconds']:.1f}"] for r in records] + [["**total**", f"**{total:.1f}** ({_hms(total)})"]],
+    )
     return lines + ([] if not bad else ["", f"*{bad} unreadable line(s) in `{path}` were skipped.*"])
 
 
 def build_markdown(cfg: Config) -> str:
-    transfer = _load(cfg.results / "transfer.json")
-    distance = _load(cfg.results / "distance.json")
-    lines = ["# Class-aware transferability of adversarial examples (Waseda et al., ICASSP 2023): reproduction report", ""]
-    claims, counts = claims_section(cfg.results / "claims.md")
-    lines += summary_lines(transfer["dataset"] if transfer else None, cfg.profile, counts) + [""]
+    transfer = _load(TransferResults, cfg.results / "transfer.json")
+    distance = _load(DistanceResults, cfg.results / "distance.json")
+    lines = [
+        "# Class-aware transferability of adversarial examples (Waseda et al., ICASSP 2023): reproduction report",
+        "",
+    ]
+    claims, counts = claims_section(cfg.results / "claims.md", cfg.metrics / "claims.json")
+    lines += summary_lines(transfer.dataset if transfer else None, cfg.profile, counts) + [""]
     lines += claims + [""]
     lines += figures_section(cfg.figures, cfg.out_dir)
     lines += correlations_section(cfg.figures / "correlations.csv") + [""]
     lines += dist_section(distance, transfer, cfg.results / "distance.json") + [""]
     lines += zoo_section(cfg.metrics / "train") + [""]
     lines += tables_section(cfg.results / "tables.md") + [""]
-    lines += ["## Environment", ""] + _table(["item", "value"], environment()) + [""]
+    lines += ["## Environment", ""] + markdown_table(["item", "value"], environment()) + [""]
     lines += timings_section(TIMINGS)
     return "\n".join(lines) + "\n"
 
 
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False)
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
-    return re.sub(r"(?<![\w*])\*([^*]+)\*(?![\w*])", r"<em>\1</em>", text)
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}th,td{border:1px solid #ccc;padding:3px 6px}"
+    "th{background:#f2f2f2}td.fail{color:#b00;font-weight:bold}img{max-width:100%}"
+    "blockquote{border-left:4px solid #c60;background:#fff6ec;margin:1em 0;padding:.5em 1em}"
+)
 
 
-def _html_table(lines: list[str]) -> str:
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines if not re.fullmatch(r"\|[-:| ]+\|", line.strip())]
-    head = "".join(f"<th>{_inline(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f'<td{" class=fail" if c == "FAIL" else ""}>{_inline(c)}</td>' for c in r) + "</tr>\n" for r in rows[1:])
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-def _block_kind(line: str) -> str:
-    if re.fullmatch(r"#{1,6} .+", line):
-        return "heading"
-    if re.fullmatch(r"!\[.*\]\(.+\)", line):
-        return "image"
-    if not line.strip():
-        return "blank"
-    return "table" if line.startswith("|") else "quote" if line.startswith(">") else "para"
+def _mark_failures(self, tokens, idx, options, env) -> str:
+    """A table cell saying FAIL gets class "fail" (shown in red)."""
+    if idx + 1 < len(tokens) and tokens[idx + 1].content == "FAIL":
+        tokens[idx].attrSet("class", "fail")
+    return self.renderToken(tokens, idx, options, env)
 
 
 def to_html(markdown: str, title: str) -> str:
-    """HTML of the Markdown this stage writes: headings, paragraphs, block quotes, pipe tables
-    and images on a line of their own."""
-    blocks = []
-    for kind, group in itertools.groupby(markdown.splitlines(), key=_block_kind):
-        group = list(group)
-        if kind == "heading":
-            for line in group:
-                hashes, text = line.split(" ", 1)
-                blocks.append(f"<h{len(hashes)}>{_inline(text)}</h{len(hashes)}>")
-        elif kind == "image":
-            for line in group:
-                alt, src = re.fullmatch(r"!\[(.*)\]\((.+)\)", line).groups()
-                blocks.append(f'<figure><img src="{html.escape(src)}" alt="{html.escape(alt)}"></figure>')
-        elif kind == "table":
-            blocks.append(_html_table(group))
-        elif kind == "quote":
-            blocks.append("<blockquote>" + "<br>\n".join(_inline(g.lstrip(">").strip()) for g in group if g.lstrip(">").strip()) + "</blockquote>")
-        elif kind == "para":
-            blocks.append(f"<p>{_inline(' '.join(group))}</p>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:90%}th,td{border:1px solid #ccc;padding:3px 6px}"
-             "th{background:#f2f2f2}td.fail{color:#b00;font-weight:bold}img{max-width:100%}"
-             "blockquote{border-left:4px solid #c60;background:#fff6ec;margin:1em 0;padding:.5em 1em}")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-            f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(blocks) + "\n</body>\n</html>\n")
+    """The report's Markdown (CommonMark with pipe tables) as a standalone HTML page."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.add_render_rule("td_open", _mark_failures)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f"<style>{STYLE}</style>\n</head>\n<body>\n{md.render(markdown)}</body>\n</html>\n"
+    )
 
 
 def run(cfg: Config) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..artifacts import save_json
 from ..checkpoint import load_model
 from ..config import Options, device_field, help_field
 from ..data import balanced_subset, load_canonical
 from ..models import ARCHITECTURES, pick_device
-from ..training import Recipe, TrainSpec, accuracy, check_destination, train
+from ..training import Recipe, TrainMetrics, TrainSpec, accuracy, check_destination, train
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,9 @@ class Config(Options):
     train_size: int = help_field(0, "train on a class-balanced subset of this many images (0: all)", ge=0)
     eval_size: int = help_field(1000, "test images evaluated after every epoch for the log (0: all)", ge=0)
     test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)", ge=0)
-    save_epochs: tuple[int, ...] = help_field((), "also save a checkpoint after these epochs (the last is always saved)", ge=1)
+    save_epochs: tuple[int, ...] = help_field(
+        (), "also save a checkpoint after these epochs (the last is always saved)", ge=1
+    )
     device: str = device_field()
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
 
@@ -45,15 +46,26 @@ def run(cfg: Config) -> None:
     idx = balanced_subset(data.train_y, cfg.train_size)
     eval_idx = balanced_subset(data.test_y, cfg.eval_size)
     spec = TrainSpec(cfg.arch, cfg.init_seed, cfg.data_seed, cfg.recipe)
-    log.info("training %s on %d images of %s (%s)", cfg.arch, len(idx), data.label, device)
+    log.info("training %s on %d images of %s (%s)", cfg.arch, len(idx), data.dataset, device)
+    meta = {"data": asdict(data.provenance), "train_size": cfg.train_size}
     train(
-        spec, data.train_x[idx], data.train_y[idx], data.test_x[eval_idx], data.test_y[eval_idx], cfg.out,
-        save_epochs=cfg.save_epochs, meta={"data": data.source, "train_size": cfg.train_size}, device=device, bf16=cfg.bf16,
+        spec,
+        data.train_x[idx],
+        data.train_y[idx],
+        data.test_x[eval_idx],
+        data.test_y[eval_idx],
+        cfg.out,
+        save_epochs=cfg.save_epochs,
+        meta=meta,
+        device=device,
+        bf16=cfg.bf16,
     )
     if cfg.metrics is not None:
         test_idx = balanced_subset(data.test_y, cfg.test_size)
-        results = {}
+        test_acc = {}
         for path in sorted(cfg.out.glob("epoch_*.pt")):
             model, meta = load_model(path, cfg.arch, device)
-            results[f"epoch_{meta['epoch']}"] = {"test_acc": accuracy(model, data.test_x[test_idx], data.test_y[test_idx])}
-        save_json({"arch": cfg.arch, "dataset": data.label, "n_train": len(idx), "n_test": len(test_idx), "checkpoints": results}, cfg.metrics)
+            test_acc[str(meta["epoch"])] = accuracy(model, data.test_x[test_idx], data.test_y[test_idx])
+        TrainMetrics(
+            arch=cfg.arch, dataset=data.dataset, n_train=len(idx), n_test=len(test_idx), test_acc=test_acc
+        ).save(cfg.metrics)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis import eps_key
-from ..artifacts import load_tensors, save_json
 from ..config import Options, help_field
 from ..metrics import class_aware_transfer
+from ..results import AttackTransfer, PredictionTable, SourceTransfer, TransferResults, eps_key
 
 
 @dataclass(frozen=True)
@@ -18,29 +17,26 @@ class Config(Options):
     out: Path = help_field(help="JSON file of every ratio", output="file")
 
 
-def source_results(table: dict) -> dict:
-    """Ratios for one source: {set name: {eps: {target: ClassAwareTransfer.as_dict()}}}."""
-    y, clean = table["y"], table["clean"]
-    targets = table["models"][1:]
+def source_transfer(table: PredictionTable) -> SourceTransfer:
+    """Every ratio of one source (eq. 1): F1's labels are row 0 of each prediction table."""
     attacks = {}
-    for name, s in table["sets"].items():
-        per_eps = {}
-        for e, pred in zip(s["eps"], s["pred"]):
-            results = class_aware_transfer(y, clean[0], pred[0], pred[1:], s["targets"])
-            per_eps[eps_key(e)] = {t: r.as_dict() for t, r in zip(targets, results)}
-        attacks[name] = {"method": s["method"], "objective": s["objective"], "eps": per_eps}
-    return {
-        "models": table["models"],
-        "info": table["info"],
-        "clean_acc": {m: (row == y).float().mean().item() for m, row in zip(table["models"], clean)},
-        "n_images": len(y),
-        "attacks": attacks,
-    }
+    for name, s in table.sets.items():
+        by_eps = {}
+        for eps, labels in zip(s.eps, s.labels, strict=True):
+            results = class_aware_transfer(table.y, table.clean[0], labels[0], labels[1:], s.target_classes)
+            by_eps[eps_key(eps)] = dict(zip(table.targets, results, strict=True))
+        attacks[name] = AttackTransfer(s.method, s.objective, by_eps)
+    return SourceTransfer(
+        models=table.models,
+        info=table.info,
+        clean_acc={m: (row == table.y).float().mean().item() for m, row in zip(table.models, table.clean, strict=True)},
+        n_images=len(table.y),
+        attacks=attacks,
+    )
 
 
 def run(cfg: Config) -> None:
-    tables = [load_tensors(p, "prediction table") for p in cfg.predictions]
-    save_json(
-        {"dataset": tables[0]["data_source"]["dataset"], "sources": {t["source"]: source_results(t) for t in tables}},
-        cfg.out,
+    tables = [PredictionTable.load(p) for p in cfg.predictions]
+    TransferResults(dataset=tables[0].provenance.dataset, sources={t.source: source_transfer(t) for t in tables}).save(
+        cfg.out
     )

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from ..analysis import check_eps, eps_key, section3_metrics, section4_metrics
-from ..artifacts import load_json, save_json, save_text
+from ..analysis import section3_metrics, section4_metrics
+from ..artifacts import save_text
 from ..config import Options, help_field
+from ..results import ClaimResults, ClaimVerdict, DistanceResults, Table1, Table2, TransferResults
+from ..text import markdown_table, number
 
 log = logging.getLogger(__name__)
 TESTS = (">=", "<=", "within")
@@ -42,34 +44,34 @@ def load_claims(path: Path, profile: str) -> list[dict]:
         if missing:
             raise ValueError(f"{path}: claim {c.get('id', '?')} lacks {sorted(missing)}")
         if c["test"] not in TESTS or (c["test"] == "within" and "target" not in c):
-            raise ValueError(f"{path}: claim {c['id']} has test {c['test']!r}; use one of {TESTS} ('within' needs a target)")
+            raise ValueError(
+                f"{path}: claim {c['id']} has test {c['test']!r}; use one of {TESTS} ('within' needs a target)"
+            )
         if profile not in c["bound"]:
             raise ValueError(f"{path}: claim {c['id']} gives no bound for profile {profile!r}")
     return claims
 
 
-def verdict(claim: dict, value: float | None, bound: float | None) -> bool | None:
-    """True / False, or None when the claim is not assessed at this profile."""
+def verdict(claim: dict, value: float | None, bound: float | None) -> str:
+    """ "pass" or "fail", or "not assessed" when the claim has no bound at this profile."""
     if bound is None:
-        return None
+        return "not assessed"
     if claim["test"] == ">=":
-        return value >= bound
-    if claim["test"] == "<=":
-        return value <= bound
-    return abs(value - claim["target"]) <= bound
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+        holds = value >= bound
+    elif claim["test"] == "<=":
+        holds = value <= bound
+    else:
+        holds = abs(value - claim["target"]) <= bound
+    return "pass" if holds else "fail"
 
 
 def run(cfg: Config) -> None:
     claims = load_claims(cfg.claims, cfg.profile)
-    transfer = load_json(cfg.transfer)
-    check_eps(transfer, eps_key(cfg.figure_eps))
+    transfer = TransferResults.load(cfg.transfer)
+    transfer.check_eps(cfg.figure_eps)
     metrics = {
-        **section3_metrics(transfer, load_json(cfg.distance), eps_key(cfg.figure_eps)),
-        **section4_metrics(load_json(cfg.table1), load_json(cfg.table2)),
+        **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
+        **section4_metrics(Table1.load(cfg.table1), Table2.load(cfg.table2)),
     }
     results, rows = {}, []
     for c in claims:
@@ -78,18 +80,48 @@ def run(cfg: Config) -> None:
         value, bound = metrics[c["metric"]], c["bound"][cfg.profile]
         if value is None and bound is not None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
-        ok = verdict(c, value, bound)
-        results[c["id"]] = {"value": value, "bound": bound, "pass": ok}  # what and how: claims.yaml
-        shown_bound = "not assessed at this scale" if bound is None else (f"within {bound} of {c['target']}" if c["test"] == "within" else f"{c['test']} {bound}")
-        result = "n/a" if ok is None else ("pass" if ok else "FAIL")
-        rows.append(f"| {c['id']} | {c['claim']} | {c['figure']} | {c['paper']} | {_fmt(value)} | {shown_bound} | {result} |")
-    verdicts = [r["pass"] for r in results.values()]
-    summary = {"passed": verdicts.count(True), "failed": verdicts.count(False), "not_assessed": verdicts.count(None)}
-    log.info("claims at profile %s: %s", cfg.profile, summary)
-    save_json({"profile": cfg.profile, "dataset": transfer["dataset"], **summary, "claims": results}, cfg.out)
+        results[c["id"]] = ClaimVerdict(
+            value=value, bound=bound, verdict=verdict(c, value, bound)
+        )  # what and how: claims.yaml
+        shown_bound = (
+            "not assessed at this scale"
+            if bound is None
+            else (f"within {bound} of {c['target']}" if c["test"] == "within" else f"{c['test']} {bound}")
+        )
+        rows.append(
+            [
+                c["id"],
+                c["claim"],
+                c["figure"],
+                c["paper"],
+                number(value),
+                shown_bound,
+                results[c["id"]].verdict.replace("fail", "FAIL"),
+            ]
+        )
+    verdicts = [r.verdict for r in results.values()]
+    summary = ClaimResults(
+        profile=cfg.profile,
+        dataset=transfer.dataset,
+        passed=verdicts.count("pass"),
+        failed=verdicts.count("fail"),
+        not_assessed=verdicts.count("not assessed"),
+        claims=results,
+    )
+    log.info(
+        "claims at profile %s: %d pass, %d fail, %d not assessed",
+        cfg.profile,
+        summary.passed,
+        summary.failed,
+        summary.not_assessed,
+    )
+    summary.save(cfg.out)
     header = [
-        f"Claims checked at profile `{cfg.profile}` on {transfer['dataset']}: {summary['passed']} pass, "
-        f"{summary['failed']} fail, {summary['not_assessed']} not assessed at this scale.", "",
-        "| id | claim | where | paper | ours | bound | result |", "|---|---|---|---|---|---|---|",
+        f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {summary.passed} pass, "
+        f"{summary.failed} fail, {summary.not_assessed} not assessed at this scale.",
+        "",
     ]
-    save_text("\n".join(header + rows) + "\n", cfg.table)
+    save_text(
+        "\n".join(header + markdown_table(["id", "claim", "where", "paper", "ours", "bound", "result"], rows)) + "\n",
+        cfg.table,
+    )

@@ -1,0 +1,414 @@
+"""Every artifact that crosses a stage boundary, one frozen dataclass each (see :mod:`records`).
+
+The stage that writes an artifact and every stage that reads it share the definition here, and
+readers ask questions through accessors (``transfer.ratio(source, attack, eps, target,
+"same")``, ``distance.dist(source, target)``) instead of following the file's layout.
+
+=====================  ==========  ==========================  ========================
+record                 stored as   written by                  read by
+=====================  ==========  ==========================  ========================
+AdversarialSet         tensors     attack                      predict
+PredictionTable        tensors     predict                     transfer
+TransferResults        JSON        transfer                    figures, verify, report
+DistanceResults        JSON        distance                    figures, verify, report
+ImageDistances         tensors     distance                    (reviewers)
+DecisionPlanes         tensors     plane                       figures
+NonRobustSet           tensors     construct                   train-grid
+ConstructMetrics       JSON        construct                   tables
+GridMetrics            JSON        train-grid                  tables
+Table1, Table2         JSON        tables                      verify
+ClaimResults           JSON        verify                      report
+=====================  ==========  ==========================  ========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .data import Provenance
+from .metrics import ClassAwareTransfer, PairDistance, Proportion
+from .models import family
+from .records import JsonRecord, TensorRecord
+
+Ratio = Literal["unfooled", "fooled", "different", "same"]
+RATIOS: tuple[Ratio, ...] = ("unfooled", "different", "same", "fooled")
+# The source's attacks in the paper's order: FGM before PGD, untargeted before targeted.
+_ATTACK_ORDER = {"fgm": 0, "pgd": 1, "untargeted": 0, "targeted": 1}
+
+
+def eps_key(eps: float) -> str:
+    """How an eps is spelt as a key: 1.0 -> '1', 0.25 -> '0.25'."""
+    return f"{eps:g}"
+
+
+# ----------------------------------------------------------------------------- section 3
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model of the zoo, and how it relates to a source F1 in the paper's words: "source",
+    "v:E" (F1 at epoch E), "w:same" (same architecture and initial weights, other data order),
+    "w:diff" (same architecture, other initial weights) or "other" (another architecture)."""
+
+    arch: str
+    family: str
+    epoch: int
+    init_seed: int
+    data_seed: int
+    relation: str
+
+    @classmethod
+    def of(cls, meta: dict, source_meta: dict) -> ModelInfo:
+        """The model of checkpoint metadata ``meta``, related to the source's ``source_meta``."""
+        if meta["arch"] != source_meta["arch"]:
+            relation = "other"
+        elif meta["init_seed"] != source_meta["init_seed"]:
+            relation = "w:diff"
+        elif meta["data_seed"] != source_meta["data_seed"]:
+            relation = "w:same"
+        else:
+            relation = "source" if meta["epoch"] == source_meta["epoch"] else f"v:{meta['epoch']}"
+        return cls(meta["arch"], family(meta["arch"]), meta["epoch"], meta["init_seed"], meta["data_seed"], relation)
+
+
+@dataclass(frozen=True)
+class AdversarialSet(TensorRecord):
+    """x' = adv(x, y, F1) for every eps of a sweep (eqs. 2, 3), on test images ``indices``."""
+
+    FORMAT = "classaware-adversarial-set/1"
+    WHAT = "adversarial set"
+    source: str  # zoo reference of F1
+    source_info: ModelInfo
+    method: Literal["fgm", "pgd"]
+    objective: Literal["untargeted", "targeted"]
+    norm: Literal["l2", "linf"]
+    eps: tuple[float, ...]
+    steps: int
+    alpha_ratio: float
+    indices: torch.Tensor  # (N,) test-set indices
+    y: torch.Tensor  # (N,) true labels
+    target_classes: torch.Tensor | None  # (N,) the targeted attack's classes
+    x_adv: torch.Tensor  # (E, N, C, H, W), one set per eps
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class SetPredictions:
+    """Every model's labels on one adversarial set: ``labels[e, m, i]`` for eps e, model m."""
+
+    method: Literal["fgm", "pgd"]
+    objective: Literal["untargeted", "targeted"]
+    eps: tuple[float, ...]
+    target_classes: torch.Tensor | None
+    labels: torch.Tensor  # (E, M, N)
+
+
+@dataclass(frozen=True)
+class PredictionTable(TensorRecord):
+    """One source's predictions: model 0 is F1, then the target models F2."""
+
+    FORMAT = "classaware-predictions/1"
+    WHAT = "prediction table"
+    source: str
+    models: tuple[str, ...]
+    info: dict[str, ModelInfo]
+    indices: torch.Tensor
+    y: torch.Tensor
+    clean: torch.Tensor  # (M, N) labels on the clean images
+    sets: dict[str, SetPredictions]  # by attack name, e.g. "fgm-targeted"
+    provenance: Provenance
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.models[1:]
+
+
+@dataclass(frozen=True)
+class AttackTransfer:
+    """Class-aware transferability of one attack: ``by_eps[eps_key][target]``."""
+
+    method: Literal["fgm", "pgd"]
+    objective: Literal["untargeted", "targeted"]
+    by_eps: dict[str, dict[str, ClassAwareTransfer]]
+
+
+@dataclass(frozen=True)
+class SourceTransfer:
+    models: tuple[str, ...]  # F1 first, then the targets F2
+    info: dict[str, ModelInfo]
+    clean_acc: dict[str, float]
+    n_images: int
+    attacks: dict[str, AttackTransfer]
+
+
+@dataclass(frozen=True)
+class TransferResults(JsonRecord):
+    """Section 3.1.1's ratios for every source, attack, eps and target (eq. 1)."""
+
+    FORMAT = "classaware-transfer/1"
+    WHAT = "transfer results"
+    dataset: str
+    sources: dict[str, SourceTransfer]
+
+    def targets(self, source: str) -> tuple[str, ...]:
+        return self.sources[source].models[1:]
+
+    def info(self, source: str, model: str) -> ModelInfo:
+        return self.sources[source].info[model]
+
+    def targets_by_relation(self, source: str, relation: str) -> list[str]:
+        """The source's targets with this relation ("w:same", "w:diff", "other"); "v:" gives
+        every early version."""
+        match = (lambda r: r.startswith("v:")) if relation == "v:" else (lambda r: r == relation)
+        return [t for t in self.targets(source) if match(self.info(source, t).relation)]
+
+    def attack_names(self, source: str) -> list[str]:
+        attacks = self.sources[source].attacks
+        return sorted(attacks, key=lambda a: (_ATTACK_ORDER[attacks[a].method], _ATTACK_ORDER[attacks[a].objective], a))
+
+    def attack(self, source: str, attack: str) -> AttackTransfer:
+        return self.sources[source].attacks[attack]
+
+    def eps_values(self, source: str, attack: str) -> list[float]:
+        return sorted(float(e) for e in self.attack(source, attack).by_eps)
+
+    def check_eps(self, eps: float, option: str = "figures.figure_eps") -> None:
+        """Raise ValueError, naming ``option``, unless every source's every attack was run at ``eps``."""
+        attacks = [a for s in self.sources.values() for a in s.attacks.values()]
+        if not attacks or any(eps_key(eps) not in a.by_eps for a in attacks):
+            attacked = sorted({float(e) for a in attacks for e in a.by_eps})
+            raise ValueError(
+                f"{option} {eps:g} is not an eps every attack was run at "
+                f"(attacked: {', '.join(map(eps_key, attacked)) or 'none'}); set {option} to one of them"
+            )
+
+    def result(self, source: str, attack: str, eps: float, target: str) -> ClassAwareTransfer:
+        return self.attack(source, attack).by_eps[eps_key(eps)][target]
+
+    def ratio(self, source: str, attack: str, eps: float, target: str, kind: Ratio) -> float | None:
+        """P[...] over D'_F1 (None when no AE fooled F1)."""
+        return getattr(self.result(source, attack, eps, target), kind).ratio
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    max_radius: float
+    step: float
+    tol: float
+
+
+@dataclass(frozen=True)
+class SourceDistance:
+    targets: dict[str, PairDistance]
+    never_flipped: dict[str, int]  # model -> images whose label never changes within max_radius
+    mean_d: dict[str, float | None]  # model -> mean d(f, x) over the images that flip
+
+
+@dataclass(frozen=True)
+class DistanceResults(JsonRecord):
+    """Dist(F1, F2) (eq. 4) for every source and target."""
+
+    FORMAT = "classaware-distance/1"
+    WHAT = "distance results"
+    dataset: str
+    n_images: int
+    n_eligible: int
+    search: SearchSettings
+    sources: dict[str, SourceDistance]
+
+    def pair(self, source: str, target: str) -> PairDistance | None:
+        return self.sources[source].targets.get(target)
+
+    def dist(self, source: str, target: str) -> float | None:
+        pair = self.pair(source, target)
+        return None if pair is None else pair.dist
+
+
+@dataclass(frozen=True)
+class ImageDistances(TensorRecord):
+    """d(f, x_i) along each source's gradient directions: ``distances[source][model]``."""
+
+    FORMAT = "classaware-image-distances/1"
+    WHAT = "per-image distances"
+    indices: torch.Tensor
+    distances: dict[str, dict[str, torch.Tensor]]
+    provenance: Provenance
+
+
+@dataclass(frozen=True)
+class DecisionPlanes(TensorRecord):
+    """Fig. 4: each model's labels on the plane x + u d1 + v d2 of one test image."""
+
+    FORMAT = "classaware-decision-planes/1"
+    WHAT = "decision planes"
+    source: str
+    models: tuple[str, ...]  # the source first
+    index: int  # test-set index of the image
+    true_label: int
+    classes: tuple[str, ...]
+    coords: torch.Tensor
+    labels: torch.Tensor  # (M, S, S)
+    unit: float
+    image: torch.Tensor  # (3, 32, 32) uint8
+    all_right: bool  # every model classifies the image right
+    provenance: Provenance
+
+
+# ----------------------------------------------------------------------------- section 4
+@dataclass(frozen=True)
+class NonRobustSet(TensorRecord):
+    """X' of the N-targeted attack (eq. 5) on F1 and F2, with Y1 and Y2 (Fig. 6)."""
+
+    FORMAT = "classaware-nonrobust-set/1"
+    WHAT = "non-robust set"
+    pair: tuple[str, str]
+    eps: float
+    alpha: float
+    steps: int
+    norm: Literal["l2", "linf"]
+    indices: torch.Tensor  # training-set indices of the attacked images
+    val_indices: torch.Tensor  # clean training images held out for the grid search
+    y: torch.Tensor
+    y1: torch.Tensor
+    y2: torch.Tensor
+    x: torch.Tensor
+    provenance: Provenance
+
+    def labels(self, labelling: Literal["y1", "y2"]) -> torch.Tensor:
+        return self.y1 if labelling == "y1" else self.y2
+
+
+@dataclass(frozen=True)
+class Table1Rates:
+    """P[F1(X') = Y1], P[F2(X') = Y2] and P[both], with Wilson intervals."""
+
+    f1_hits_y1: Proportion
+    f2_hits_y2: Proportion
+    both: Proportion
+
+
+@dataclass(frozen=True)
+class Probe:
+    n_images: int
+    rates: Table1Rates
+
+
+@dataclass(frozen=True)
+class ConstructMetrics(JsonRecord):
+    """Table 1's row of one pair, and the same rates at the probe eps."""
+
+    FORMAT = "classaware-construct-metrics/1"
+    WHAT = "construct metrics"
+    pair: str
+    f1: str
+    f2: str
+    dataset: str
+    n_images: int
+    eps: float
+    alpha: float
+    steps: int
+    rates: Table1Rates
+    probes: dict[str, Probe]  # by eps key
+    targets_equal_true: float  # P[Y1 = Y]
+    targets_equal_each_other: float  # P[Y1 = Y2]
+
+
+@dataclass(frozen=True)
+class GridCell:
+    cell: str
+    lr: float
+    batch_size: int
+    augment: str
+    val_acc: float | None
+    test_acc: float
+
+
+@dataclass(frozen=True)
+class GridMetrics(JsonRecord):
+    """Every grid cell of one training on a non-robust (or the original) set, and the cell
+    chosen on the held-out clean training images."""
+
+    FORMAT = "classaware-grid-metrics/1"
+    WHAT = "train-grid metrics"
+    arch: str
+    labelling: Literal["y1", "y2", "y"]
+    pair: str | None  # None: the original set
+    dataset: str
+    n_train: int
+    n_val: int
+    n_test: int
+    cells: tuple[GridCell, ...]
+    selected: str
+    val_acc: float | None
+    test_acc: float
+
+
+@dataclass(frozen=True)
+class Table1Row:
+    pair: str
+    paper_pair: str | None
+    eps: float
+    n_images: int
+    rates: Table1Rates
+    probes: dict[str, Probe]
+    paper: tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class Table1(JsonRecord):
+    FORMAT = "classaware-table1/1"
+    WHAT = "Table 1"
+    dataset: str
+    rows: tuple[Table1Row, ...]
+
+
+@dataclass(frozen=True)
+class Table2Row:
+    pair: str
+    labelling: Literal["y1", "y2"]
+    arch: str
+    test_acc: float
+    val_acc: float | None
+    selected: str
+    paper: float | None  # %
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    arch: str
+    test_acc: float
+    selected: str
+    paper: float | None  # %
+
+
+@dataclass(frozen=True)
+class Table2(JsonRecord):
+    FORMAT = "classaware-table2/1"
+    WHAT = "Table 2"
+    dataset: str
+    chance: float
+    rows: tuple[Table2Row, ...]
+    baseline: tuple[BaselineRow, ...]
+
+
+# ----------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class ClaimVerdict:
+    value: float | None
+    bound: float | None
+    verdict: Literal["pass", "fail", "not assessed"]
+
+
+@dataclass(frozen=True)
+class ClaimResults(JsonRecord):
+    """Each claim of claims.yaml checked at one profile (``dvc metrics show`` reads it)."""
+
+    FORMAT = "classaware-claims/1"
+    WHAT = "claims results"
+    profile: str
+    dataset: str
+    passed: int
+    failed: int
+    not_assessed: int
+    claims: dict[str, ClaimVerdict]

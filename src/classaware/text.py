@@ -1,0 +1,28 @@
+"""How numbers and tables are written in the Markdown the pipeline produces: one way each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def number(x: float | str | None, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals; "n/a" for a missing value (None, or an empty CSV cell)."""
+    return "n/a" if x is None or x == "" else f"{float(x):.{digits}f}"
+
+
+def percent(x: float | None, digits: int = 1) -> str:
+    """A proportion as a percentage without the sign: 0.9541 -> "95.4"; "n/a" for None."""
+    return "n/a" if x is None else f"{100 * x:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    """The lines of a pipe table; a cell must not hold a pipe (it would split the cell)."""
+    lines = [header, *([str(cell) for cell in row] for row in rows)]
+    if any("|" in str(cell) for line in lines for cell in line):
+        raise ValueError("a Markdown table cell holds a '|'")
+    return [
+        f"| {' | '.join(map(str, header))} |",
+        "|" + "---|" * len(header),
+        *(f"| {' | '.join(line)} |" for line in lines[1:]),
+    ]
