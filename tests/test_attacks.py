@@ -571,6 +571,16 @@ def test_targeted_pgd_l2_matches_torchattacks():
     _report("targeted PGD l2 eps=1.0 alpha=0.2 steps=10", ours, theirs)
 
 
+def test_n_targeted_pgd_with_one_model_matches_torchattacks_targeted_pgdl2():
+    """Eq. 5 with N = 1 against an independent implementation (not our own PGD loop)."""
+    ta = _torchattacks()
+    t = random_target_classes(TA_Y, 10, torch.Generator().manual_seed(34))
+    atk = ta.PGDL2(TA_MODEL, eps=1.0, alpha=0.1, steps=10, random_start=False)
+    atk.set_mode_targeted_by_label(quiet=True)
+    ours = n_targeted_pgd([TA_MODEL], TA_X, [t], 1.0, 0.1, 10, "l2")
+    _report("N-targeted PGD l2, one model, eps=1.0 alpha=0.1 steps=10", ours, atk(TA_X, t))
+
+
 def test_torchattacks_agreement_is_not_vacuous():
     """The comparison can fail: nearby variants of the attack differ by far more than 1e-4."""
     ta = _torchattacks()

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import ConstantModel, LinearClassifier, bn_dropout_cnn, images, smooth_cnn
+from torch import nn
 
 from classaware.boundary import (
     DIFFERENT,
@@ -18,12 +19,13 @@ from classaware.boundary import (
     SAME,
     SOURCE_RIGHT,
     UNFOOLED,
-    PairDistance,
+    BoundarySearch,
     boundary_distance,
     decision_plane,
     distance_from_distances,
     gradient_direction,
     model_distance,
+    search_boundary,
     transfer_regions,
 )
 from classaware.metrics import Z_95
@@ -201,55 +203,110 @@ def test_boundary_leaves_model_alone():
 
 
 # ----------------------------------------------------------------------------- Dist(F1, F2)
+def searched(d: list[float], censored: list[bool], radius: float) -> BoundarySearch:
+    return BoundarySearch(torch.tensor(d), torch.tensor(censored), radius)
+
+
 def test_distance_from_distances_hand_example():
-    ds = torch.tensor([1.0, 2.0, math.inf, 0.5, 0.0])
-    dt = torch.tensor([1.5, 1.0, 3.0, math.inf, 0.25])
-    r = distance_from_distances(ds, dt)
-    gaps = [0.5, 1.0, 0.25]
-    mean = sum(gaps) / 3
-    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / 2)
-    assert (r.n_images, r.n_censored) == (3, 2)
-    assert r.dist == pytest.approx(mean, abs=1e-12)
-    assert r.ci_low == pytest.approx(mean - Z_95 * sd / math.sqrt(3), abs=1e-9)
-    assert r.ci_high == pytest.approx(mean + Z_95 * sd / math.sqrt(3), abs=1e-9)
+    """Every image counts; a censored distance enters at the last radius searched (4)."""
+    source = searched([1.0, 2.0, 4.0, 0.5, 0.0], [False, False, True, False, False], 4.0)
+    target = searched([1.5, 1.0, 3.0, 4.0, 0.25], [False, False, False, True, False], 4.0)
+    r = distance_from_distances(source, target, first_radius=2.0)
+    gaps = [0.5, 1.0, 1.0, 3.5, 0.25]
+    mean = sum(gaps) / 5
+    sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / 4)
+    assert (r.n_images, r.n_censored) == (5, 2)
+    assert r.dist == pytest.approx(1.25, abs=1e-12)
+    assert r.ci_low == pytest.approx(mean - Z_95 * sd / math.sqrt(5), abs=1e-9)
+    assert r.ci_high == pytest.approx(mean + Z_95 * sd / math.sqrt(5), abs=1e-9)
+    # the first version's rule: only images both models flip within radius 2 (0, 1 and 4)
+    assert (r.n_flipped, r.dist_dropping_unflipped) == (3, pytest.approx((0.5 + 1.0 + 0.25) / 3))
 
 
 def test_distance_from_distances_edge_cases():
-    inf = math.inf
-    assert distance_from_distances(torch.tensor([inf, 1.0]), torch.tensor([1.0, inf])) == PairDistance(None, 0, 2)
-    assert distance_from_distances(torch.tensor([]), torch.tensor([])) == PairDistance(None, 0, 0)
-    one = distance_from_distances(torch.tensor([2.0, inf]), torch.tensor([0.5, 1.0]))
-    assert (one.dist, one.n_images, one.n_censored, one.ci_low, one.ci_high) == (1.5, 1, 1, None, None)
+    one = distance_from_distances(searched([2.0], [False], 3.0), searched([0.5], [False], 3.0), 3.0)
+    assert (one.dist, one.n_images, one.ci_low, one.ci_high) == (1.5, 1, None, None)
+    none_flip = distance_from_distances(searched([3.0], [True], 3.0), searched([1.0], [False], 3.0), 3.0)
+    assert (none_flip.dist, none_flip.n_censored, none_flip.dist_dropping_unflipped) == (2.0, 1, None)
+    with pytest.raises(ValueError, match="at least one image"):
+        distance_from_distances(searched([], [], 1.0), searched([], [], 1.0), 1.0)
 
 
-finite_or_inf = st.one_of(st.floats(0.0, 10.0), st.just(math.inf))
+radii = st.floats(0.0, 10.0)
 
 
-@given(st.lists(st.tuples(finite_or_inf, finite_or_inf), min_size=0, max_size=20))
-def test_distance_from_distances_symmetric_and_self_zero(pairs):
-    a = torch.tensor([p[0] for p in pairs], dtype=torch.float32)
-    b = torch.tensor([p[1] for p in pairs], dtype=torch.float32)
-    ab, ba = distance_from_distances(a, b), distance_from_distances(b, a)
-    assert ab == ba
-    ok = torch.isfinite(a) & torch.isfinite(b)
-    assert ab.n_images == int(ok.sum()) and ab.n_images + ab.n_censored == len(pairs)
-    if ab.n_images:
-        assert ab.dist >= 0
-        expected = sum(abs(float(x) - float(y)) for x, y in zip(a[ok], b[ok], strict=True)) / ab.n_images
-        assert ab.dist == pytest.approx(expected, rel=1e-6, abs=1e-9)
-    else:
-        assert ab.dist is None
-    if ab.n_images >= 2:
+@given(st.lists(st.tuples(radii, st.booleans(), radii, st.booleans()), min_size=1, max_size=20))
+def test_distance_from_distances_averages_every_image_symmetrically(rows):
+    a = searched([r[0] for r in rows], [r[1] for r in rows], 10.0)
+    b = searched([r[2] for r in rows], [r[3] for r in rows], 10.0)
+    ab, ba = distance_from_distances(a, b, 5.0), distance_from_distances(b, a, 5.0)
+    assert ab == ba and ab.n_images == len(rows)
+    expected = sum(abs(float(x) - float(y)) for x, y in zip(a.d, b.d, strict=True)) / len(rows)
+    assert ab.dist == pytest.approx(expected, rel=1e-6, abs=1e-9) and ab.dist >= 0
+    assert ab.n_censored == sum(r[1] or r[3] for r in rows)
+    flipped = [abs(r[0] - r[2]) for r in rows if not (r[1] or r[3]) and r[0] <= 5 and r[2] <= 5]
+    assert ab.n_flipped == len(flipped)
+    assert ab.dist_dropping_unflipped == (
+        pytest.approx(sum(flipped) / len(flipped), rel=1e-5, abs=1e-6) if flipped else None
+    )
+    if len(rows) >= 2:
         assert ab.ci_low <= ab.dist <= ab.ci_high
-    aa = distance_from_distances(a, a)
-    assert aa.n_censored == int((~torch.isfinite(a)).sum())
-    assert aa.dist == (0.0 if aa.n_images else None)
+    assert distance_from_distances(a, a, 5.0).dist == 0.0
+
+
+class Threshold(nn.Module):
+    """Two classes: logit 1 = w . x - c, logit 0 = 0 (class 1 iff w . x > c); no parameters."""
+
+    def __init__(self, w: torch.Tensor, c: float):
+        super().__init__()
+        self.w, self.c = w.flatten(), c
+
+    def forward(self, x):
+        return torch.stack([torch.zeros(len(x)), x.flatten(1) @ self.w - self.c], 1)
+
+
+def test_search_boundary_doubles_the_radius_until_few_images_are_unflipped():
+    """Class 1 iff x_0 > 1; image i starts at x_0 = 0.5 and moves along a direction whose e_0
+    part is cos_i, so it flips at d = 0.5 / cos_i: 0.5, 1.5, 3.0 and never (cos = 0)."""
+    e0, e1 = torch.zeros(SHAPE), torch.zeros(SHAPE)
+    e0.view(-1)[0], e1.view(-1)[1] = 1.0, 1.0
+    model = Threshold(e0, 1.0)
+    x = torch.zeros(4, *SHAPE)
+    x.view(4, -1)[:, 0] = 0.5
+    cos = torch.tensor([1.0, 1 / 3, 1 / 6, 0.0])
+    v = cos.view(-1, 1, 1, 1) * e0 + (1 - cos**2).sqrt().view(-1, 1, 1, 1) * e1
+    y = torch.zeros(4, dtype=torch.int64)
+    full = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=2)
+    assert full.radius == 4.0 and full.censored.tolist() == [False, False, False, True]
+    assert full.d.tolist() == pytest.approx([0.5, 1.5, 3.0, 4.0], abs=0.04 + 1e-5)  # tol doubles with the step
+    assert full.d[0] >= 0.5 - 1e-6 and full.d[0] <= 0.51 + 1e-6  # the first radius keeps its tolerance
+    half = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, max_censored=0.5, doublings=2)
+    assert half.radius == 2.0 and half.censored.tolist() == [False, False, True, True]  # 2 of 4 unflipped: stop
+    assert half.d[2:].tolist() == [2.0, 2.0]
+    none = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, doublings=0)
+    assert none.radius == 1.0 and none.censored.tolist() == [False, True, True, True]
+
+
+def test_dist_measures_along_the_sources_gradient_not_the_targets():
+    """F1: class 1 iff x_0 > 0.7 (gradient along e_0); F2: class 1 iff x_0 + x_1 > 1.6 (gradient
+    along (e_0 + e_1)/sqrt 2). From x_0 = 0.2, x_1 = 0.1, along e_0: d(F1) = 0.5, d(F2) = 1.3, so
+    Dist = 0.8. Along F2's gradient it would be |0.5 sqrt 2 - 1.3 / sqrt 2| = 0.212."""
+    e0, e1 = torch.zeros(SHAPE), torch.zeros(SHAPE)
+    e0.view(-1)[0], e1.view(-1)[1] = 1.0, 1.0
+    f1, f2 = Threshold(e0, 0.7), Threshold(e0 + e1, 1.6)
+    x = torch.zeros(3, *SHAPE)
+    x.view(3, -1)[:, 0], x.view(3, -1)[:, 1] = 0.2, 0.1
+    y = torch.zeros(3, dtype=torch.int64)
+    assert torch.allclose(gradient_direction(f1, x, y), e0.expand(3, *SHAPE))
+    r = model_distance(f1, f2, x, y, max_radius=2.0, step=0.01, tol=1e-4)
+    assert r.dist == pytest.approx(0.8, abs=2e-4) and r.n_censored == 0
 
 
 @given(seed=seeds, delta=st.floats(0.05, 1.0))
 def test_model_distance_linear_hand_value(seed, delta):
     """F1, F2 linear with the same weights and biases differing by delta: along F1's gradient
-    every kept image has |d(F1, x) - d(F2, x)| = delta / ||w_0 - w_1||."""
+    every kept image has |d(F1, x) - d(F2, x)| = delta / ||w_0 - w_1|| (searched far enough
+    that none is censored)."""
     f1 = LinearClassifier.random(2, DIM, seed, scale=0.5)
     W, b = f1.W64, f1.b64.clone()
     b2 = b.clone()
@@ -257,41 +314,24 @@ def test_model_distance_linear_hand_value(seed, delta):
     f2 = LinearClassifier(W.float(), b2.float())
     x = images(10, SHAPE, seed)
     y = predict(f1, x)
-    y[0] = 1 - y[0]  # F1 wrong on image 0: excluded, not censored
-    a = W[0] - W[1]
-    na = float(a.norm())
-    m1 = (x.flatten(1).double() @ a + float(b[0] - b[1])) / na  # signed distance to F1's hyperplane
-    m2 = m1 + delta / na
-    sign = torch.where(y == 0, 1.0, -1.0).double()
-    d1, d2 = m1 * sign, m2 * sign  # > 0 where correctly classified
-    keep = (d1 > 0) & (d2 > 0)
-    # a radius that censors about half of the kept images, away from every distance
-    kept_d = sorted(torch.cat([d1[keep], d2[keep]]).tolist())
-    max_radius = 0.5
-    if kept_d:
-        max_radius = max(0.05, kept_d[len(kept_d) // 2])
-        while any(abs(max_radius - v) < 2e-3 for v in kept_d):
-            max_radius += 3e-3
-    fin = keep & (d1 < max_radius) & (d2 < max_radius)
-    r = model_distance(f1, f2, x, y, max_radius=max_radius, step=0.01, tol=1e-4)
-    assert r.n_images == int(fin.sum())
-    assert r.n_images + r.n_censored == int(keep.sum())
-    if r.n_images:
-        assert r.dist == pytest.approx(delta / na, abs=3e-4)
-        if r.n_images >= 2:
-            assert r.ci_low <= r.dist <= r.ci_high
-    else:
-        assert r.dist is None
-    same = model_distance(f1, f1, x, y, max_radius=max_radius, step=0.01, tol=1e-4)
-    assert same.dist in (0.0, None)
-    assert same.n_images + same.n_censored == int((d1 > 0).sum())
+    y[0] = 1 - y[0]  # F1 wrong on image 0: excluded
+    keep = (predict(f1, x) == y) & (predict(f2, x) == y)
+    na = float((W[0] - W[1]).norm())
+    if not keep.any():
+        return
+    r = model_distance(f1, f2, x, y, max_radius=40.0, step=0.01, tol=1e-4, max_censored=0.0)
+    assert r.n_images == int(keep.sum()) and r.n_censored == 0
+    assert r.dist == pytest.approx(delta / na, abs=3e-4)
+    same = model_distance(f1, f1, x, y, max_radius=40.0, step=0.01, tol=1e-4)
+    assert same.dist == 0.0
 
 
-def test_model_distance_with_no_correct_image_is_empty():
+def test_model_distance_with_no_correct_image_is_an_error():
     model = LinearClassifier.random(2, DIM, 12)
     x = images(3, SHAPE, 12)
     wrong = 1 - predict(model, x)
-    assert model_distance(model, model, x, wrong, max_radius=1.0, step=0.1, tol=0.01) == PairDistance(None, 0, 0)
+    with pytest.raises(ValueError, match="at least one image"):
+        model_distance(model, model, x, wrong, max_radius=1.0, step=0.1, tol=0.01)
 
 
 def test_model_distance_of_model_with_itself_is_zero():
@@ -299,8 +339,7 @@ def test_model_distance_of_model_with_itself_is_zero():
     x = images(6, (3, 4, 4), 7)
     y = predict(model, x)
     r = model_distance(model, model, x, y, max_radius=3.0, step=0.05, tol=1e-3)
-    assert r.n_images + r.n_censored == 6
-    assert r.n_images > 0 and r.dist == 0.0
+    assert r.n_images == 6 and r.dist == 0.0
 
 
 # ----------------------------------------------------------------------------- decision planes

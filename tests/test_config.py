@@ -211,7 +211,7 @@ def test_prepare_then_train_through_the_cli(capsys, tmp_path):
         str(tmp_path / "m"),
         *"--data".split(),
         str(canonical),
-        *"--epochs 2 --milestones --batch_size 8 --train_size 10 --save_epochs 1 --metrics".split(),
+        *"--epochs 2 --milestones --batch_size 8 --train_size 10 --save_epochs 1 --results".split(),
         str(metrics),
         *"--device cpu".split(),
     ]
@@ -229,5 +229,5 @@ def test_a_nested_default_instance_gives_the_command_line_defaults():
     from classaware.stages import train_grid
     from classaware.training import SECTION4_SCHEDULE
 
-    argv = ["train-grid", "--arch", "vgg11_bn_w8", "--labelling", "y", "--out", "o", "--metrics", "m.json"]
+    argv = ["train-grid", "--arch", "vgg11_bn_w8", "--labelling", "y", "--out", "o", "--results", "m.json"]
     assert from_args(train_grid.Config, cli.build_parser("train-grid").parse_args(argv)).schedule == SECTION4_SCHEDULE

@@ -3,12 +3,13 @@ training on it (`train-grid`) and Tables 1-2 (`tables`)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classaware.attacks import pgd
 from classaware.checkpoint import save_checkpoint
 from classaware.data import Cifar10, Provenance, to_float
 from classaware.models import build
@@ -41,7 +42,7 @@ def run_construct(project, out_name: str, **overrides) -> tuple[NonRobustSet, Co
     args = dict(
         pair="a+b",
         out=project / f"{out_name}.pt",
-        metrics=project / f"{out_name}.json",
+        results=project / f"{out_name}.json",
         eps=0.5,
         alpha=0.1,
         steps=3,
@@ -53,7 +54,7 @@ def run_construct(project, out_name: str, **overrides) -> tuple[NonRobustSet, Co
     )
     cfg = construct.Config(**{**args, **overrides})
     construct.run(cfg)
-    return NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.metrics)
+    return NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.results)
 
 
 @pytest.fixture(scope="module")
@@ -97,23 +98,27 @@ def test_table1_row_and_probes_are_proportions_of_the_set(built):
 
 @settings(max_examples=5)
 @given(seed=st.integers(0, 2**16), eps=st.sampled_from([0.25, 1.0]))
-def test_n_targeted_with_one_model_is_the_targeted_attack_through_the_stage(seed, eps):
+def test_n_targeted_with_one_model_is_torchattacks_targeted_pgd_l2(seed, eps):
+    """Eq. 5 with N = 1 through the stage's batched attack, against an independent
+    implementation: torchattacks' targeted PGDL2 (no random start), with the paper's step."""
+    import torchattacks
+
     torch.manual_seed(seed)
     model = build("vgg11_bn_w8").eval()
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(6, 3, 32, 32, generator=g)
     t = torch.randint(0, 10, (6,), generator=g)
-    ours = construct.n_targeted_examples(
-        [model], x, [t], eps, 0.1, 4, "l2", batch_size=len(x), device=torch.device("cpu")
-    )
-    assert torch.equal(ours, pgd(model, x, t, eps, 0.1, 4, "l2", target_classes=t))
+    ours = construct.n_targeted_examples([model], x, [t], eps, 0.1, 4, "l2", batch_size=4, device=torch.device("cpu"))
+    atk = torchattacks.PGDL2(model, eps=eps, alpha=0.1, steps=4, random_start=False)
+    atk.set_mode_targeted_by_label(quiet=True)
+    assert (ours - atk(x, t)).abs().max() < 1e-5
 
 
 def test_bad_pair_and_budgets_are_refused_before_any_compute(project):
     with pytest.raises(ValueError, match="F1\\+F2"):
-        construct.Config(pair="a", out=project / "x.pt", metrics=project / "x.json")
+        construct.Config(pair="a", out=project / "x.pt", results=project / "x.json")
     with pytest.raises(ValueError, match="eps"):
-        construct.Config(pair="a+b", out=project / "x.pt", metrics=project / "x.json", eps=-1.0)
+        construct.Config(pair="a+b", out=project / "x.pt", results=project / "x.json", eps=-1.0)
 
 
 def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(project, built):
@@ -136,7 +141,7 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
                 labelling=labelling,
                 train_set=project / "set.pt",
                 out=project / "nr" / labelling,
-                metrics=train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json",
+                results=train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json",
                 **common,
             )
         )
@@ -145,7 +150,7 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
             labelling="y",
             val_size=20,
             out=project / "nr" / "base",
-            metrics=train_dir / "baseline" / "vgg11_bn_w8.json",
+            results=train_dir / "baseline" / "vgg11_bn_w8.json",
             **common,
         )
     )
@@ -162,9 +167,15 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
             construct_dir=nonrobust_dir,
             train_dir=train_dir,
             out_dir=project / "results",
+            metrics_dir=project / "metrics",
         )
     )
     t2 = Table2.load(project / "results" / "table2.json")
+    headline = json.loads((project / "metrics" / "table2-a+b-y1-vgg11_bn_w8.json").read_text())
+    assert headline == {"test_acc": t2.rows[0].test_acc} and t2.rows[0].n_test == 20
+    assert sorted(p.name for p in (project / "metrics").iterdir()) == [
+        "table1-a+b.json", "table2-a+b-y1-vgg11_bn_w8.json", "table2-a+b-y2-vgg11_bn_w8.json", "table2-original-vgg11_bn_w8.json",
+    ]  # fmt: skip
     assert [(r.labelling, r.test_acc) for r in t2.rows] == [
         (labelling, GridMetrics.load(train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json").test_acc)
         for labelling in ("y1", "y2")
@@ -179,15 +190,18 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
 
 def test_train_grid_needs_a_set_for_non_robust_labellings(project):
     with pytest.raises(ValueError, match="train_set"):
-        train_grid.Config(arch="vgg11_bn_w8", labelling="y1", out=project / "o", metrics=project / "m.json")
+        train_grid.Config(arch="vgg11_bn_w8", labelling="y1", out=project / "o", results=project / "m.json")
     with pytest.raises(ValueError, match="grid_augment must be one of standard, none; got 'mixup'"):
         train_grid.Config(
-            arch="vgg11_bn_w8", labelling="y", out=project / "o", metrics=project / "m.json", grid_augment=("mixup",)
+            arch="vgg11_bn_w8", labelling="y", out=project / "o", results=project / "m.json", grid_augment=("mixup",)
         )
 
 
 def test_table2_marks_accuracies_below_one_and_a_half_times_chance():
-    rows = (Table2Row("a+b", "y1", "m", 0.149, None, "c", None), Table2Row("a+b", "y2", "m", 0.151, None, "c", None))
+    rows = (
+        Table2Row("a+b", "y1", "m", 0.149, 1000, None, "c", None),
+        Table2Row("a+b", "y2", "m", 0.151, 1000, None, "c", None),
+    )
     md = tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, ())).splitlines()
     assert any("| y1 | m | 14.9 (near chance) |" in line for line in md)
     assert any("| y2 | m | 15.1 |" in line for line in md)

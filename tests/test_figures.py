@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,9 @@ from models_for_tests import LinearClassifier
 from PIL import Image
 
 from classaware.analysis import correlations, eps_curves, fig3_rows
-from classaware.boundary import decision_plane, distance_from_distances, transfer_regions
+from classaware.boundary import BoundarySearch, decision_plane, distance_from_distances, transfer_regions
 from classaware.data import CLASSES, Provenance
+from classaware.environment import Environment
 from classaware.results import (
     RATIOS,
     DecisionPlanes,
@@ -34,6 +34,7 @@ from classaware.stages.transfer import source_transfer
 
 DATASET = "CIFAR-10 (JPEG q75 copy)"
 PROVENANCE = Provenance("cifar10-jpeg.tar.gz", "", "", "image-folder", DATASET)
+ENVIRONMENT = Environment.current()
 EPS = (0.5, 1.0, 2.0)
 ZOO = {
     "res_a": {"arch": "resnet10_w8", "init_seed": 0, "data_seed": 0, "epoch": 5},
@@ -80,25 +81,30 @@ def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
         clean=torch.stack([mix(0.9, y, wrong()) for _ in models]),
         sets=sets,
         provenance=PROVENANCE,
+        environment=ENVIRONMENT,
     )
 
 
 def distance_results(n: int = 12) -> DistanceResults:
-    """A ``distance`` result; res_a -> vgg_a_wsame never flips (no Dist)."""
+    """A ``distance`` result; along res_a's directions vgg_a_wsame never flips (censored at 10)."""
     g = torch.Generator().manual_seed(1)
     sources = {}
     for source in SOURCES:
         d_source = 0.5 + 2 * torch.rand(n, generator=g)
-        targets = {}
+        searches = {source: BoundarySearch(d_source, torch.zeros(n, dtype=torch.bool), 10.0)}
         for j, target in enumerate(m for m in ZOO if m != source):
             d_target = (d_source + 0.2 * (j + 1) * torch.randn(n, generator=g)).abs()
+            searches[target] = BoundarySearch(d_target, torch.zeros(n, dtype=torch.bool), 10.0)
             if (source, target) == ("res_a", "vgg_a_wsame"):
-                d_target = torch.full((n,), math.inf)
-            targets[target] = distance_from_distances(d_source, d_target)
-        sources[source] = SourceDistance(targets=targets, never_flipped={}, mean_d={})
-    return DistanceResults(
-        dataset=DATASET, n_images=n, n_eligible=3 * n, search=SearchSettings(10.0, 0.02, 1e-3), sources=sources
-    )
+                searches[target] = BoundarySearch(torch.full((n,), 10.0), torch.ones(n, dtype=torch.bool), 10.0)
+        sources[source] = SourceDistance(
+            targets={t: distance_from_distances(searches[source], s, 5.0) for t, s in searches.items() if t != source},
+            censored={m: int(s.censored.sum()) for m, s in searches.items()},
+            radius={m: s.radius for m, s in searches.items()},
+            mean_d={m: s.d.mean().item() for m, s in searches.items()},
+        )
+    settings = SearchSettings(max_radius=5.0, step=0.02, tol=1e-3, max_censored=0.01, doublings=1)
+    return DistanceResults(DATASET, n, 3 * n, settings, sources, ENVIRONMENT)
 
 
 def decision_planes() -> DecisionPlanes:
@@ -124,6 +130,7 @@ def decision_planes() -> DecisionPlanes:
         image=(255 * x).to(torch.uint8),
         all_right=True,
         provenance=PROVENANCE,
+        environment=ENVIRONMENT,
     )
 
 
@@ -211,17 +218,17 @@ def test_fig3_csv_equals_transfer_rows_sorted_by_dist(out, results):
             "dist",
             "dist_ci_low",
             "dist_ci_high",
+            "dist_censored",
             "target_class_hit",
             *(f"{k}{s}" for k in RATIOS for s in ("", "_ci_low", "_ci_high")),
         ]:
             assert same_value(row[column], r[column]), (source, attack, r["target"], column)
     for source in SOURCES:
         for attack in transfer.attack_names(source):
-            dists = [row["dist"] for row in rows if (row["source"], row["attack"]) == (source, attack)]
-            known = [float(d) for d in dists if d]
-            assert dists[: len(dists) - len(known)] == [""] * (len(dists) - len(known))  # targets without Dist first
-            assert known == sorted(known, reverse=True)
-    assert rows[0]["target"] == "vgg_a_wsame" and rows[0]["dist"] == ""
+            dists = [float(row["dist"]) for row in rows if (row["source"], row["attack"]) == (source, attack)]
+            assert dists == sorted(dists, reverse=True)  # the most similar F2 on the right
+    # the pair whose target never flips comes first, every image censored
+    assert rows[0]["target"] == "vgg_a_wsame" and float(rows[0]["dist_censored"]) == 1.0
 
 
 def test_fig5_csv_equals_eps_curves(out, results):

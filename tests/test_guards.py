@@ -24,13 +24,12 @@ from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images, labels
 from torch import nn
 
-from classaware import cli
+from classaware import cli, profiles
 from classaware.artifacts import atomic_path
 from classaware.attacks import fgm, n_targeted_pgd, pgd
 from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
 from classaware.config import outputs
 from classaware.models import predict
-from classaware.stages import profile
 from classaware.training import Recipe, TrainSpec, train
 
 # A valid command line for every stage, up to its numeric options: required options only,
@@ -45,12 +44,14 @@ MINIMAL = {
     "distance": ["--sources", "s", "--targets", "t", "--out", "d.json", "--distances", "d.pt"],
     "plane": ["--source", "s", "--models", "m", "--out", "p.pt"],
     "figures": ["--transfer", "t.json", "--distance", "d.json", "--plane", "p.pt", "--out_dir", "f"],
-    "construct": ["--pair", "a+b", "--out", "n.pt", "--metrics", "n.json"],
-    "train-grid": ["--arch", "resnet10_w8", "--label", "y", "--out", "g", "--metrics", "g.json"],
+    "construct": ["--pair", "a+b", "--out", "n.pt", "--results", "n.json"],
+    "train-grid": ["--arch", "resnet10_w8", "--labelling", "y", "--out", "g", "--results", "g.json"],
     "tables": ["--pairs", "a+b", "--archs", "resnet10_w8"],
     "verify": ["--profile", "smoke"],
     "report": ["--profile", "smoke"],
     "profile": ["smoke"],
+    "replicate": [],
+    "audit": [],
 }
 
 
@@ -208,8 +209,10 @@ def test_outputs_lists_every_output_option_of_every_stage():
     from classaware.stages import attack
     from classaware.stages import train as train_stage
 
-    cfg = train_stage.Config(arch="resnet10_w8", init_seed=0, data_seed=0, out=Path("m"), metrics=Path("m.json"))
-    assert outputs(cfg) == [(Path("m"), "dir"), (Path("m.json"), "file")]
+    cfg = train_stage.Config(
+        arch="resnet10_w8", init_seed=0, data_seed=0, out=Path("m"), results=Path("r.json"), metrics=Path("m.json")
+    )
+    assert outputs(cfg) == [(Path("m"), "dir"), (Path("r.json"), "file"), (Path("m.json"), "file")]
     assert outputs(attack.Config(source="s", method="fgm", objective="targeted", out=Path("a.pt"))) == [
         (Path("a.pt"), "file")
     ]
@@ -315,7 +318,7 @@ def _profiles(tmp_path: Path, text: str) -> Path:
 def test_a_misspelt_profile_is_an_error_naming_the_key(text, message, tmp_path):
     folder = _profiles(tmp_path, text)
     with pytest.raises(ValueError, match=f"broken.yaml: .*{message}|{message}"):
-        profile.render("broken", folder)
+        profiles.render("broken", folder)
     status = cli.main(["profile", "broken", "--profiles_dir", str(folder), "--out", str(tmp_path / "params.yaml")])
     assert status == 2 and not (tmp_path / "params.yaml").exists()
 

@@ -11,7 +11,7 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "artifacts", "config", "contracts", "text", "batching", "paper", "records",
+    "artifacts", "config", "contracts", "text", "batching", "paper", "profiles", "records", "environment",
     "data", "models", "checkpoint", "training",
     "attacks", "metrics", "boundary", "results", "analysis", "plots",
 ]  # fmt: skip
@@ -39,6 +39,15 @@ def test_a_module_imports_only_modules_below_it(module):
     assert imports(SRC / f"{module}.py") <= below
 
 
-@pytest.mark.parametrize("stage", sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem != "__init__"))
+@pytest.mark.parametrize(
+    "stage", sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem not in ("__init__", "audit"))
+)
 def test_a_stage_imports_the_library_and_no_other_stage(stage):
     assert imports(SRC / "stages" / f"{stage}.py") <= set(LAYERS)
+
+
+def test_the_audit_alone_sits_on_top_of_the_other_stages():
+    """It re-checks every stage's work: it parses the stages' command lines (cli) and reuses
+    their computations."""
+    stages = {f"stages.{s}" for s in ("construct", "tables", "transfer", "verify")}
+    assert imports(SRC / "stages" / "audit.py") <= set(LAYERS) | stages | {"cli"}

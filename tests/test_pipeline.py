@@ -20,6 +20,8 @@ import pytest
 import yaml
 from conftest import JPEG_ARCHIVE, REPO
 
+from classaware.results import ClaimResults
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
@@ -112,11 +114,21 @@ def test_two_clean_runs_pin_identical_hashes(runs):
 
 def test_claims_are_verified_and_labelled_with_the_data_source(runs):
     repo, _ = runs
-    claims = json.loads((repo / "metrics/claims.json").read_text())
+    claims = ClaimResults.load(repo / "results/claims.json")
     ids = {c["id"] for c in yaml.safe_load((repo / "claims.yaml").read_text())}
-    assert set(claims["claims"]) == ids
-    assert claims["profile"] == "smoke" and claims["dataset"] == "CIFAR-10 (JPEG q75 copy)"
+    assert set(claims.claims) == ids == {p.stem for p in (repo / "metrics/claims").glob("*.json")}
+    assert claims.profile == "smoke" and claims.dataset == "CIFAR-10 (JPEG q75 copy)"
     assert "CIFAR-10 (JPEG q75 copy)" in (repo / "report/report.md").read_text()
+
+
+def test_dvc_metrics_show_is_a_table_a_person_can_read(runs):
+    """The headline numbers only: claims, Tables 1 and 2, the zoo's accuracies, in few columns."""
+    repo, _ = runs
+    shown = _run("dvc metrics show", repo)
+    assert shown.returncode == 0, shown.stderr
+    header = shown.stdout.splitlines()[0].split()
+    assert header[0] == "Path" and len(header) <= 10, header
+    assert {"value", "verdict", "test_acc", "both"} <= set(header)
 
 
 def test_a_rerun_does_nothing_and_a_param_change_reruns_only_its_dependents(runs):

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from classaware import profiles
 from classaware.cli import COMMANDS, build_parser
 from classaware.config import from_args
 from classaware.stages import profile
@@ -22,7 +23,7 @@ NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
 
 
 def test_the_committed_params_file_is_the_paper_profile_verbatim():
-    assert profile.render("paper", PROFILES) == (PROFILES / "paper.yaml").read_text()
+    assert profiles.render("paper", PROFILES) == (PROFILES / "paper.yaml").read_text()
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True)
     if committed.returncode == 0:  # a checkout with history
         assert committed.stdout == (PROFILES / "paper.yaml").read_text()
@@ -32,7 +33,7 @@ def test_the_committed_params_file_is_the_paper_profile_verbatim():
 def test_a_profile_states_only_what_differs_and_is_merged_key_by_key(name):
     base = yaml.safe_load((PROFILES / "paper.yaml").read_text())
     override = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
-    params = yaml.safe_load(profile.render(name, PROFILES))
+    params = yaml.safe_load(profiles.render(name, PROFILES))
     assert params["profile"] == name and set(params) == set(base)  # a profile invents no group
     for group, options in base.items():
         if group in ("profile", "zoo") or not isinstance(options, dict):
@@ -46,15 +47,15 @@ def test_a_profile_states_only_what_differs_and_is_merged_key_by_key(name):
 
 def test_merge_replaces_lists_and_the_zoo_whole_and_merges_mappings():
     base = {"a": {"x": 1, "y": [1, 2]}, "zoo": {"m1": {"arch": "r"}, "m2": {"arch": "v"}}}
-    merged = profile.merge(base, {"a": {"y": [3]}, "zoo": {"n1": {"arch": "r"}}})
+    merged = profiles.merge(base, {"a": {"y": [3]}, "zoo": {"n1": {"arch": "r"}}})
     assert merged == {"a": {"x": 1, "y": [3]}, "zoo": {"n1": {"arch": "r"}}}
     assert base["a"]["y"] == [1, 2]  # the base is not changed
 
 
 def test_data_option_points_the_prepare_stage_at_a_local_archive():
-    params = yaml.safe_load(profile.render("quick", PROFILES, data=REPO / "x.tar.gz"))
+    params = yaml.safe_load(profiles.render("quick", PROFILES, data=REPO / "x.tar.gz"))
     assert params["data"] == {"archive": str(REPO / "x.tar.gz")}
-    assert yaml.safe_load(profile.render("paper", PROFILES, data=REPO / "x.tar.gz"))["profile"] == "paper"
+    assert yaml.safe_load(profiles.render("paper", PROFILES, data=REPO / "x.tar.gz"))["profile"] == "paper"
 
 
 def test_unknown_profile_is_refused_with_the_known_ones():
@@ -69,12 +70,12 @@ def test_every_stage_command_parses_into_its_config(name, tmp_path):
     for path in ("dvc.yaml", ".dvc/config"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, tmp_path / path)
-    (tmp_path / "params.yaml").write_text(profile.render(name, PROFILES))
+    (tmp_path / "params.yaml").write_text(profiles.render(name, PROFILES))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     with Repo(str(tmp_path)) as repo:
         cmds = {stage.name: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
     assert len(cmds) > 10
-    params = profile.merged_params(name, PROFILES)
+    params = profiles.merged_params(name, PROFILES)
     raw = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage_name, cmd in cmds.items():
         argv = shlex.split(cmd)

@@ -16,6 +16,7 @@ import yaml
 from test_figures import DATASET, run_figures, write_inputs
 
 from classaware.artifacts import save_text
+from classaware.environment import Environment
 from classaware.results import Table1, Table2, TransferResults
 from classaware.stages import report, tables, verify
 from classaware.training import TrainMetrics
@@ -29,6 +30,7 @@ CLAIMS = [
         "paper": "> 0.98",
         "test": ">=",
         "bound": {"smoke": -1.0},
+        "why": "a test",
     },
     {
         "id": "S3.5",
@@ -38,6 +40,7 @@ CLAIMS = [
         "paper": "all",
         "test": ">=",
         "bound": {"smoke": 1.01},
+        "why": "a test",
     },
     {
         "id": "S4.1",
@@ -47,6 +50,7 @@ CLAIMS = [
         "paper": "> 90%",
         "test": ">=",
         "bound": {"smoke": None},
+        "why": "a test",
     },
 ]
 TIMINGS = [
@@ -76,14 +80,15 @@ def project(tmp_path_factory) -> Path:
             distance=inputs["distance"],
             table1=results / "table1.json",
             table2=results / "table2.json",
-            out=root / "metrics" / "claims.json",
+            out=results / "claims.json",
             table=results / "claims.md",
+            metrics_dir=root / "metrics" / "claims",
         )
     )
     for name, acc in (("res_a", 0.41), ("vgg_a", 0.52)):
-        TrainMetrics(
-            arch="resnet10_w8", dataset=DATASET, n_train=2000, n_test=500, test_acc={"3": acc - 0.1, "5": acc}
-        ).save(root / "metrics" / "train" / f"{name}.json")
+        TrainMetrics("resnet10_w8", DATASET, 2000, 500, {"3": acc - 0.1, "5": acc}, Environment.current()).save(
+            results / "train" / f"{name}.json"
+        )
     save_text("".join(json.dumps(t) + "\n" for t in TIMINGS) + "{truncated\n", root / "logs" / "timings.jsonl")
     return root
 
@@ -94,7 +99,7 @@ def run_report(root: Path, out_dir: Path, profile: str = "smoke") -> tuple[str, 
             profile=profile,
             results=root / "results",
             figures=root / "figures",
-            metrics=root / "metrics",
+            train_results=root / "results" / "train",
             out_dir=out_dir,
         )
     )
@@ -118,12 +123,14 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert f"Dataset: {DATASET}" in md and "not on the official CIFAR-10" in md and "paper's protocol" in md
     assert "Profile: `smoke`" in md
     assert (project / "results" / "claims.md").read_text().strip() in md
-    assert "**Claims: 1 pass, 1 fail, 1 not assessed (of 3).**" in md
+    assert "**Claims: 1 pass, 1 fail, 0 inconclusive, 1 not assessed (of 3).**" in md
     for name in ("fig3.png", "fig4.png", "fig5.png"):
         assert f"]({name})" in md
         assert (tmp_path / "report" / name).read_bytes() == (project / "figures" / name).read_bytes()
     assert "r(fooled, same)" in md and "| res_a | fgm-untargeted |" in md  # correlations
-    assert "| res_a | vgg_a_wsame | other | n/a |" in md  # Dist table, a pair without Dist
+    assert (
+        "| res_a | vgg_a_wsame | other | 8.446 | [8.184, 8.707] | 100.0% | n/a |" in md
+    )  # censored: n/a by the old rule
     assert "| res_a | resnet10_w8 | 2000 | epoch 5 | 41.0 | epoch 3: 31.0 |" in md  # zoo accuracies
     assert "### Table 1" in md and "### Table 2" in md
     assert "## Environment" in md and platform.python_version() in md and torch.__version__ in md and "| dvc |" in md
@@ -145,8 +152,8 @@ def test_html_shows_the_same_content_with_working_image_paths(project, tmp_path,
 def test_missing_optional_inputs_are_said_not_fatal(project, tmp_path, monkeypatch):
     root = tmp_path / "bare"
     (root / "results").mkdir(parents=True)
-    shutil.copy(project / "results" / "claims.md", root / "results" / "claims.md")
-    shutil.copytree(project / "metrics", root / "metrics", ignore=shutil.ignore_patterns("train"))
+    for name in ("claims.md", "claims.json"):
+        shutil.copy(project / "results" / name, root / "results" / name)
     monkeypatch.chdir(root)
     md, _ = run_report(root, tmp_path / "report")
     assert "**Dataset: unknown**" in md
@@ -166,8 +173,8 @@ def test_missing_optional_inputs_are_said_not_fatal(project, tmp_path, monkeypat
 def test_official_dataset_is_named_as_the_papers(project, tmp_path, monkeypatch):
     root = tmp_path / "official"
     TransferResults("CIFAR-10 (official)", {}).save(root / "results" / "transfer.json")
-    shutil.copy(project / "results" / "claims.md", root / "results" / "claims.md")
-    shutil.copytree(project / "metrics", root / "metrics")
+    for name in ("claims.md", "claims.json"):
+        shutil.copy(project / "results" / name, root / "results" / name)
     monkeypatch.chdir(root)
     md, _ = run_report(root, tmp_path / "report", profile="paper")
     assert "**Dataset: CIFAR-10 (official)**, as in the paper." in md and "not on the official" not in md

@@ -80,7 +80,7 @@ def test_the_defaults_are_the_papers_schedules():
     assert sec4.epochs == 200 and (sec4.momentum, sec4.weight_decay) == (0.9, 5e-4)
     assert [sec4.lr_at(e) for e in (0, 99, 100, 149, 150, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     assert (
-        train_grid.Config(arch="resnet18", labelling="y", out=Path("o"), metrics=Path("m.json")).schedule
+        train_grid.Config(arch="resnet18", labelling="y", out=Path("o"), results=Path("m.json")).schedule
         == SECTION4_SCHEDULE
     )
 
@@ -420,7 +420,7 @@ def test_prepare_and_train_on_real_cifar10_beats_chance(tmp_path):
         str(tmp_path / "m"),
         *"--data".split(),
         str(data),
-        *"--epochs 6 --lr 0.05 --milestones 5 --batch_size 64 --train_size 2000 --metrics".split(),
+        *"--epochs 6 --lr 0.05 --milestones 5 --batch_size 64 --train_size 2000 --results".split(),
         str(metrics),
         *"--device cpu".split(),
     ]

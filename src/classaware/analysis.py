@@ -9,11 +9,10 @@ the report all read the same numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from statistics import mean
+from dataclasses import dataclass, field
 
-from .metrics import Z_95
-from .results import RATIOS, DistanceResults, Table1, Table2, TransferResults
+from .metrics import Z_95, Proportion
+from .results import RATIOS, DistanceResults, DistRule, Ratio, Table1, Table2, Table2Row, TransferResults
 
 
 def pearson(a: list[float], b: list[float]) -> float | None:
@@ -29,7 +28,7 @@ def pearson(a: list[float], b: list[float]) -> float | None:
     sbb = sum((y - mb) ** 2 for y in b)
     if saa == 0 or sbb == 0:
         return None
-    return max(-1.0, min(1.0, sab / math.sqrt(saa * sbb)))
+    return max(-1.0, min(1.0, sab / (math.sqrt(saa) * math.sqrt(sbb))))  # no underflow of saa * sbb
 
 
 def fisher_interval(r: float | None, n: int) -> tuple[float, float] | None:
@@ -53,6 +52,7 @@ class Fig3Row:
     dist: float | None
     dist_ci_low: float | None
     dist_ci_high: float | None
+    dist_censored: float | None  # fraction of the images with a censored distance (a lower bound)
     unfooled: float | None
     unfooled_ci_low: float | None
     unfooled_ci_high: float | None
@@ -69,17 +69,20 @@ class Fig3Row:
 
 
 def fig3_rows(
-    transfer: TransferResults, distance: DistanceResults, source: str, attack: str, eps: float
+    transfer: TransferResults,
+    distance: DistanceResults,
+    source: str,
+    attack: str,
+    eps: float,
+    rule: DistRule = "all images",
 ) -> list[Fig3Row]:
-    """Fig. 3's bars for one source and attack: one per target F2, sorted by Dist descending
-    (the most similar F2 on the right, as in the paper); targets without a Dist go first."""
+    """Fig. 3's bars for one source and attack: one per target F2, sorted by Dist (by ``rule``)
+    descending (the most similar F2 on the right, as in the paper); targets without a Dist go
+    first."""
     rows = []
     for target in transfer.targets(source):
-        info, result, pair = (
-            transfer.info(source, target),
-            transfer.result(source, attack, eps, target),
-            distance.pair(source, target),
-        )
+        info, result = transfer.info(source, target), transfer.result(source, attack, eps, target)
+        pair, interval = distance.pair(source, target), rule == "all images"
         ratios = {}
         for kind in RATIOS:
             p = getattr(result, kind)
@@ -90,9 +93,10 @@ def fig3_rows(
                 relation=info.relation,
                 family=info.family,
                 n=result.n,
-                dist=None if pair is None else pair.dist,
-                dist_ci_low=None if pair is None else pair.ci_low,
-                dist_ci_high=None if pair is None else pair.ci_high,
+                dist=distance.dist(source, target, rule),
+                dist_ci_low=pair.ci_low if pair and interval else None,
+                dist_ci_high=pair.ci_high if pair and interval else None,
+                dist_censored=pair.n_censored / pair.n_images if pair else None,
                 target_class_hit=None if result.target_class_hit is None else result.target_class_hit.ratio,
                 **ratios,
             )
@@ -100,18 +104,45 @@ def fig3_rows(
     return sorted(rows, key=lambda row: (row.dist is not None, -(row.dist or 0.0)))
 
 
+def ranks(values: list[float]) -> list[float]:
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rho: Pearson's r of the ranks; None where Pearson's is."""
+    return pearson(ranks(a), ranks(b))
+
+
 @dataclass(frozen=True)
 class Correlation:
+    """Pearson's r across the targets F2 (the paper's statistic) with its Fisher 95% interval,
+    and two readings that show whether it rests on one point: Spearman's rho, and r without
+    the source's early version (usually the one target far from the others)."""
+
     r: float | None
     ci_low: float | None
     ci_high: float | None
     n: int
+    spearman: float | None
+    r_without_early: float | None
 
     @classmethod
-    def of(cls, xs: list[float], ys: list[float]) -> Correlation:
+    def of(cls, xs: list[float], ys: list[float], early: list[bool]) -> Correlation:
         r = pearson(xs, ys)
         ci = fisher_interval(r, len(xs)) or (None, None)
-        return cls(r, *ci, len(xs))
+        kept = [i for i, e in enumerate(early) if not e]
+        return cls(r, *ci, len(xs), spearman(xs, ys), pearson([xs[i] for i in kept], [ys[i] for i in kept]))
 
 
 @dataclass(frozen=True)
@@ -126,25 +157,37 @@ class Correlations:
     dist_fooled: Correlation  # r(Dist(F1, F2), fooled ratio)
 
 
-def correlations(transfer: TransferResults, distance: DistanceResults, eps: float) -> list[Correlations]:
+def correlations(
+    transfer: TransferResults, distance: DistanceResults, eps: float, rule: DistRule = "all images"
+) -> list[Correlations]:
     """Per source and attack, across the targets F2 whose D'_F1 is not empty (and, for the
-    Dist correlations, that have a Dist)."""
+    Dist correlations, that have a Dist by ``rule``)."""
     out = []
     for source in transfer.sources:
         for attack in transfer.attack_names(source):
-            rows = [r for r in fig3_rows(transfer, distance, source, attack, eps) if r.same is not None]
+            rows = [r for r in fig3_rows(transfer, distance, source, attack, eps, rule) if r.same is not None]
             with_dist = [r for r in rows if r.dist is not None]
             out.append(
                 Correlations(
                     source=source,
                     attack=attack,
                     n_targets=len(rows),
-                    fooled_same=Correlation.of([r.fooled for r in rows], [r.same for r in rows]),
-                    dist_same=Correlation.of([r.dist for r in with_dist], [r.same for r in with_dist]),
-                    dist_fooled=Correlation.of([r.dist for r in with_dist], [r.fooled for r in with_dist]),
+                    fooled_same=Correlation.of(
+                        [r.fooled for r in rows], [r.same for r in rows], [_early(r) for r in rows]
+                    ),
+                    dist_same=Correlation.of(
+                        [r.dist for r in with_dist], [r.same for r in with_dist], [_early(r) for r in with_dist]
+                    ),
+                    dist_fooled=Correlation.of(
+                        [r.dist for r in with_dist], [r.fooled for r in with_dist], [_early(r) for r in with_dist]
+                    ),
                 )
             )
     return out
+
+
+def _early(row: Fig3Row) -> bool:
+    return row.relation.startswith("v:")
 
 
 @dataclass(frozen=True)
@@ -167,94 +210,176 @@ def eps_curves(transfer: TransferResults, source: str, attack: str) -> dict[str,
     }
 
 
-def _mean(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return mean(values) if values else None
+@dataclass(frozen=True)
+class Estimate:
+    """A claim's metric: its value, a 95% interval where the value has a sampling one, other
+    readings of the same quantity the claim should survive too (``alternatives``: the
+    ``verify`` stage flags a claim that passes on the value but not on one of them), and
+    related numbers shown beside it (``notes``)."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    alternatives: dict[str, float | None] = field(default_factory=dict)
+    notes: dict[str, float | None] = field(default_factory=dict)
 
 
-def _extreme(values: list[float | None], pick) -> float | None:
+def _fraction(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def _pick(values: list[float | None], pick) -> float | None:
     """min or max of ``values``; None when there are none or any is None (a claim over all
     cases cannot be checked on some of them)."""
     return None if not values or None in values else pick(values)
 
 
-def section3_metrics(transfer: TransferResults, distance: DistanceResults, eps: float) -> dict[str, float | None]:
-    """The named quantities section 3's claims are checked on (see claims.yaml). ``eps`` is
-    Fig. 3's budget; the eps trends compare the smallest and largest eps of the sweep."""
-    corr = correlations(transfer, distance, eps)
+def _pooled(transfer: TransferResults, pairs: list[tuple[str, str]], attack: str, eps: float, kind: Ratio) -> Estimate:
+    """A ratio pooled over (source, target) pairs, sum of counts over the sum of |D'_F1|, with
+    its Wilson interval."""
+    if not pairs:
+        return Estimate(None)
+    props = [getattr(transfer.result(s, attack, eps, t), kind) for s, t in pairs]
+    pooled = Proportion.of(sum(p.count for p in props), sum(p.n for p in props))
+    return Estimate(pooled.ratio, pooled.ci_low, pooled.ci_high)
+
+
+def _worst_correlation(corr: list[Correlations], name: str, pick) -> Estimate:
+    """The smallest (``pick=min``) or largest (``max``) r of one correlation over the cases,
+    with that case's interval, and the same extreme of Spearman's rho and of r without the
+    early version."""
+    cases = [getattr(c, name) for c in corr]
+    if not cases or any(c.r is None for c in cases):
+        return Estimate(None)
+    worst = pick(cases, key=lambda c: c.r)
+    return Estimate(
+        worst.r,
+        worst.ci_low,
+        worst.ci_high,
+        alternatives={
+            "Spearman's rho": _pick([c.spearman for c in cases], pick),
+            "r without the early version": _pick([c.r_without_early for c in cases], pick),
+        },
+    )
+
+
+def section3_metrics(
+    transfer: TransferResults, distance: DistanceResults, eps: float, rule: DistRule = "all images"
+) -> dict[str, Estimate]:
+    """The named quantities section 3's claims are checked on (see claims.yaml), with Dist by
+    ``rule``. ``eps`` is Fig. 3's budget; the eps trends compare the smallest and largest eps."""
+    corr = correlations(transfer, distance, eps, rule)
     sources = list(transfer.sources)
-    m: dict[str, float | None] = {
-        # "the correlations between the fooled ratio and the same mistake ratio were above 0.98 ..."
-        "min_corr_fooled_same": _extreme([c.fooled_same.r for c in corr], min),
-        # "... and the correlations between Dist(F1, F2) and the same mistake ratio were under -0.90"
-        "max_corr_dist_same": _extreme([c.dist_same.r for c in corr], max),
-        # similar models are fooled more: the fooled ratio falls with Dist
-        "max_corr_dist_fooled": _extreme([c.dist_fooled.r for c in corr], max),
-    }
-
-    # "Even when the models are the same architecture and trained using the same initial
-    # weights, the different mistake ratios of targeted FGM were around 20%."
-    m["wsame_different_targeted_fgm"] = _mean(
-        [
-            transfer.ratio(s, "fgm-targeted", eps, t, "different")
-            for s in sources
-            for t in transfer.targets_by_relation(s, "w:same")
-        ]
-    )
-    # "even the models with only a 20-epoch difference with the smallest Dist(F1, F2) < 0.5
-    # had 10% of different mistake ratio when attacked by targeted FGM"
     early = [(s, t) for s in sources for t in transfer.targets_by_relation(s, "v:")]
-    m["early_different_targeted_fgm"] = _mean(
-        [transfer.ratio(s, "fgm-targeted", eps, t, "different") for s, t in early]
+    wsame = [(s, t) for s in sources for t in transfer.targets_by_relation(s, "w:same")]
+    m = {
+        # "The correlations between the fooled ratio and the same mistake ratio were above 0.98
+        # and the correlations between Dist(F1, F2) and the same mistake ratio were under -0.90
+        # in all 8 cases."
+        "min_corr_fooled_same": _worst_correlation(corr, "fooled_same", min),
+        "max_corr_dist_same": _worst_correlation(corr, "dist_same", max),
+        # "both the qualitative and quantitative similarity ... are positively correlated with the fooled ratio"
+        "max_corr_dist_fooled": _worst_correlation(corr, "dist_fooled", max),
+        # "Even when the models are the same architecture and trained using the same initial
+        # weights, the different mistake ratios of targeted FGM were around 20%."
+        "wsame_different_targeted_fgm": _pooled(transfer, wsame, "fgm-targeted", eps, "different"),
+        # "even the models with only a 20-epoch difference with the smallest Dist(F1, F2) < 0.5
+        # had 10% of different mistake ratio when attacked by targeted FGM"
+        "early_different_targeted_fgm": _pooled(transfer, early, "fgm-targeted", eps, "different"),
+    }
+    closest = [
+        min(
+            transfer.targets(s),
+            key=lambda t: math.inf if distance.dist(s, t, rule) is None else distance.dist(s, t, rule),
+        )
+        for s in sources
+    ]
+    m["early_version_closest"] = Estimate(
+        _fraction([transfer.info(s, t).relation.startswith("v:") for s, t in zip(sources, closest, strict=True)])
     )
-    m["early_max_dist"] = _extreme([distance.dist(s, t) for s, t in early], max)
+    dists = [distance.dist(s, t, rule) for s, t in early]
+    if not dists or None in dists:
+        m["early_max_dist"] = Estimate(None)
+    else:
+        s, t = max(early, key=lambda st: distance.dist(*st, rule))
+        pair = distance.pair(s, t)
+        interval = (pair.ci_low, pair.ci_high) if rule == "all images" else (None, None)
+        m["early_max_dist"] = Estimate(distance.dist(s, t, rule), *interval)
 
-    # "a larger perturbation can enable AEs to have a stronger effect to cause same mistakes,
-    # the different mistake ratio stays almost constant or increase" (Fig. 5)
-    rises, changes = [], []
-    for s in sources:
-        for attack in transfer.attack_names(s):
-            for curve in eps_curves(transfer, s, attack).values():
-                if len(curve.eps) > 1 and curve.same[0] is not None and curve.same[-1] is not None:
-                    rises.append(curve.same[-1] > curve.same[0])
-                    changes.append(curve.different[-1] - curve.different[0])
-    m["frac_same_rises_with_eps"] = sum(rises) / len(rises) if rises else None
-    m["mean_different_change_with_eps"] = _mean(changes)
-
-    # "the same mistake ratio is the majority of the fooled ratio" (non-targeted attacks)
-    majority = [
-        row.same >= row.different
+    # "the same mistake ratio is the majority of the fooled ratio" (non-targeted attacks):
+    # same > different, ties counted apart
+    cases = [
+        (row.same, row.different)
         for s in sources
         for attack in transfer.attack_names(s)
         if transfer.attack(s, attack).objective == "untargeted"
-        for row in fig3_rows(transfer, distance, s, attack, eps)
+        for row in fig3_rows(transfer, distance, s, attack, eps, rule)
         if row.same is not None
     ]
-    m["frac_same_majority_untargeted"] = sum(majority) / len(majority) if majority else None
+    m["frac_same_majority_untargeted"] = Estimate(
+        _fraction([same > different for same, different in cases]),
+        notes={"ties (same = different)": _fraction([same == different for same, different in cases])},
+    )
 
     # "when F1 was ResNet-18, F2 for the ResNet family have shorter Dist(F1, F2) than other models"
     ordered = []
     for s in sources:
-        family = transfer.info(s, s).family
-        own = [distance.dist(s, t) for t in transfer.targets(s) if transfer.info(s, t).family == family]
-        other = [distance.dist(s, t) for t in transfer.targets(s) if transfer.info(s, t).family != family]
-        own, other = [d for d in own if d is not None], [d for d in other if d is not None]
-        if own and other:
+        if transfer.info(s, s).family != "resnet":
+            continue
+        own = [distance.dist(s, t, rule) for t in transfer.targets(s) if transfer.info(s, t).family == "resnet"]
+        other = [distance.dist(s, t, rule) for t in transfer.targets(s) if transfer.info(s, t).family != "resnet"]
+        if None not in own + other and own and other:
             ordered.append(max(own) < min(other))
-    m["frac_sources_family_closest"] = sum(ordered) / len(ordered) if ordered else None
+    m["resnet_family_closest"] = Estimate(_fraction(ordered))
+
+    # "a larger perturbation can enable AEs to have a stronger effect to cause same mistakes,
+    # the different mistake ratio stays almost constant or increase" (Fig. 5)
+    rises, holds = [], []
+    for s in sources:
+        for attack in transfer.attack_names(s):
+            for curve in eps_curves(transfer, s, attack).values():
+                if len(curve.eps) > 1 and None not in (curve.same[0], curve.same[-1]):
+                    rises.append(curve.same[-1] > curve.same[0])
+                    holds.append(curve.different[-1] - curve.different[0] >= -DIFFERENT_FALL)
+    m["frac_same_rises_with_eps"] = Estimate(_fraction(rises))
+    m["frac_different_holds_with_eps"] = Estimate(_fraction(holds))
     return m
 
 
-def section4_metrics(table1: Table1, table2: Table2) -> dict[str, float | None]:
+# "almost constant": a different-mistake ratio that falls by at most this much over the sweep
+DIFFERENT_FALL = 0.05
+
+
+def section4_metrics(table1: Table1, table2: Table2) -> dict[str, Estimate]:
     """The named quantities section 4's claims are checked on (see claims.yaml)."""
-    best: dict[tuple[str, str], float] = {}
+    worst = min(table1.rows, key=lambda r: r.rates.both.ratio, default=None)
+    probes = set.intersection(*(set(r.probes) for r in table1.rows)) if table1.rows else set()
+    both = Estimate(
+        None if worst is None else worst.rates.both.ratio,
+        None if worst is None else worst.rates.both.ci_low,
+        None if worst is None else worst.rates.both.ci_high,
+        notes={
+            f"at eps {e} (probe)": min(r.probes[e].rates.both.ratio for r in table1.rows)
+            for e in sorted(probes, key=float)
+        },
+    )
+    best: dict[tuple[str, str], Table2Row] = {}
     for r in table2.rows:
-        best[r.pair, r.labelling] = max(best.get((r.pair, r.labelling), 0.0), r.test_acc)
+        if (r.pair, r.labelling) not in best or r.test_acc > best[r.pair, r.labelling].test_acc:
+            best[r.pair, r.labelling] = r
+    lowest = min(best.values(), key=lambda r: r.test_acc, default=None)
+    accuracy = Estimate(None) if lowest is None else Estimate(lowest.test_acc, *_accuracy_interval(lowest))
     deviations = [abs(r.test_acc - r.paper / 100) for r in table2.rows if r.paper is not None]
     baseline_dev = [abs(b.test_acc - b.paper / 100) for b in table2.baseline if b.paper is not None]
     return {
-        "table1_min_both": min(r.rates.both.ratio for r in table1.rows) if table1.rows else None,
-        "table2_min_best_arch": min(best.values()) if best else None,
-        "table2_max_abs_deviation": max(deviations) if deviations else None,
-        "baseline_max_abs_deviation": max(baseline_dev) if baseline_dev else None,
+        "table1_min_both": both,
+        "table2_min_best_arch": accuracy,
+        "table2_max_abs_deviation": Estimate(max(deviations) if deviations else None),
+        "baseline_max_abs_deviation": Estimate(max(baseline_dev) if baseline_dev else None),
     }
+
+
+def _accuracy_interval(row: Table2Row) -> tuple[float | None, float | None]:
+    """Wilson interval of a test accuracy over the row's n_test images."""
+    p = Proportion.of(round(row.test_acc * row.n_test), row.n_test)
+    return p.ci_low, p.ci_high

@@ -6,12 +6,24 @@ is found per image by a scan at ``step`` intervals up to ``max_radius`` (bracket
 flip in (r - step, r]), then bisection until the bracket is at most ``tol`` wide; d is the
 bracket's upper end, so it over-estimates the true distance by at most ``tol``. Flips inside a
 region narrower than ``step`` can be missed. Points are not clipped to [0, 1]: d measures the
-model's decision boundary along a line, as Tramer et al. do. Images that never flip within
-``max_radius`` get d = inf and are counted, never dropped silently.
+model's decision boundary along a line, as Tramer et al. do.
 
-Dist(F1, F2) = 1/N sum_i |d(F1, x_i) - d(F2, x_i)|  (eq. 4) over images correctly classified by
-every compared model; images where either distance is infinite are left out of that pair's
-mean and counted in ``n_censored``.
+Some images never flip within ``max_radius`` (along F1's gradient, a dissimilar F2 may stay
+in class y far out). Eq. 4 averages over one set of N images for every pair, and those images
+carry the largest gaps, so none is dropped (:func:`search_boundary`): while more than
+``max_censored`` (1%) of a model's images are still unflipped, the search goes on for them to
+twice the radius, at twice the step and tolerance (the same relative resolution, and the same cost per
+doubling), at most ``doublings`` times. An image still unflipped then is right-censored: its d
+is set to the last radius searched, a lower bound. So
+
+Dist(F1, F2) = 1/N sum_i |d(F1, x_i) - d(F2, x_i)|  (eq. 4)
+
+over every image correctly classified by every compared model, where a censored d makes its
+gap a lower bound when the other d is below the radius (the usual case): Dist is then a lower
+bound too, and each pair reports how many of its images had a censored distance. The rule the
+first version used, dropping per pair every image with a distance beyond ``max_radius``, is
+kept beside it (``dist_dropping_unflipped``) for comparison: it averages each pair over a
+different subset, biased towards the images with small gaps.
 
 The decision plane of image x is the grid of each model's labels at x + u d1 + v d2, with d1
 the source's non-targeted gradient direction, d2 a random direction orthogonal to d1, both of
@@ -22,11 +34,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from .attacks import eval_mode, loss_gradient, unit_direction
+from .batching import map_batches
 from .contracts import check_images, check_labels, model_device, num_classes
 from .metrics import Z_95, PairDistance
 from .models import predict
@@ -59,12 +73,16 @@ def boundary_distance(
     max_radius: float = 10.0,
     step: float = 0.02,
     tol: float = 1e-3,
+    min_radius: float = 0.0,
 ) -> torch.Tensor:
-    """d(f, x) along unit directions ``v`` for a batch (see module docstring); inf where f
-    never leaves class y within ``max_radius``, 0 where f(x) != y already."""
-    if not (0 < tol <= step <= max_radius and math.isfinite(max_radius)):
+    """d(f, x) along unit directions ``v`` for a batch (see module docstring), scanning
+    (min_radius, max_radius]: inf where f never leaves class y there, 0 where f(x) != y
+    already (checked only from min_radius = 0; a larger one says the images are known not to
+    flip below it)."""
+    if not (0 < tol <= step <= max_radius - min_radius and min_radius >= 0 and math.isfinite(max_radius)):
         raise ValueError(
-            f"need 0 < tol <= step <= max_radius < inf, got tol={tol}, step={step}, max_radius={max_radius}"
+            f"need 0 < tol <= step <= max_radius - min_radius, min_radius >= 0 and a finite max_radius, "
+            f"got tol={tol}, step={step}, min_radius={min_radius}, max_radius={max_radius}"
         )
     check_images(x)
     check_labels(y, len(x), num_classes(model, x) if len(x) else None)
@@ -74,18 +92,19 @@ def boundary_distance(
     x, y, v = x.to(device), y.to(device), v.to(device)
     with eval_mode([model]):
         hi = torch.full((len(y),), math.inf, device=device)
-        hi[_labels_along(model, x, v, torch.zeros(len(y), device=device)) != y] = 0.0
-        n_steps = math.ceil(max_radius / step - 1e-9)
+        if min_radius == 0:
+            hi[_labels_along(model, x, v, torch.zeros(len(y), device=device)) != y] = 0.0
+        n_steps = math.ceil((max_radius - min_radius) / step - 1e-9)
         for k in range(1, n_steps + 1):
             todo = torch.isinf(hi).nonzero().squeeze(1)
             if len(todo) == 0:
                 break
-            r = min(k * step, max_radius)
+            r = min(min_radius + k * step, max_radius)
             flipped = _labels_along(model, x[todo], v[todo], torch.full((len(todo),), r, device=device)) != y[todo]
             hi[todo[flipped]] = r
         # bisection on (hi - step, hi] for the images that flipped at a positive radius
         idx = (torch.isfinite(hi) & (hi > 0)).nonzero().squeeze(1)
-        lo = (hi[idx] - step).clamp_min(0)
+        lo = (hi[idx] - step).clamp_min(min_radius)
         up = hi[idx]
         while len(idx) and float((up - lo).max()) > tol:
             mid = (lo + up) / 2
@@ -98,28 +117,82 @@ def boundary_distance(
     return hi.to(x.device)
 
 
-def distance_from_distances(d_source: torch.Tensor, d_target: torch.Tensor) -> PairDistance:
-    """Dist(F1, F2) (eq. 4) from per-image distances d(F1, x_i) and d(F2, x_i)."""
-    ok = torch.isfinite(d_source) & torch.isfinite(d_target)
-    gaps = (d_source[ok] - d_target[ok]).abs().double()
+@dataclass(frozen=True)
+class BoundarySearch:
+    """d(f, x) for every image along its direction; where ``censored``, the last radius searched."""
+
+    d: torch.Tensor
+    censored: torch.Tensor  # bool
+    radius: float  # the last radius searched
+
+
+def search_boundary(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    v: torch.Tensor,
+    max_radius: float = 10.0,
+    step: float = 0.02,
+    tol: float = 1e-3,
+    max_censored: float = 0.01,
+    doublings: int = 3,
+    batch_size: int = 500,
+) -> BoundarySearch:
+    """d(f, x) for every image, the search going on past ``max_radius`` while more than
+    ``max_censored`` of the images are unflipped (see the module docstring), in batches."""
+    if not 0 <= max_censored <= 1 or doublings < 0:
+        raise ValueError(f"need 0 <= max_censored <= 1 and doublings >= 0, got {max_censored}, {doublings}")
+    d = map_batches(
+        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol), x, y, v, batch_size=batch_size
+    )
+    radius = max_radius
+    for _ in range(doublings):
+        todo = torch.isinf(d).nonzero().squeeze(1)
+        if len(todo) <= max_censored * len(d):
+            break
+        step, tol = 2 * step, 2 * tol
+        search = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
+        d[todo] = map_batches(search, x[todo], y[todo], v[todo], batch_size=batch_size)
+        radius *= 2
+    censored = torch.isinf(d)
+    return BoundarySearch(torch.where(censored, torch.full_like(d, radius), d), censored, radius)
+
+
+def distance_from_distances(source: BoundarySearch, target: BoundarySearch, first_radius: float) -> PairDistance:
+    """Dist(F1, F2) (eq. 4) over every image, from the two searches along F1's directions, with
+    a 95% interval (mean +- 1.96 sd / sqrt(N)) and, for comparison, the mean over the images
+    both models flip within ``first_radius`` (the rule that drops the others)."""
+    gaps = (source.d - target.d).abs().double()
     n = len(gaps)
     if n == 0:
-        return PairDistance(None, 0, len(ok))
+        raise ValueError("Dist needs at least one image")
     dist = gaps.mean().item()
-    if n == 1:
-        return PairDistance(dist, 1, len(ok) - 1)
-    half = Z_95 * gaps.std().item() / math.sqrt(n)
-    return PairDistance(dist, n, len(ok) - n, max(0.0, dist - half), dist + half)  # Dist >= 0
+    half = Z_95 * gaps.std().item() / math.sqrt(n) if n > 1 else math.nan
+    flipped = (source.d <= first_radius) & (target.d <= first_radius) & ~source.censored & ~target.censored
+    return PairDistance(
+        dist=dist,
+        ci_low=max(0.0, dist - half) if n > 1 else None,  # Dist >= 0
+        ci_high=dist + half if n > 1 else None,
+        n_images=n,
+        n_censored=int((source.censored | target.censored).sum()),
+        dist_dropping_unflipped=gaps[flipped].mean().item() if flipped.any() else None,
+        n_flipped=int(flipped.sum()),
+    )
 
 
 def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:
     """Dist(F1, F2) (eq. 4) over the images of ``x`` that both models classify correctly, along
-    F1's gradient directions; ``search`` goes to :func:`boundary_distance`. A study comparing
+    F1's gradient directions; ``search`` goes to :func:`search_boundary`. A study comparing
     many models should restrict ``x`` to images every model gets right, as the paper does."""
     keep = (predict(f1, x) == y) & (predict(f2, x) == y)
+    if not keep.any():
+        raise ValueError("Dist needs at least one image both models classify correctly; none of x is")
     x, y = x[keep], y[keep]
     v = gradient_direction(f1, x, y)
-    return distance_from_distances(boundary_distance(f1, x, y, v, **search), boundary_distance(f2, x, y, v, **search))
+    first_radius = search.get("max_radius", 10.0)
+    return distance_from_distances(
+        search_boundary(f1, x, y, v, **search), search_boundary(f2, x, y, v, **search), first_radius
+    )
 
 
 @dataclass(frozen=True)

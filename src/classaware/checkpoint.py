@@ -9,12 +9,14 @@ before any compute starts.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .artifacts import load_tensors, save_tensors
+from .config import Options, help_field
 from .models import build
 
 FORMAT_VERSION = "classaware-checkpoint/1"
@@ -70,6 +72,28 @@ def load_model(path: str | Path, arch: str | None = None, device: str | torch.de
     # channels_last: 1.6-2x faster convolutions on CPU (tensor cores on GPU); the last bits of
     # the outputs can differ from the default layout, the same way on every rerun
     return model.to(device, memory_format=torch.channels_last).eval(), meta
+
+
+@dataclass(frozen=True)
+class Comparison(Options):
+    """Which models section 3 compares: each source F1 against every target F2 but itself, and
+    against its own early version F1@early_epoch (the paper's "v:80")."""
+
+    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1", nonempty=True)
+    targets: tuple[str, ...] = help_field(
+        help="zoo members compared with every source (a source is not its own target)", nonempty=True
+    )
+    early_epoch: int = help_field(0, "also compare each source with itself at this epoch (paper: 80; 0: no)", ge=0)
+
+    def targets_of(self, source: str) -> tuple[str, ...]:
+        """The targets F2 of ``source``: its early version first, then the other targets."""
+        early = (f"{source}@{self.early_epoch}",) if self.early_epoch else ()
+        return (*early, *(t for t in self.targets if t != source))
+
+    @property
+    def models(self) -> list[str]:
+        """Every model compared, each once: the sources, then each source's targets."""
+        return list(dict.fromkeys([*self.sources, *(t for s in self.sources for t in self.targets_of(s))]))
 
 
 def ref_path(models_dir: str | Path, ref: str) -> Path:

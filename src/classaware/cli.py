@@ -41,7 +41,9 @@ COMMANDS = {
     "tables": ("tables", "Tables 1 and 2 from the section 4 metrics"),
     "verify": ("verify", "check the paper's claims against the metrics"),
     "report": ("report", "report.md / report.html for reviewers"),
+    "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
     "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
+    "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
 }
 
 

@@ -215,21 +215,34 @@ def balanced_order(labels: torch.Tensor) -> torch.Tensor:
     return torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)
 
 
-def balanced_subset(labels: torch.Tensor, n: int) -> torch.Tensor:
+def _shuffle(n: int, seed: int) -> torch.Tensor:
+    """The order images are taken in: the canonical one for seed 0, a seeded shuffle otherwise
+    (the seed of a replicate: ``config.seed_shift_field``)."""
+    return torch.arange(n) if seed == 0 else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
     """Sorted indices of the first ``n`` of :func:`balanced_order`: class-balanced, and nested
-    (a smaller subset lies inside a larger one). n <= 0 or n >= len(labels): all."""
+    (a smaller subset lies inside a larger one). n <= 0 or n >= len(labels): all. A nonzero
+    ``seed`` takes the images of each class in a seeded random order instead."""
     if n <= 0 or n >= len(labels):
         return torch.arange(len(labels))
-    return balanced_order(labels)[:n].sort().values
+    shuffle = _shuffle(len(labels), seed)
+    return shuffle[balanced_order(labels[shuffle])[:n]].sort().values
 
 
-def balanced_split(labels: torch.Tensor, n_first: int, n_second: int) -> tuple[torch.Tensor, torch.Tensor]:
+def balanced_split(
+    labels: torch.Tensor, n_first: int, n_second: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two disjoint class-balanced sets of sorted indices: ``second`` is the first ``n_second``
     of :func:`balanced_order` taken from the end of every class (the last image of every class
     in turn, so it does not move with ``n_first``), ``first`` the first ``n_first`` of the rest
-    in :func:`balanced_order` (n_first <= 0: all of the rest)."""
+    in :func:`balanced_order` (n_first <= 0: all of the rest). A nonzero ``seed`` takes the
+    images of each class in a seeded random order instead."""
     if not 0 <= n_second < len(labels):
         raise ValueError(f"held-out size must lie in 0..{len(labels) - 1}, got {n_second}")
+    shuffle = _shuffle(len(labels), seed)
+    labels = labels[shuffle]
     # (The tail of balanced_order is not balanced when class sizes differ: it holds only the
     # largest classes.) Removing the last images of each class leaves every class a prefix of
     # itself, so the rest of balanced_order is the rest's own balanced order.
@@ -241,7 +254,7 @@ def balanced_split(labels: torch.Tensor, n_first: int, n_second: int) -> tuple[t
     if n_first > len(rest):
         raise ValueError(f"cannot take {n_first} examples besides {n_second} held out of {len(labels)}")
     first = rest if n_first <= 0 else rest[:n_first]
-    return first.sort().values, second.sort().values
+    return shuffle[first].sort().values, shuffle[second].sort().values
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -134,11 +134,15 @@ def class_aware_transfer(
 
 @dataclass(frozen=True)
 class PairDistance:
-    """Dist(F1, F2) (eq. 4), how many images it averages over, and a 95% interval of that mean
-    (normal approximation, mean +- 1.96 sd / sqrt(n); None below two images)."""
+    """Dist(F1, F2) (eq. 4) over N images, with a 95% interval of that mean (normal
+    approximation; None below two images), how many images had a censored distance (a lower
+    bound, see ``boundary``), and the mean over only the images both models flip within the
+    first search radius (the rule that drops the others), for comparison."""
 
-    dist: float | None  # None when no image has both distances finite
+    dist: float
+    ci_low: float | None
+    ci_high: float | None
     n_images: int
-    n_censored: int  # images left out: d(F1, x) or d(F2, x) is inf
-    ci_low: float | None = None
-    ci_high: float | None = None
+    n_censored: int
+    dist_dropping_unflipped: float | None  # None when no image flips for both
+    n_flipped: int

@@ -29,11 +29,15 @@ from typing import Literal
 import torch
 
 from .data import Provenance
+from .environment import Environment
 from .metrics import ClassAwareTransfer, PairDistance, Proportion
 from .models import family
 from .records import JsonRecord, TensorRecord
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
+DistRule = Literal["all images", "dropping unflipped"]
+Verdict = Literal["pass", "fail", "inconclusive", "not assessed"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "inconclusive", "not assessed")
 RATIOS: tuple[Ratio, ...] = ("unfooled", "different", "same", "fooled")
 # The source's attacks in the paper's order: FGM before PGD, untargeted before targeted.
 _ATTACK_ORDER = {"fgm": 0, "pgd": 1, "untargeted": 0, "targeted": 1}
@@ -91,6 +95,7 @@ class AdversarialSet(TensorRecord):
     target_classes: torch.Tensor | None  # (N,) the targeted attack's classes
     x_adv: torch.Tensor  # (E, N, C, H, W), one set per eps
     provenance: Provenance
+    environment: Environment  # what computed it (see classaware.environment)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ class PredictionTable(TensorRecord):
     clean: torch.Tensor  # (M, N) labels on the clean images
     sets: dict[str, SetPredictions]  # by attack name, e.g. "fgm-targeted"
     provenance: Provenance
+    environment: Environment  # what computed it (see classaware.environment)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -193,47 +199,63 @@ class TransferResults(JsonRecord):
 
 @dataclass(frozen=True)
 class SearchSettings:
+    """How d(f, x) was searched (``boundary.search_boundary``)."""
+
     max_radius: float
     step: float
     tol: float
+    max_censored: float
+    doublings: int
 
 
 @dataclass(frozen=True)
 class SourceDistance:
     targets: dict[str, PairDistance]
-    never_flipped: dict[str, int]  # model -> images whose label never changes within max_radius
-    mean_d: dict[str, float | None]  # model -> mean d(f, x) over the images that flip
+    censored: dict[str, int]  # model -> images whose label never changed up to its last radius
+    radius: dict[str, float]  # model -> the last radius searched
+    mean_d: dict[str, float]  # model -> mean d(f, x), censored ones at the last radius
 
 
 @dataclass(frozen=True)
 class DistanceResults(JsonRecord):
     """Dist(F1, F2) (eq. 4) for every source and target."""
 
-    FORMAT = "classaware-distance/1"
+    FORMAT = "classaware-distance/2"
     WHAT = "distance results"
     dataset: str
     n_images: int
     n_eligible: int
     search: SearchSettings
     sources: dict[str, SourceDistance]
+    environment: Environment  # what computed it (see classaware.environment)
 
     def pair(self, source: str, target: str) -> PairDistance | None:
         return self.sources[source].targets.get(target)
 
-    def dist(self, source: str, target: str) -> float | None:
+    def dist(self, source: str, target: str, rule: DistRule = "all images") -> float | None:
+        """Dist(F1, F2) over every image (censored distances as lower bounds), or by the rule
+        that drops the images either model does not flip within the first radius."""
         pair = self.pair(source, target)
-        return None if pair is None else pair.dist
+        if pair is None:
+            return None
+        return pair.dist if rule == "all images" else pair.dist_dropping_unflipped
+
+    def censored_fraction(self, source: str, model: str) -> float:
+        return self.sources[source].censored[model] / self.n_images
 
 
 @dataclass(frozen=True)
 class ImageDistances(TensorRecord):
-    """d(f, x_i) along each source's gradient directions: ``distances[source][model]``."""
+    """d(f, x_i) along each source's gradient directions: ``distances[source][model]``, and
+    which of them are censored (``boundary.search_boundary``)."""
 
-    FORMAT = "classaware-image-distances/1"
+    FORMAT = "classaware-image-distances/2"
     WHAT = "per-image distances"
     indices: torch.Tensor
     distances: dict[str, dict[str, torch.Tensor]]
+    censored: dict[str, dict[str, torch.Tensor]]  # bool: the distance is the last radius searched, a lower bound
     provenance: Provenance
+    environment: Environment  # what computed it (see classaware.environment)
 
 
 @dataclass(frozen=True)
@@ -253,6 +275,7 @@ class DecisionPlanes(TensorRecord):
     image: torch.Tensor  # (3, 32, 32) uint8
     all_right: bool  # every model classifies the image right
     provenance: Provenance
+    environment: Environment  # what computed it (see classaware.environment)
 
 
 # ----------------------------------------------------------------------------- section 4
@@ -274,6 +297,7 @@ class NonRobustSet(TensorRecord):
     y2: torch.Tensor
     x: torch.Tensor
     provenance: Provenance
+    environment: Environment  # what computed it (see classaware.environment)
 
     def labels(self, labelling: Literal["y1", "y2"]) -> torch.Tensor:
         return self.y1 if labelling == "y1" else self.y2
@@ -312,6 +336,7 @@ class ConstructMetrics(JsonRecord):
     probes: dict[str, Probe]  # by eps key
     targets_equal_true: float  # P[Y1 = Y]
     targets_equal_each_other: float  # P[Y1 = Y2]
+    environment: Environment  # what computed it (see classaware.environment)
 
 
 @dataclass(frozen=True)
@@ -342,6 +367,7 @@ class GridMetrics(JsonRecord):
     selected: str
     val_acc: float | None
     test_acc: float
+    environment: Environment  # what computed it (see classaware.environment)
 
 
 @dataclass(frozen=True)
@@ -369,6 +395,7 @@ class Table2Row:
     labelling: Literal["y1", "y2"]
     arch: str
     test_acc: float
+    n_test: int
     val_acc: float | None
     selected: str
     paper: float | None  # %
@@ -395,20 +422,72 @@ class Table2(JsonRecord):
 # ----------------------------------------------------------------------------- claims
 @dataclass(frozen=True)
 class ClaimVerdict:
+    """One claim checked: its metric's value, 95% interval (where it has one), the other readings
+    it should survive and related numbers (``analysis.Estimate``), the bound and the verdict."""
+
     value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    alternatives: dict[str, float | None]
+    notes: dict[str, float | None]
     bound: float | None
-    verdict: Literal["pass", "fail", "not assessed"]
+    verdict: Verdict
+    caveats: tuple[str, ...]  # why a pass is fragile: alternatives on which it would not pass
 
 
 @dataclass(frozen=True)
 class ClaimResults(JsonRecord):
-    """Each claim of claims.yaml checked at one profile (``dvc metrics show`` reads it)."""
+    """Each claim of claims.yaml checked at one profile."""
 
-    FORMAT = "classaware-claims/1"
+    FORMAT = "classaware-claims/2"
     WHAT = "claims results"
     profile: str
     dataset: str
-    passed: int
-    failed: int
-    not_assessed: int
     claims: dict[str, ClaimVerdict]
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(c.verdict == verdict for c in self.claims.values())
+
+    def summary(self) -> str:
+        """E.g. "10 pass, 1 fail, 2 inconclusive, 2 not assessed (of 15)"."""
+        counts = ", ".join(f"{self.count(v)} {v}" for v in VERDICTS)
+        return f"{counts} (of {len(self.claims)})"
+
+
+@dataclass(frozen=True)
+class ReplicatedClaim:
+    """One claim over the replicates: its value and verdict in each, and what they add up to."""
+
+    values: tuple[float | None, ...]
+    verdicts: tuple[Verdict, ...]
+    mean: float | None
+    low: float | None
+    high: float | None
+    n_pass: int
+    verdict: Literal["pass", "fail", "inconclusive", "unstable", "not assessed"]
+
+    @classmethod
+    def of(cls, values: list[float | None], verdicts: list[Verdict]) -> ReplicatedClaim:
+        """pass, fail, inconclusive or not assessed when every replicate says so, else unstable."""
+        known = [v for v in values if v is not None]
+        agreed = verdicts[0] if len(set(verdicts)) == 1 else "unstable"
+        return cls(
+            values=tuple(values),
+            verdicts=tuple(verdicts),
+            mean=sum(known) / len(known) if known else None,
+            low=min(known, default=None),
+            high=max(known, default=None),
+            n_pass=verdicts.count("pass"),
+            verdict=agreed,
+        )
+
+
+@dataclass(frozen=True)
+class Replicates(JsonRecord):
+    """Every claim over replicate runs of one profile that differ only in their seeds."""
+
+    FORMAT = "classaware-replicates/1"
+    WHAT = "replicates"
+    profile: str
+    seed_shifts: tuple[int, ...]
+    claims: dict[str, ReplicatedClaim]

@@ -15,13 +15,12 @@ read once per epoch, so no step waits on the host.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from .artifacts import load_tensors, save_tensors
 from .checkpoint import save_checkpoint
 from .config import Options, help_field
 from .data import to_float
+from .environment import Environment
 from .models import build, predict
 from .records import JsonRecord
 
@@ -92,7 +92,7 @@ class TrainSpec:
     recipe: Recipe = Recipe()
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class TrainMetrics(JsonRecord):
     n_train: int
     n_test: int
     test_acc: dict[str, float]  # epoch (as a string) -> accuracy
+    environment: Environment  # what computed it (see classaware.environment)
 
     def final(self) -> tuple[int, float]:
         """(last epoch, its accuracy)."""
@@ -267,6 +268,7 @@ def train(
                 "epoch": epoch + 1,
                 "n_train": n,
                 "history": list(history),
+                "environment": asdict(Environment.current(device)),
             }
             save_checkpoint(work / _checkpoint_name(epoch + 1), model, ckpt_meta)
         save_tensors(

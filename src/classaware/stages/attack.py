@@ -14,8 +14,9 @@ import torch
 from ..attacks import fgm, pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field
+from ..config import Options, device_field, help_field, seed_shift_field, shifted
 from ..data import balanced_subset, load_canonical, to_float
+from ..environment import Environment
 from ..models import pick_device
 from ..results import AdversarialSet, ModelInfo
 
@@ -38,15 +39,16 @@ class Config(Options):
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
     device: str = device_field()
+    seed_shift: int = seed_shift_field()
 
 
 def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     ((model, meta),) = load_refs(cfg.models_dir, [cfg.source], device).values()
-    idx = balanced_subset(data.test_y, cfg.test_size)
+    idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
     x, y = to_float(data.test_x[idx]), data.test_y[idx]
-    generator = torch.Generator().manual_seed(cfg.target_class_seed)
+    generator = torch.Generator().manual_seed(shifted(cfg.target_class_seed, cfg.seed_shift))
     target_classes = random_target_classes(y, 10, generator) if cfg.objective == "targeted" else None
 
     def run_batch(attack, xb, yb, tb):
@@ -79,4 +81,5 @@ def run(cfg: Config) -> None:
         target_classes=target_classes,
         x_adv=torch.stack(advs),
         provenance=data.provenance,
+        environment=Environment.current(device),
     ).save(cfg.out)

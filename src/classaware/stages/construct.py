@@ -24,8 +24,9 @@ import torch
 from ..attacks import n_targeted_pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field
+from ..config import Options, device_field, help_field, seed_shift_field, shifted
 from ..data import balanced_split, load_canonical, to_float
+from ..environment import Environment
 from ..metrics import Proportion
 from ..models import pick_device, predict
 from ..results import ConstructMetrics, NonRobustSet, Probe, Table1Rates, eps_key
@@ -45,7 +46,7 @@ def parse_pair(pair: str) -> tuple[str, str]:
 class Config(Options):
     pair: str = help_field(help="the attacked models, written F1+F2 (zoo references)")
     out: Path = help_field(help="file for X', Y1, Y2 and the original labels", output="file")
-    metrics: Path = help_field(help="JSON file for Table 1's row (and the probes)", output="file")
+    results: Path = help_field(help="JSON file of Table 1's row (and the probes)", output="file")
     eps: float = help_field(1.0, "l2 (or linf) budget of the N-targeted attack", gt=0)
     alpha: float = help_field(0.1, "step size", gt=0)
     steps: int = help_field(100, "PGD steps", ge=1)
@@ -59,6 +60,7 @@ class Config(Options):
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
     device: str = device_field()
+    seed_shift: int = seed_shift_field()
 
     def check(self) -> list[str]:
         try:
@@ -106,9 +108,9 @@ def run(cfg: Config) -> None:
     f1_ref, f2_ref = parse_pair(cfg.pair)
     models = load_refs(cfg.models_dir, [f1_ref, f2_ref], device)
     f1, f2 = models[f1_ref][0], models[f2_ref][0]
-    idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size)
+    idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
     x, y = to_float(data.train_x[idx]), data.train_y[idx]
-    g = torch.Generator().manual_seed(cfg.target_class_seed)
+    g = torch.Generator().manual_seed(shifted(cfg.target_class_seed, cfg.seed_shift))
     y1 = random_target_classes(y, 10, g, exclude_true=False)
     y2 = random_target_classes(y, 10, g, exclude_true=False)
 
@@ -151,6 +153,7 @@ def run(cfg: Config) -> None:
         y2=y2,
         x=x_adv,
         provenance=data.provenance,
+        environment=Environment.current(device),
     ).save(cfg.out)
     ConstructMetrics(
         pair=cfg.pair,
@@ -165,4 +168,5 @@ def run(cfg: Config) -> None:
         probes=probes,
         targets_equal_true=(y1 == y).float().mean().item(),
         targets_equal_each_other=(y1 == y2).float().mean().item(),
-    ).save(cfg.metrics)
+        environment=Environment.current(device),
+    ).save(cfg.results)

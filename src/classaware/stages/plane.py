@@ -12,8 +12,9 @@ import torch
 
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field
+from ..config import Options, device_field, help_field, seed_shift_field, shifted
 from ..data import CLASSES, load_canonical, to_float
+from ..environment import Environment
 from ..models import pick_device, predict
 from ..results import DecisionPlanes
 
@@ -33,6 +34,7 @@ class Config(Options):
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
     device: str = device_field()
+    seed_shift: int = seed_shift_field()
 
 
 def run(cfg: Config) -> None:
@@ -56,7 +58,9 @@ def run(cfg: Config) -> None:
     if len(eligible) <= cfg.image_rank:
         raise ValueError(f"only {len(eligible)} {cfg.image_class} test images are right for the source {cfg.source}")
     index = int(eligible[cfg.image_rank])
-    plane = decision_plane(models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, cfg.seed)
+    plane = decision_plane(
+        models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, shifted(cfg.seed, cfg.seed_shift)
+    )
     log.info("decision planes of test image %d (%s) for %d models", index, cfg.image_class, len(models))
     DecisionPlanes(
         source=cfg.source,
@@ -70,4 +74,5 @@ def run(cfg: Config) -> None:
         image=data.test_x[index].clone(),
         all_right=all_right,
         provenance=data.provenance,
+        environment=Environment.current(device),
     ).save(cfg.out)

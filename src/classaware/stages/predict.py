@@ -1,6 +1,6 @@
 """Stage ``predict``: every model's labels on the clean images and on every adversarial set of
-every source. One table per source: the source is model 0, then its targets F2 (every target
-but itself)."""
+every source. One table per source: the source is model 0, then its targets F2 (its early
+version, then every target but itself)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_refs
+from ..checkpoint import Comparison, load_refs
 from ..config import Options, device_field, help_field
 from ..data import load_canonical, to_float
+from ..environment import Environment
 from ..models import pick_device, predict
 from ..results import AdversarialSet, ModelInfo, PredictionTable, SetPredictions
 
@@ -21,10 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Config(Options):
-    sources: tuple[str, ...] = help_field(help="zoo references of the source models F1", nonempty=True)
-    targets: tuple[str, ...] = help_field(
-        help="zoo references of the target models F2 (a source is skipped as its own target)", nonempty=True
-    )
+    compare: Comparison
     adv_dir: Path = help_field(help="folder holding <source>/*.pt adversarial sets from `attack`")
     out_dir: Path = help_field(help="folder for the prediction tables <source>.pt", output="dir")
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
@@ -49,15 +47,15 @@ def load_sets(folder: Path, source: str) -> dict[str, AdversarialSet]:
 
 def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
-    sets = {source: load_sets(cfg.adv_dir / source, source) for source in cfg.sources}
-    models = load_refs(cfg.models_dir, list(dict.fromkeys(cfg.sources + cfg.targets)), device)
+    sets = {source: load_sets(cfg.adv_dir / source, source) for source in cfg.compare.sources}
+    models = load_refs(cfg.models_dir, cfg.compare.models, device)
     data = load_canonical(cfg.data)
 
     def labels(refs: tuple[str, ...], images: torch.Tensor) -> torch.Tensor:  # (M, N): one row per model
         return torch.stack([predict(models[ref][0], images, cfg.batch_size) for ref in refs])
 
-    for source in cfg.sources:
-        refs = (source, *(t for t in cfg.targets if t != source))
+    for source in cfg.compare.sources:
+        refs = (source, *cfg.compare.targets_of(source))
         predictions = {}
         for name, s in sets[source].items():
             predictions[name] = SetPredictions(
@@ -74,4 +72,5 @@ def run(cfg: Config) -> None:
             clean=labels(refs, to_float(data.test_x[first.indices])),
             sets=predictions,
             provenance=data.provenance,
+            environment=Environment.current(device),
         ).save(cfg.out_dir / f"{source}.pt")

@@ -5,7 +5,7 @@ i.e. not the paper's protocol), the claims table from ``verify`` with its pass /
 Figs. 3-5 (copied beside the report, so both files open from ``out_dir``) with what to look at,
 the correlations, Dist, the zoo's test accuracies, Tables 1 and 2, the environment and each
 stage's wall time from ``logs/timings.jsonl`` (under the working directory, as ``cli.py``
-writes it under DVC). The claims (``metrics/claims.json`` and ``results/claims.md``) are
+writes it under DVC). The claims (``results/claims.json`` and ``results/claims.md``) are
 required; any other missing input is said in the report. The HTML is the Markdown rendered by
 markdown-it-py.
 """
@@ -27,6 +27,7 @@ from markdown_it import MarkdownIt
 
 from ..artifacts import atomic_path, save_text
 from ..config import Options, help_field
+from ..environment import Environment
 from ..results import ClaimResults, DistanceResults, TransferResults
 from ..text import markdown_table, number, percent
 from ..training import TrainMetrics
@@ -68,7 +69,7 @@ class Config(Options):
     profile: str = help_field(help="profile the results were made at (paper, quick, smoke)")
     results: Path = help_field(Path("results"), "folder of claims.md, tables.md, transfer.json, distance.json")
     figures: Path = help_field(Path("figures"), "folder of the `figures` stage's PNGs and CSVs")
-    metrics: Path = help_field(Path("metrics"), "folder of the metrics (train/*.json)")
+    train_results: Path = help_field(Path("results/train"), "folder of the zoo's training results (<member>.json)")
     out_dir: Path = help_field(
         Path("report"), "folder for report.md, report.html and copies of the figures", output="dir"
     )
@@ -101,8 +102,7 @@ def claims_section(table: Path, claims: Path) -> tuple[list[str], str]:
     """The claims table as ``verify`` wrote it, and its pass / fail / not-assessed counts."""
     if not table.is_file() or not claims.is_file():
         raise FileNotFoundError(f"claims {claims} or {table} do not exist: run the verify stage first")
-    c = ClaimResults.load(claims)
-    counts = f"{c.passed} pass, {c.failed} fail, {c.not_assessed} not assessed (of {len(c.claims)})"
+    counts = ClaimResults.load(claims).summary()
     return ["## The paper's claims", "", table.read_text().strip()], counts
 
 
@@ -161,18 +161,27 @@ def dist_section(distance: DistanceResults | None, transfer: TransferResults | N
     if distance is None:
         return lines + _missing(path, "The distance results")
     lines += [
-        f"Over {distance.n_images} test images that every compared model classifies right "
-        f"({distance.n_eligible} were eligible), the most similar F2 first; images where a distance exceeds the search "
-        "radius are censored (left out of that pair's mean).",
+        f"Over the same {distance.n_images} test images for every pair, drawn among the {distance.n_eligible} that every "
+        "compared model classifies right; the most similar F2 first. A distance that the search does not reach by its last "
+        f"radius (from {number(distance.search.max_radius, 1)}, doubled while over {percent(distance.search.max_censored, 0)}% "
+        "of a model's images are unflipped) is censored at that radius, a lower bound; 'censored' is the share of the pair's "
+        "images with such a distance. The last column is Dist by the rule the first version used, which dropped those "
+        "images pair by pair (REPRODUCE.md compares the two).",
         "",
     ]
     rows = []
     for source, s in distance.sources.items():
-        for target, d in sorted(s.targets.items(), key=lambda kv: (kv[1].dist is None, kv[1].dist or 0.0)):
+        for target, d in sorted(s.targets.items(), key=lambda kv: kv[1].dist):
             relation = transfer.info(source, target).relation if transfer and source in transfer.sources else "?"
             ci = "n/a" if d.ci_low is None else f"[{number(d.ci_low)}, {number(d.ci_high)}]"
-            rows.append([source, target, relation, number(d.dist), ci, d.n_images, d.n_censored])
-    return lines + markdown_table(["F1", "F2", "relation", "Dist", "95% CI", "images", "censored"], rows)
+            censored = f"{percent(d.n_censored / d.n_images)}%"
+            rows.append([source, target, relation, number(d.dist), ci, censored, number(d.dist_dropping_unflipped)])
+    header = ["F1", "F2", "relation", "Dist", "95% CI", "censored", "Dist dropping unflipped images"]
+    return lines + markdown_table(header, rows)
+
+
+def _train_results(folder: Path) -> list[TrainMetrics]:
+    return [TrainMetrics.load(f) for f in sorted(folder.glob("*.json"))]
 
 
 def zoo_section(folder: Path) -> list[str]:
@@ -181,8 +190,7 @@ def zoo_section(folder: Path) -> list[str]:
     if not files:
         return lines + _missing(folder / "*.json", "The training metrics")
     rows = []
-    for f in files:
-        m = TrainMetrics.load(f)
+    for f, m in zip(files, _train_results(folder), strict=True):
         final, acc = m.final()
         earlier = ", ".join(
             f"epoch {e}: {percent(a)}"
@@ -193,6 +201,13 @@ def zoo_section(folder: Path) -> list[str]:
     return lines + markdown_table(
         ["model", "arch", "train images", "final", "test acc %", "earlier checkpoints, %"], rows
     )
+
+
+def replicates_section(path: Path) -> list[str]:
+    """The claims over seed replicates, when `classaware replicate` has written them."""
+    if not path.is_file():
+        return []
+    return ["## The claims over seed replicates", "", path.read_text().strip(), ""]
 
 
 def tables_section(path: Path) -> list[str]:
@@ -208,14 +223,16 @@ def _command(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def environment() -> list[tuple[str, str]]:
-    """What ran the pipeline: interpreter, torch, accelerator, CPU, platform, code and DVC versions."""
-    import torch
+DETERMINISM = (
+    "On the CPU the same seeds give the same artifacts, byte for byte (so the same dvc.lock hashes), only with the same "
+    "torch build, the same CPU kernels (the instruction set below) and the same number of threads. On other hardware, "
+    "expect numbers within the spread of the seed replicates (REPRODUCE.md), not the same bytes; GPU runs are never "
+    "bit-identical."
+)
 
-    if torch.cuda.is_available():
-        cuda = f"available: CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}"
-    else:
-        cuda = f"not available (torch built with CUDA {torch.version.cuda or 'none'})"
+
+def environment(recorded: list[Environment]) -> list[tuple[str, str]]:
+    """What computed the results (as the artifacts recorded it) and what wrote this report."""
     head = _command("git", "rev-parse", "HEAD")
     if head and _command("git", "status", "--porcelain", "--untracked-files=no"):
         head += " (with uncommitted changes)"
@@ -223,11 +240,14 @@ def environment() -> list[tuple[str, str]]:
         dvc = importlib.metadata.version("dvc")
     except importlib.metadata.PackageNotFoundError:
         dvc = "not installed"
+    computed = [("computed on", e.describe()) for e in dict.fromkeys(recorded)] or [
+        ("computed on", "unknown (no results)")
+    ]
     return [
+        *computed,
+        ("this report", Environment.current().describe()),
         ("python", platform.python_version()),
-        ("torch", torch.__version__),
-        ("CUDA", cuda),
-        ("CPU threads", f"{torch.get_num_threads()} (torch), {os.cpu_count()} CPUs"),
+        ("CPUs", str(os.cpu_count())),
         ("platform", platform.platform()),
         ("git commit", head or "unknown"),
         ("dvc", dvc),
@@ -283,15 +303,17 @@ def build_markdown(cfg: Config) -> str:
         "# Class-aware transferability of adversarial examples (Waseda et al., ICASSP 2023): reproduction report",
         "",
     ]
-    claims, counts = claims_section(cfg.results / "claims.md", cfg.metrics / "claims.json")
+    claims, counts = claims_section(cfg.results / "claims.md", cfg.results / "claims.json")
     lines += summary_lines(transfer.dataset if transfer else None, cfg.profile, counts) + [""]
     lines += claims + [""]
+    lines += replicates_section(cfg.results / "replicates.md")
     lines += figures_section(cfg.figures, cfg.out_dir)
     lines += correlations_section(cfg.figures / "correlations.csv") + [""]
     lines += dist_section(distance, transfer, cfg.results / "distance.json") + [""]
-    lines += zoo_section(cfg.metrics / "train") + [""]
+    lines += zoo_section(cfg.train_results) + [""]
     lines += tables_section(cfg.results / "tables.md") + [""]
-    lines += ["## Environment", ""] + markdown_table(["item", "value"], environment()) + [""]
+    recorded = [r.environment for r in (distance, *_train_results(cfg.train_results)) if r is not None]
+    lines += ["## Environment", "", DETERMINISM, ""] + markdown_table(["item", "value"], environment(recorded)) + [""]
     lines += timings_section(TIMINGS)
     return "\n".join(lines) + "\n"
 

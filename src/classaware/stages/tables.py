@@ -1,5 +1,6 @@
-"""Stage ``tables``: Tables 1 and 2 of the paper from the section 4 metrics, beside the paper's
-values (matched by position, see ``paper.py``), as JSON and as Markdown."""
+"""Stage ``tables``: Tables 1 and 2 of the paper from the section 4 results, beside the paper's
+values (matched by position, see ``paper.py``), as JSON and as Markdown, and each row's
+numbers as a small JSON for `dvc metrics show`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paper
-from ..artifacts import save_text
+from ..artifacts import save_json, save_text
 from ..config import Options, help_field
 from ..results import BaselineRow, ConstructMetrics, GridMetrics, Table1, Table1Row, Table2, Table2Row
 from ..text import markdown_table, percent
@@ -23,9 +24,10 @@ class Config(Options):
         help="the trained architectures (ResNet-18's role first, then VGG-16-bn's)", nonempty=True
     )
     labellings: tuple[str, ...] = help_field(("y1", "y2"), "the labellings", nonempty=True, choices=("y1", "y2"))
-    construct_dir: Path = help_field(Path("metrics/nonrobust"), "folder of `construct`'s metrics")
-    train_dir: Path = help_field(Path("metrics/nonrobust_train"), "folder of `train-grid`'s metrics")
+    construct_dir: Path = help_field(Path("results/nonrobust"), "folder of `construct`'s Table 1 rows")
+    train_dir: Path = help_field(Path("results/nonrobust_train"), "folder of `train-grid`'s results")
     out_dir: Path = help_field(Path("results"), "folder for table1.json, table2.json and tables.md", output="dir")
+    metrics_dir: Path = help_field(Path("metrics/tables"), "folder of one small JSON per row", output="dir")
 
 
 def _paper(table, *index):
@@ -62,6 +64,7 @@ def build_tables(cfg: Config) -> tuple[Table1, Table2]:
                         labelling=labelling,
                         arch=arch,
                         test_acc=r.test_acc,
+                        n_test=r.n_test,
                         val_acc=r.val_acc,
                         selected=r.selected,
                         paper=_paper(paper.TABLE2, i, j, k),
@@ -149,3 +152,14 @@ def run(cfg: Config) -> None:
     table1.save(cfg.out_dir / "table1.json")
     table2.save(cfg.out_dir / "table2.json")
     save_text(markdown(table1, table2), cfg.out_dir / "tables.md")
+    for r in table1.rows:
+        rates = {
+            "f1_hits_y1": r.rates.f1_hits_y1.ratio,
+            "f2_hits_y2": r.rates.f2_hits_y2.ratio,
+            "both": r.rates.both.ratio,
+        }
+        save_json(rates, cfg.metrics_dir / f"table1-{r.pair}.json")
+    for r in table2.rows:
+        save_json({"test_acc": r.test_acc}, cfg.metrics_dir / f"table2-{r.pair}-{r.labelling}-{r.arch}.json")
+    for b in table2.baseline:
+        save_json({"test_acc": b.test_acc}, cfg.metrics_dir / f"table2-original-{b.arch}.json")

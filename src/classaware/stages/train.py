@@ -6,9 +6,11 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..artifacts import save_json
 from ..checkpoint import load_model
-from ..config import Options, device_field, help_field
+from ..config import Options, device_field, help_field, seed_shift_field, shifted
 from ..data import balanced_subset, load_canonical
+from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
 from ..training import Recipe, TrainMetrics, TrainSpec, accuracy, check_destination, train
 
@@ -23,7 +25,10 @@ class Config(Options):
     out: Path = help_field(help="folder for the checkpoints epoch_EEE.pt", output="dir")
     recipe: Recipe = Recipe()
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    metrics: Path | None = help_field(None, "JSON file for the test accuracy of every saved checkpoint", output="file")
+    results: Path | None = help_field(None, "JSON file of the test accuracy of every saved checkpoint", output="file")
+    metrics: Path | None = help_field(
+        None, "JSON file of the final test accuracy, for `dvc metrics show`", output="file"
+    )
     train_size: int = help_field(0, "train on a class-balanced subset of this many images (0: all)", ge=0)
     eval_size: int = help_field(1000, "test images evaluated after every epoch for the log (0: all)", ge=0)
     test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)", ge=0)
@@ -31,6 +36,7 @@ class Config(Options):
         (), "also save a checkpoint after these epochs (the last is always saved)", ge=1
     )
     device: str = device_field()
+    seed_shift: int = seed_shift_field()
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
 
     def check(self) -> list[str]:
@@ -43,9 +49,11 @@ def run(cfg: Config) -> None:
     check_destination(cfg.out)
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
-    idx = balanced_subset(data.train_y, cfg.train_size)
-    eval_idx = balanced_subset(data.test_y, cfg.eval_size)
-    spec = TrainSpec(cfg.arch, cfg.init_seed, cfg.data_seed, cfg.recipe)
+    idx = balanced_subset(data.train_y, cfg.train_size, cfg.seed_shift)
+    eval_idx = balanced_subset(data.test_y, cfg.eval_size, cfg.seed_shift)
+    spec = TrainSpec(
+        cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), cfg.recipe
+    )
     log.info("training %s on %d images of %s (%s)", cfg.arch, len(idx), data.dataset, device)
     meta = {"data": asdict(data.provenance), "train_size": cfg.train_size}
     train(
@@ -60,12 +68,22 @@ def run(cfg: Config) -> None:
         device=device,
         bf16=cfg.bf16,
     )
+    if cfg.results is None and cfg.metrics is None:
+        return
+    test_idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
+    test_acc = {}
+    for path in sorted(cfg.out.glob("epoch_*.pt")):
+        model, meta = load_model(path, cfg.arch, device)
+        test_acc[str(meta["epoch"])] = accuracy(model, data.test_x[test_idx], data.test_y[test_idx])
+    results = TrainMetrics(
+        arch=cfg.arch,
+        dataset=data.dataset,
+        n_train=len(idx),
+        n_test=len(test_idx),
+        test_acc=test_acc,
+        environment=Environment.current(device),
+    )
+    if cfg.results is not None:
+        results.save(cfg.results)
     if cfg.metrics is not None:
-        test_idx = balanced_subset(data.test_y, cfg.test_size)
-        test_acc = {}
-        for path in sorted(cfg.out.glob("epoch_*.pt")):
-            model, meta = load_model(path, cfg.arch, device)
-            test_acc[str(meta["epoch"])] = accuracy(model, data.test_x[test_idx], data.test_y[test_idx])
-        TrainMetrics(
-            arch=cfg.arch, dataset=data.dataset, n_train=len(idx), n_test=len(test_idx), test_acc=test_acc
-        ).save(cfg.metrics)
+        save_json({"test_acc": results.final()[1]}, cfg.metrics)

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..config import Options, device_field, help_field
+from ..config import Options, device_field, help_field, seed_shift_field, shifted
 from ..data import balanced_split, balanced_subset, load_canonical
+from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
 from ..results import GridCell, GridMetrics, NonRobustSet
 from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train
@@ -32,7 +33,7 @@ class Config(Options):
         help="y1 / y2: a non-robust set's labelling; y: the original set (baseline)"
     )
     out: Path = help_field(help="folder for one sub-folder of checkpoints per grid cell", output="dir")
-    metrics: Path = help_field(help="JSON file of every cell's accuracies and the selected one", output="file")
+    results: Path = help_field(help="JSON file of every cell's accuracies and the selected one", output="file")
     train_set: Path | None = help_field(None, "non-robust set from `construct` (required unless --labelling y)")
     schedule: Schedule = SECTION4_SCHEDULE
     grid_lr: tuple[float, ...] = help_field((0.01, 0.1), "initial learning rates to try", gt=0, nonempty=True)
@@ -48,6 +49,7 @@ class Config(Options):
     test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     device: str = device_field()
+    seed_shift: int = seed_shift_field()
     bf16: bool = help_field(False, "bf16 autocast on CUDA")
 
     def check(self) -> list[str]:
@@ -71,20 +73,20 @@ def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     if cfg.train_set is None:
-        idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size)
+        idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
         x, y, pair = data.train_x[idx], data.train_y[idx], None
     else:
         s = NonRobustSet.load(cfg.train_set)
         x, y, val_idx, pair = s.x, s.labels(cfg.labelling), s.val_indices, "+".join(s.pair)
     x_val, y_val = data.train_x[val_idx], data.train_y[val_idx]
-    eval_idx = balanced_subset(data.test_y, cfg.eval_size)
-    test_idx = balanced_subset(data.test_y, cfg.test_size)
+    eval_idx = balanced_subset(data.test_y, cfg.eval_size, cfg.seed_shift)
+    test_idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
     results = []
     for name, aug, recipe in cells(cfg):
         log.info("%s on %s, labelling %s: grid cell %s", cfg.arch, pair or "the original set", cfg.labelling, name)
         meta = {"data": asdict(data.provenance), "train_set": str(cfg.train_set), "labelling": cfg.labelling}
         model = train(
-            TrainSpec(cfg.arch, cfg.init_seed, cfg.data_seed, recipe),
+            TrainSpec(cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), recipe),
             x,
             y,
             data.test_x[eval_idx],
@@ -117,4 +119,5 @@ def run(cfg: Config) -> None:
         selected=best.cell,
         val_acc=best.val_acc,
         test_acc=best.test_acc,
-    ).save(cfg.metrics)
+        environment=Environment.current(device),
+    ).save(cfg.results)

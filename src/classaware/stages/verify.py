@@ -1,8 +1,16 @@
 """Stage ``verify``: every claim of claims.yaml checked against the pipeline's results.
 
-A failed claim is a result, reported with its value and bound, and the stage still succeeds;
-a claim naming a metric that does not exist, or whose metric cannot be computed while the
-claim is assessed at this profile, is an error.
+A claim's metric (``analysis.Estimate``) is judged on its 95% interval where it has one:
+
+* pass: the whole interval is on the claim's side of the bound (inside it, for "within");
+* fail: the whole interval is on the other side (outside it);
+* inconclusive: the interval straddles the bound, so the sample cannot tell at this size;
+* not assessed: the claim has no bound at this profile.
+
+A metric without an interval is judged on its value. A pass that does not hold on one of the
+metric's alternative readings (Spearman's rho, r without the early version) is kept as a pass
+with a caveat naming it. A failed claim is a result and the stage still succeeds; a claim
+naming an unknown metric, or whose metric cannot be computed where it is assessed, is an error.
 """
 
 from __future__ import annotations
@@ -13,14 +21,15 @@ from pathlib import Path
 
 import yaml
 
-from ..analysis import section3_metrics, section4_metrics
-from ..artifacts import save_text
+from ..analysis import Estimate, section3_metrics, section4_metrics
+from ..artifacts import save_json, save_text
 from ..config import Options, help_field
-from ..results import ClaimResults, ClaimVerdict, DistanceResults, Table1, Table2, TransferResults
+from ..results import ClaimResults, ClaimVerdict, DistanceResults, Table1, Table2, TransferResults, Verdict
 from ..text import markdown_table, number
 
 log = logging.getLogger(__name__)
 TESTS = (">=", "<=", "within")
+FIELDS = {"id", "figure", "claim", "metric", "paper", "test", "bound", "why"}
 
 
 @dataclass(frozen=True)
@@ -32,15 +41,18 @@ class Config(Options):
     distance: Path = help_field(Path("results/distance.json"), "`distance` results")
     table1: Path = help_field(Path("results/table1.json"), "`tables` Table 1")
     table2: Path = help_field(Path("results/table2.json"), "`tables` Table 2")
-    out: Path = help_field(Path("metrics/claims.json"), "JSON verdicts (DVC metrics)", output="file")
+    out: Path = help_field(Path("results/claims.json"), "every claim's check, as JSON", output="file")
     table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts", output="file")
+    metrics_dir: Path = help_field(
+        Path("metrics/claims"), "one small JSON per claim for `dvc metrics show`", output="dir"
+    )
 
 
 def load_claims(path: Path, profile: str) -> list[dict]:
     """The claims, each checked to be complete and to give a bound for ``profile``."""
     claims = yaml.safe_load(Path(path).read_text())
     for c in claims:
-        missing = {"id", "figure", "claim", "metric", "paper", "test", "bound"} - set(c)
+        missing = FIELDS - set(c)
         if missing:
             raise ValueError(f"{path}: claim {c.get('id', '?')} lacks {sorted(missing)}")
         if c["test"] not in TESTS or (c["test"] == "within" and "target" not in c):
@@ -52,17 +64,56 @@ def load_claims(path: Path, profile: str) -> list[dict]:
     return claims
 
 
-def verdict(claim: dict, value: float | None, bound: float | None) -> str:
-    """ "pass" or "fail", or "not assessed" when the claim has no bound at this profile."""
+def _side(claim: dict, low: float, high: float, bound: float) -> bool | None:
+    """True when all of [low, high] satisfies the claim, False when none of it does, else None."""
+    if claim["test"] == ">=":
+        return True if low >= bound else False if high < bound else None
+    if claim["test"] == "<=":
+        return True if high <= bound else False if low > bound else None
+    a, b = claim["target"] - bound, claim["target"] + bound
+    return True if a <= low and high <= b else False if high < a or low > b else None
+
+
+def verdict(claim: dict, estimate: Estimate, bound: float | None) -> Verdict:
+    """The claim's verdict on its metric's interval (its value where it has none)."""
     if bound is None:
         return "not assessed"
-    if claim["test"] == ">=":
-        holds = value >= bound
-    elif claim["test"] == "<=":
-        holds = value <= bound
-    else:
-        holds = abs(value - claim["target"]) <= bound
-    return "pass" if holds else "fail"
+    low = estimate.value if estimate.ci_low is None else estimate.ci_low
+    high = estimate.value if estimate.ci_high is None else estimate.ci_high
+    return {True: "pass", False: "fail", None: "inconclusive"}[_side(claim, low, high, bound)]
+
+
+def check(claim: dict, estimate: Estimate, bound: float | None) -> ClaimVerdict:
+    result = verdict(claim, estimate, bound)
+    caveats = ()
+    if result == "pass":
+        caveats = tuple(
+            f"not on {name} ({number(value)})"
+            for name, value in estimate.alternatives.items()
+            if value is not None and not _side(claim, value, value, bound)
+        )
+    return ClaimVerdict(
+        value=estimate.value,
+        ci_low=estimate.ci_low,
+        ci_high=estimate.ci_high,
+        alternatives=estimate.alternatives,
+        notes=estimate.notes,
+        bound=bound,
+        verdict=result,
+        caveats=caveats,
+    )
+
+
+def _shown_bound(claim: dict, bound: float | None) -> str:
+    if bound is None:
+        return "not assessed at this scale"
+    return f"within {bound} of {claim['target']}" if claim["test"] == "within" else f"{claim['test']} {bound}"
+
+
+def _ours(c: ClaimVerdict) -> str:
+    interval = "" if c.ci_low is None else f" [{number(c.ci_low)}, {number(c.ci_high)}]"
+    beside = "; ".join(f"{name}: {number(v)}" for name, v in {**c.alternatives, **c.notes}.items())
+    return number(c.value) + interval + (f" ({beside})" if beside else "")
 
 
 def run(cfg: Config) -> None:
@@ -73,55 +124,27 @@ def run(cfg: Config) -> None:
         **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
         **section4_metrics(Table1.load(cfg.table1), Table2.load(cfg.table2)),
     }
-    results, rows = {}, []
+    checked, rows = {}, []
     for c in claims:
         if c["metric"] not in metrics:
             raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r}; known: {', '.join(sorted(metrics))}")
-        value, bound = metrics[c["metric"]], c["bound"][cfg.profile]
-        if value is None and bound is not None:
+        estimate, bound = metrics[c["metric"]], c["bound"][cfg.profile]
+        if estimate.value is None and bound is not None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
-        results[c["id"]] = ClaimVerdict(
-            value=value, bound=bound, verdict=verdict(c, value, bound)
-        )  # what and how: claims.yaml
-        shown_bound = (
-            "not assessed at this scale"
-            if bound is None
-            else (f"within {bound} of {c['target']}" if c["test"] == "within" else f"{c['test']} {bound}")
-        )
-        rows.append(
-            [
-                c["id"],
-                c["claim"],
-                c["figure"],
-                c["paper"],
-                number(value),
-                shown_bound,
-                results[c["id"]].verdict.replace("fail", "FAIL"),
-            ]
-        )
-    verdicts = [r.verdict for r in results.values()]
-    summary = ClaimResults(
-        profile=cfg.profile,
-        dataset=transfer.dataset,
-        passed=verdicts.count("pass"),
-        failed=verdicts.count("fail"),
-        not_assessed=verdicts.count("not assessed"),
-        claims=results,
-    )
-    log.info(
-        "claims at profile %s: %d pass, %d fail, %d not assessed",
-        cfg.profile,
-        summary.passed,
-        summary.failed,
-        summary.not_assessed,
-    )
-    summary.save(cfg.out)
+        v = checked[c["id"]] = check(c, estimate, bound)
+        result = v.verdict.upper() if v.verdict == "fail" else v.verdict
+        rows.append([c["id"], c["claim"], c["figure"], c["paper"], _ours(v), _shown_bound(c, bound),
+                     result + "".join(f"; {caveat}" for caveat in v.caveats)])  # fmt: skip
+    results = ClaimResults(profile=cfg.profile, dataset=transfer.dataset, claims=checked)
+    log.info("claims at profile %s: %s", cfg.profile, results.summary())
+    results.save(cfg.out)
+    for claim_id, v in checked.items():
+        headline = {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": v.bound, "verdict": v.verdict}
+        save_json(headline, cfg.metrics_dir / f"{claim_id}.json")
     header = [
-        f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {summary.passed} pass, "
-        f"{summary.failed} fail, {summary.not_assessed} not assessed at this scale.",
+        f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {results.summary()}. Each value is given with "
+        "its 95% interval where it has one; a claim whose interval straddles its bound is inconclusive at this size.",
         "",
     ]
-    save_text(
-        "\n".join(header + markdown_table(["id", "claim", "where", "paper", "ours", "bound", "result"], rows)) + "\n",
-        cfg.table,
-    )
+    table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result"], rows)
+    save_text("\n".join(header + table) + "\n", cfg.table)

@@ -1,0 +1,132 @@
+"""Command ``replicate``: the pipeline again with other seeds, as DVC experiments, and each
+claim's verdict over the replicates.
+
+Replicate i is the experiment ``dvc exp run -S seed_shift=i``: every stage that draws at
+random (initial weights, data order, target classes, image selections) shifts its seeds by i
+(``config.shifted``), so the replicates differ only in their draws. Replicate 0 is the pipeline
+as it is, which DVC restores from its run cache when the workspace already ran it. The
+experiments are queued and run by DVC's own queue (``dvc exp run --queue``, then ``dvc exp
+run --run-all``), so each is an ordinary experiment that ``dvc exp show`` lists, and their
+claims are read back from ``dvc exp show --json``.
+
+Per claim, the summary gives the mean, lowest and highest value, how many replicates pass,
+and a verdict: pass, fail or inconclusive when every replicate says so, unstable otherwise.
+It is written to ``out`` (JSON) and ``table`` (Markdown, which the report shows when present).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..artifacts import save_text
+from ..config import Options, help_field
+from ..profiles import render
+from ..results import ReplicatedClaim, Replicates
+from ..text import markdown_table, number
+
+log = logging.getLogger(__name__)
+CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
+
+
+@dataclass(frozen=True)
+class Config(Options):
+    runs: int = help_field(3, "replicates: seed shifts 0 .. runs - 1", ge=1)
+    profile: str | None = help_field(None, "write this profile to params.yaml first, as `classaware profile`")
+    data: Path | None = help_field(None, "with --profile: the CIFAR-10 archive, as `classaware profile --data`")
+    jobs: int = help_field(1, "experiments run at once by DVC's queue", ge=1)
+    params: Path = help_field(Path("params.yaml"), "the params file the experiments start from")
+    out: Path = help_field(Path("results/replicates.json"), "the summary, as JSON", output="file")
+    table: Path = help_field(Path("results/replicates.md"), "the summary, as a Markdown table", output="file")
+
+    def check(self) -> list[str]:
+        if self.data is not None and self.profile is None:
+            return ["--data needs --profile"]
+        return []
+
+
+def _dvc(*args: str) -> str:
+    """Run ``dvc ARGS`` in the working directory; its output, or ValueError with DVC's message."""
+    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"`dvc {' '.join(args)}` failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+    return done.stdout
+
+
+def name(profile: str, shift: int) -> str:
+    return f"{profile}-seed{shift}"
+
+
+def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
+    """The data of the named experiments in ``dvc exp show --json``'s output, newest first."""
+    found = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            if exp.get("name") in names and exp["name"] not in found:
+                state = (exp.get("executor") or {}).get("state", "success")
+                if state != "success":
+                    raise ValueError(f"experiment {exp['name']} ended in state {state!r}; see `dvc queue logs`")
+                found[exp["name"]] = exp["revs"][0]["data"]
+    return found
+
+
+def claim_values(data: dict) -> dict[str, dict]:
+    """{claim id: {"value", "verdict", ...}} from one experiment's metrics."""
+    return {
+        Path(path).stem: entry["data"]
+        for path, entry in (data.get("metrics") or {}).items()
+        if Path(path).parent.as_posix() == CLAIMS_DIR and "data" in entry
+    }
+
+
+def summarize(profile: str, shifts: list[int], runs: dict[int, dict[str, dict]]) -> Replicates:
+    ids = list(runs[shifts[0]])
+    claims = {
+        cid: ReplicatedClaim.of([runs[s][cid]["value"] for s in shifts], [runs[s][cid]["verdict"] for s in shifts])
+        for cid in ids
+    }
+    return Replicates(profile=profile, seed_shifts=tuple(shifts), claims=claims)
+
+
+def markdown(replicates: Replicates) -> str:
+    n = len(replicates.seed_shifts)
+    lines = [
+        f"Each claim over {n} replicates of profile `{replicates.profile}` (seed shifts "
+        f"{', '.join(map(str, replicates.seed_shifts))}): the runs differ only in their random draws. A verdict is "
+        "pass, fail or inconclusive when every replicate says so, unstable when they disagree.",
+        "",
+    ]
+    rows = [
+        [cid, number(c.mean), f"{number(c.low)} - {number(c.high)}", f"{c.n_pass} of {n}", c.verdict]
+        for cid, c in replicates.claims.items()
+    ]
+    return "\n".join(lines + markdown_table(["claim", "mean", "range", "replicates passing", "verdict"], rows)) + "\n"
+
+
+def run(cfg: Config) -> None:
+    if cfg.profile is not None:
+        save_text(render(cfg.profile, Path("profiles"), cfg.data), cfg.params)
+    profile = yaml.safe_load(cfg.params.read_text())["profile"]
+    shifts = list(range(cfg.runs))
+    names = [name(profile, s) for s in shifts]
+    existing = set(experiments(json.loads(_dvc("exp", "show", "--json")), set(names)))
+    if existing:
+        _dvc("exp", "remove", *sorted(existing))
+    for shift, exp in zip(shifts, names, strict=True):
+        _dvc("exp", "run", "--queue", "--set-param", f"seed_shift={shift}", "--name", exp)
+        log.info("queued replicate %s (seed_shift=%d)", exp, shift)
+    log.info("running %d replicates, %d at a time (dvc exp run --run-all)", len(shifts), cfg.jobs)
+    done = subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(cfg.jobs)])
+    found = experiments(json.loads(_dvc("exp", "show", "--json")), set(names))
+    if done.returncode != 0 or len(found) != len(names):
+        missing = sorted(set(names) - set(found))
+        raise ValueError(f"replicates failed or missing: {', '.join(missing) or 'see above'}; see `dvc queue logs`")
+    summary = summarize(profile, shifts, {s: claim_values(found[n]) for s, n in zip(shifts, names, strict=True)})
+    summary.save(cfg.out)
+    save_text(markdown(summary), cfg.table)
+    log.info("replicates of %s: %s", profile, ", ".join(f"{k} {c.verdict}" for k, c in summary.claims.items()))

@@ -1,0 +1,158 @@
+"""Hand-built results for the claim tests: every ratio, Dist and Table row set by hand.
+
+``Study`` holds a complete section-3 result for two sources (a ResNet and a VGG), their early
+versions, w:same and w:diff siblings, four attacks and three eps. Every cell starts from a
+background value that differs by attack, eps, ratio and model, so a metric reading the wrong
+one gets a different number; a test then sets the cells its claim reads and computes the
+expected value by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from classaware.environment import Environment
+from classaware.metrics import ClassAwareTransfer, PairDistance, Proportion
+from classaware.results import (
+    AttackTransfer,
+    BaselineRow,
+    DistanceResults,
+    ModelInfo,
+    Probe,
+    SearchSettings,
+    SourceDistance,
+    SourceTransfer,
+    Table1,
+    Table1Rates,
+    Table1Row,
+    Table2,
+    Table2Row,
+    TransferResults,
+    eps_key,
+)
+
+ATTACKS = {
+    "fgm-untargeted": ("fgm", "untargeted"),
+    "fgm-targeted": ("fgm", "targeted"),
+    "pgd-untargeted": ("pgd", "untargeted"),
+    "pgd-targeted": ("pgd", "targeted"),
+}
+EPS = (0.5, 1.0, 2.0)
+ZOO = {  # member: (arch, init_seed, data_seed, epoch)
+    "res": ("resnet10_w8", 0, 0, 5),
+    "res@4": ("resnet10_w8", 0, 0, 4),
+    "res_ws": ("resnet10_w8", 0, 1, 5),
+    "res_wd": ("resnet10_w8", 1, 2, 5),
+    "vgg": ("vgg11_bn_w8", 0, 0, 5),
+    "vgg@4": ("vgg11_bn_w8", 0, 0, 4),
+    "vgg_ws": ("vgg11_bn_w8", 0, 1, 5),
+    "vgg_wd": ("vgg11_bn_w8", 1, 2, 5),
+}
+SOURCES = ("res", "vgg")
+N = 1000  # |D'_F1| of every cell
+
+
+def targets(source: str) -> list[str]:
+    return [f"{source}@4", *(m for m in ZOO if "@" not in m and m != source)]
+
+
+def _meta(member: str) -> dict:
+    arch, init_seed, data_seed, epoch = ZOO[member]
+    return {"arch": arch, "init_seed": init_seed, "data_seed": data_seed, "epoch": epoch}
+
+
+def cell(different: int, same: int, n: int = N) -> ClassAwareTransfer:
+    """A target's result on D'_F1 of ``n`` AEs: ``different`` and ``same`` mistakes, the rest un-fooled."""
+    return ClassAwareTransfer(
+        n_total=n, n_source_correct=n, n=n, unfooled=Proportion.of(n - different - same, n),
+        fooled=Proportion.of(different + same, n), different=Proportion.of(different, n), same=Proportion.of(same, n),
+    )  # fmt: skip
+
+
+@dataclass
+class Study:
+    """(source, attack, eps, target) -> (different, same) counts out of N, and (source, target) -> Dist."""
+
+    counts: dict[tuple[str, str, float, str], tuple[int, int]] = field(default_factory=dict)
+    dist: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for s, source in enumerate(SOURCES):
+            for a, attack in enumerate(ATTACKS):
+                for e, eps in enumerate(EPS):
+                    for j, target in enumerate(targets(source)):
+                        # background: rises with eps, differs by everything, same > different
+                        self.counts[source, attack, eps, target] = (
+                            40 + 7 * a + 3 * j + s,
+                            400 + 50 * e + 11 * j + 5 * a,
+                        )
+            for j, target in enumerate(targets(source)):
+                self.dist[source, target] = 0.9 + 0.25 * j + 0.05 * s
+
+    def transfer(self) -> TransferResults:
+        sources = {}
+        for source in SOURCES:
+            models = (source, *targets(source))
+            attacks = {
+                name: AttackTransfer(
+                    method,
+                    objective,
+                    {eps_key(e): {t: cell(*self.counts[source, name, e, t]) for t in targets(source)} for e in EPS},
+                )  # fmt: skip
+                for name, (method, objective) in ATTACKS.items()
+            }
+            sources[source] = SourceTransfer(
+                models=models,
+                info={m: ModelInfo.of(_meta(m), _meta(source)) for m in models},
+                clean_acc={m: 0.9 for m in models},
+                n_images=N,
+                attacks=attacks,
+            )
+        return TransferResults("hand-built", sources)
+
+    def distance(self, width: float = 0.01) -> DistanceResults:
+        """Dist with a 95% interval of +- ``width``."""
+        sources = {}
+        for source in SOURCES:
+            pairs = {
+                t: PairDistance(self.dist[source, t], self.dist[source, t] - width, self.dist[source, t] + width, 500, 0,
+                                self.dist[source, t], 500)
+                for t in targets(source)
+            }  # fmt: skip
+            models = [source, *targets(source)]
+            sources[source] = SourceDistance(
+                pairs, {m: 0 for m in models}, {m: 10.0 for m in models}, {m: 1.0 for m in models}
+            )
+        settings = SearchSettings(10.0, 0.02, 1e-3, 0.01, 3)
+        return DistanceResults("hand-built", 500, 600, settings, sources, Environment.current())
+
+
+def rates(both: float, n: int = 1000) -> Table1Rates:
+    p = Proportion.of(round(both * n), n)
+    return Table1Rates(p, p, p)
+
+
+def table1(both: list[float], probes: dict[str, list[float]] | None = None) -> Table1:
+    """A Table 1 with one row per ``both`` rate (of 1,000 images) and probes {eps: rates}."""
+    probes = probes or {}
+    rows = tuple(
+        Table1Row(f"p{i}", None, 1.0, 1000, rates(b), {e: Probe(1000, rates(r[i])) for e, r in probes.items()}, None)
+        for i, b in enumerate(both)
+    )
+    return Table1("hand-built", rows)
+
+
+def table2(
+    rows: list[tuple[str, str, str, float]], n_test: int = 10000, papers: list[float | None] | None = None
+) -> Table2:
+    """A Table 2 from (pair, labelling, arch, test accuracy) rows; no baseline rows."""
+    papers = papers or [None] * len(rows)
+    built = tuple(
+        Table2Row(p, lab, arch, acc, n_test, None, "c", ref)
+        for (p, lab, arch, acc), ref in zip(rows, papers, strict=True)
+    )
+    return Table2("hand-built", 0.1, built, ())
+
+
+def baseline(rows: list[tuple[float, float | None]]) -> tuple[BaselineRow, ...]:
+    return tuple(BaselineRow(f"arch{i}", acc, "c", ref) for i, (acc, ref) in enumerate(rows))

@@ -1,0 +1,116 @@
+"""Seed replicates: what a seed shift changes, how replicate verdicts add up, and what every
+artifact records of the machine that computed it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from classaware.config import shifted
+from classaware.data import balanced_split, balanced_subset
+from classaware.environment import Environment
+from classaware.results import ReplicatedClaim
+from classaware.stages import replicate
+
+
+# ----------------------------------------------------------------------------- seeds
+@given(st.integers(0, 2**31), st.integers(1, 50))
+def test_replicate_zero_keeps_the_seeds_and_others_shift_them_alike(seed, shift):
+    assert shifted(seed, 0) == seed
+    assert shifted(seed, shift) == shifted(seed, shift)  # equal seeds stay equal: w:same keeps its init
+    assert shifted(seed, shift) != shifted(seed + 1, shift)  # different seeds stay different
+    assert shifted(seed, shift) != shifted(seed, shift + 1)
+    assert 0 <= shifted(seed, shift) < 2**32
+
+
+labels = st.lists(st.integers(0, 4), min_size=5, max_size=60).map(torch.tensor)
+
+
+@given(labels, st.integers(1, 60), st.integers(1, 9))
+def test_a_shifted_selection_is_still_balanced_and_nested(y, n, seed):
+    canonical = balanced_subset(y, n)
+    assert torch.equal(balanced_subset(y, n, 0), canonical)  # replicate 0 selects as before
+    picked = balanced_subset(y, n, seed)
+    assert len(picked) == min(n, len(y)) and len(set(picked.tolist())) == len(picked)
+    counts, available = torch.bincount(y[picked], minlength=5), torch.bincount(y, minlength=5)
+    for a in range(5):  # a class falls more than one behind another only when it has no image left
+        for b in range(5):
+            assert counts[a] >= min(available[a], counts[b] - 1)
+    assert set(balanced_subset(y, max(1, n // 2), seed).tolist()) <= set(picked.tolist())  # nested
+
+
+def test_a_shifted_selection_draws_other_images():
+    y = torch.arange(1000) % 10
+    assert not torch.equal(balanced_subset(y, 100, 1), balanced_subset(y, 100, 0))
+    first, held = balanced_split(y, 300, 100, 3)
+    assert set(first.tolist()).isdisjoint(held.tolist())
+    assert torch.bincount(y[held]).tolist() == [10] * 10 and torch.bincount(y[first]).tolist() == [30] * 10
+    assert not torch.equal(held, balanced_split(y, 300, 100, 0)[1])
+
+
+# ----------------------------------------------------------------------------- summary
+@pytest.mark.parametrize(
+    "verdicts, expected",
+    [
+        (["pass", "pass", "pass"], "pass"),
+        (["fail", "fail", "fail"], "fail"),
+        (["inconclusive", "inconclusive", "inconclusive"], "inconclusive"),
+        (["pass", "fail", "pass"], "unstable"),
+        (["pass", "inconclusive", "pass"], "unstable"),
+        (["not assessed"] * 3, "not assessed"),
+    ],
+)
+def test_a_replicated_verdict_holds_only_when_every_replicate_agrees(verdicts, expected):
+    c = ReplicatedClaim.of([0.2, 0.4, 0.3], verdicts)
+    assert c.verdict == expected and c.n_pass == verdicts.count("pass")
+    assert (c.mean, c.low, c.high) == (pytest.approx(0.3), 0.2, 0.4)
+
+
+def test_values_that_cannot_be_computed_are_left_out_of_the_range():
+    c = ReplicatedClaim.of([None, None], ["not assessed", "not assessed"])
+    assert (c.mean, c.low, c.high, c.verdict) == (None, None, None, "not assessed")
+
+
+def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str = "success") -> dict:
+    metrics = {f"metrics/claims/{k}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
+    metrics["metrics/zoo/m.json"] = {"data": {"test_acc": 0.5}}
+    data = {"params": {"params.yaml": {"data": {"seed_shift": shift}}}, "metrics": metrics}
+    return {"name": name, "revs": [{"data": data}], "executor": {"state": state}}
+
+
+def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
+    shown = [
+        {"experiments": None},
+        {"experiments": [_exp("smoke-seed1", 1, {"S1": (0.6, "fail"), "S2": (0.1, "pass")}),
+                         _exp("smoke-seed0", 0, {"S1": (0.4, "pass"), "S2": (0.2, "pass")}),
+                         _exp("other", 5, {"S1": (0.0, "fail")})]},
+    ]  # fmt: skip
+    found = replicate.experiments(shown, {"smoke-seed0", "smoke-seed1"})
+    assert set(found) == {"smoke-seed0", "smoke-seed1"}
+    runs = {s: replicate.claim_values(found[f"smoke-seed{s}"]) for s in (0, 1)}
+    assert set(runs[0]) == {"S1", "S2"}  # the zoo's metrics are not claims
+    summary = replicate.summarize("smoke", [0, 1], runs)
+    assert summary.claims["S1"].values == (0.4, 0.6) and summary.claims["S1"].verdict == "unstable"
+    assert summary.claims["S2"].verdict == "pass" and summary.claims["S2"].n_pass == 2
+    table = replicate.markdown(summary)
+    assert "| S1 | 0.500 | 0.400 - 0.600 | 1 of 2 | unstable |" in table
+
+
+def test_a_failed_replicate_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="smoke-seed1 ended in state 'failed'"):
+        replicate.experiments([{"experiments": [_exp("smoke-seed1", 1, {}, state="failed")]}], {"smoke-seed1"})
+
+
+# ----------------------------------------------------------------------------- environment
+def test_the_environment_says_what_decides_bit_identity():
+    here = Environment.current()
+    assert here.device == "cpu" and here.threads == torch.get_num_threads() and here.torch == torch.__version__
+    assert here.cpu_capability == torch.backends.cpu.get_cpu_capability() and here.cuda is None
+    assert here.reproduces(here)
+    other_threads = Environment(**{**here.__dict__, "threads": here.threads + 1})
+    assert not here.reproduces(other_threads)  # another thread count: other sums, other bytes
+    gpu = Environment(**{**here.__dict__, "device": "NVIDIA H100"})
+    assert not gpu.reproduces(gpu)  # GPU runs are never bit-identical
+    assert here.cpu_capability in here.describe() and f"{here.threads} threads" in here.describe()
