@@ -9,8 +9,9 @@ exactly as if never interrupted: nothing random carries over from one epoch to t
 Speed. The whole uint8 training set sits on the device; each epoch draws its permutation and
 augmentation parameters once on the CPU (so CPU and GPU runs see the same batches) and moves
 them over in one copy; crops and flips are batched tensor ops; the model runs channels_last,
-optionally under bf16 autocast on CUDA; loss and accuracy accumulate on the device and are
-read once per epoch, so no step waits on the host.
+optionally under bf16 autocast (CUDA, or the CPU's autocast on a CPU: one meaning on both, so
+the CPU test suite runs the code path a GPU run takes); loss and accuracy accumulate on the
+device and are read once per epoch, so no step waits on the host.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def train_epoch(
         idx = perm[i : i + recipe.batch_size]
         xb = augment(to_float(x[idx]), shift[idx], flip[idx], recipe.crop_padding).contiguous(memory_format=torch.channels_last)
         yb = y[idx]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)

@@ -30,7 +30,7 @@ class Config(Options):
     test_size: int = help_field(0, "test images of the final accuracy of every saved checkpoint (0: all)", ge=0)
     save_epochs: tuple[int, ...] = help_field((), "also save a checkpoint after these epochs (the last is always saved)", ge=1)
     device: str = device_field()
-    bf16: bool = help_field(False, "bf16 autocast on CUDA")
+    bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
         if any(e > self.recipe.epochs for e in self.save_epochs):

@@ -46,7 +46,7 @@ class Config(Options):
     test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     device: str = device_field()
-    bf16: bool = help_field(False, "bf16 autocast on CUDA")
+    bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
         if (self.label == "y") != (self.train_set is None):
