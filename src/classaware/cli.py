@@ -42,6 +42,7 @@ COMMANDS = {
     "verify": ("verify", "check the paper's claims against the metrics"),
     "report": ("report", "report.md / report.html for reviewers"),
     "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
+    "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
 }
 
 
