@@ -121,7 +121,7 @@ REDUCED = {"archs": ("resnet10_w8", "vgg11_bn_w8"), "bf16": False, "pgd_arch": "
            "nt_archs": ("resnet10_w8", "vgg11_bn_w8"), "dist_arch": "resnet10_w8", "conc_arch": "resnet10_w8"}
 SIZES = {
     # one H100: about 100 s in all
-    "gpu": Size(),
+    "gpu": Size(cap_s=25.0),
     # the CPU rehearsal (--cpu): the same benchmarks at toy size on the rehearsal's reduced models, seconds on one core
     "cpu": Size(**REDUCED, train_batch=16, train_warmup=1, train_steps=3, infer_images=64, infer_batch=32, pgd_images=16,
                 attack_batch=16, nt_images=8, dist_images=8, conc_steps=3, cap_s=10.0),

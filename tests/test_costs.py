@@ -27,13 +27,13 @@ def test_smoke_work_counted_by_hand():
     assert runs == {"prepare": 1, "train": 6, "attack": 8, "predict": 1, "transfer": 1, "distance": 1, "plane": 1, "figures": 1,
                     "construct": 1, "train_nonrobust": 4, "train_baseline": 2, "tables": 1, "verify": 1, "report": 1}
     dist_per_image = 1 + 50 + 4  # r = 0, then 5.0 / 0.1 scan points, then log2(0.1 / 0.01) = 3.3 -> 4 bisections
-    per_cell = {"train": 200 * 5, "forward": 200 * 5 + 100 + 500, "save": 5 + 1}  # 5 epochs on 200 images; eval, val, test
+    per_cell = {"train": 200 * 5, "forward": 200 * 5 + 100 + 500, "save": 1}  # 5 epochs on 200 images; eval, val, test; a checkpoint
     assert units(work) == {
         "prepare": {("decode", ""): 60_000},
         # three members per architecture: 2,000 images x 5 epochs; 200 eval images per epoch and 500 test
-        # images for each of 2 checkpoints (epochs 4 and 5); 5 resume states + 2 checkpoints
-        "train": {("train", R): 3 * 10_000, ("forward", R): 3 * 2_000, ("save", R): 3 * 7,
-                  ("train", V): 3 * 10_000, ("forward", V): 3 * 2_000, ("save", V): 3 * 7},
+        # images for each of 2 checkpoints (epochs 4 and 5); their 2 writes and a resume state at epoch 4
+        "train": {("train", R): 3 * 10_000, ("forward", R): 3 * 2_000, ("save", R): 3 * 3,
+                  ("train", V): 3 * 10_000, ("forward", V): 3 * 2_000, ("save", V): 3 * 3},
         # per source, 500 images x 2 eps: FGM twice (untargeted, targeted) 1 step, PGD twice 3 steps
         "attack": {("grad", R): 2 * 1_000 + 2 * 3_000, ("grad", V): 2 * 1_000 + 2 * 3_000},
         # per source, 8 models (4 of each architecture) on 500 clean images and 4 sets x 2 eps of 500
@@ -51,6 +51,12 @@ def test_smoke_work_counted_by_hand():
         "transfer": {}, "figures": {}, "tables": {}, "verify": {}, "report": {},
     }
     assert [w.stage for w in work if w.bound] == ["distance"]
+
+
+def test_paper_resume_states_every_tenth_epoch_and_at_checkpoints():
+    saves = {w.stage: w.total("save") for w in stage_work(profile.merged_params("paper", PROFILES))}
+    # zoo: 15 x (states at 10, 20, ..., 90 (80 among them) + checkpoints 80, 100); grid: 48 + 8 cells x (19 states + 1)
+    assert saves["train"] == 15 * (9 + 2) and saves["train_nonrobust"] == 48 * 20 and saves["train_baseline"] == 8 * 20
 
 
 def figures(**pipeline) -> dict:
@@ -74,7 +80,7 @@ def test_times_follow_from_the_rates_by_hand():
     work = {w.stage: w for w in stage_work(profile.merged_params("smoke", PROFILES))}
     assert rates.per_s["grad", R] == 2000.0 and rates.per_s["grad", V] == 4000.0  # forward rate x 0.5
     assert rates.seconds(work["prepare"]) == pytest.approx(60_000 / 6000 + 2.0)
-    train = 3 * (10_000 / 1000 + 2_000 / 4000 + 7 * 0.5) + 3 * (10_000 / 2000 + 2_000 / 8000 + 7 * 0.25) + 6 * 2.0
+    train = 3 * (10_000 / 1000 + 2_000 / 4000 + 3 * 0.5) + 3 * (10_000 / 2000 + 2_000 / 8000 + 3 * 0.25) + 6 * 2.0
     assert rates.seconds(work["train"]) == pytest.approx(train)
     assert rates.seconds(work["attack"]) == pytest.approx(8_000 / 2000 + 8_000 / 4000 + 8 * 2.0)
     assert rates.seconds(work["report"]) == 2.0

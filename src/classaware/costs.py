@@ -9,7 +9,7 @@ architecture, in units of one image:
            the decision plane)
   grad     one gradient of a loss with respect to one input image (forward and backward to the
            input): one attack step of one model, one Dist direction
-  save     one write of a training's resume state or checkpoint (every epoch of every training)
+  save     one write of a training's resume state or checkpoint (``training.state_epochs``)
   decode   one image decoded from the CIFAR-10 archive (``prepare``)
 
 plus the processes each stage starts (``runs``: one per DVC stage instance). Time is
@@ -37,6 +37,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import product
+
+from .training import state_epochs
 
 CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_TEST_PER_CLASS = 50_000, 10_000, 1_000
 KINDS = ("train", "forward", "grad", "save", "decode")
@@ -67,13 +69,15 @@ def _unique(refs) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _training(w: Work, arch: str, n: int, epochs: int, eval_n: int, final_n: int, checkpoints: int) -> None:
+def _training(w: Work, arch: str, n: int, epochs: int, eval_n: int, final_n: int, save_epochs: tuple[int, ...] = ()) -> None:
     """One call of ``training.train`` and the accuracies its stage reports afterwards: ``epochs``
-    epochs over ``n`` images, ``eval_n`` test images logged per epoch, a resume state written
-    per epoch, ``checkpoints`` checkpoints written and evaluated on ``final_n`` images each."""
+    epochs over ``n`` images, ``eval_n`` test images logged per epoch, the resume states of
+    :func:`~classaware.training.state_epochs`, a checkpoint after each of ``save_epochs`` and
+    the last epoch, each evaluated on ``final_n`` images."""
+    checkpoints = len(set(save_epochs) | {epochs})
     w.units["train", arch] += n * epochs
     w.units["forward", arch] += eval_n * epochs + final_n * checkpoints
-    w.units["save", arch] += epochs + checkpoints
+    w.units["save", arch] += len(state_epochs(epochs, tuple(save_epochs))) + checkpoints
 
 
 def stage_work(p: dict) -> list[Work]:
@@ -90,11 +94,10 @@ def stage_work(p: dict) -> list[Work]:
     out.append(w)
 
     w, r, t = Work("train"), p["recipe"], p["train"]
-    checkpoints = len(set(t["save_epochs"]) | {r["epochs"]})
     for spec in p["zoo"].values():
         w.runs += 1
         _training(w, spec["arch"], _all(t["train_size"], CIFAR10_TRAIN), r["epochs"], _all(t["eval_size"], CIFAR10_TEST),
-                  _all(t["test_size"], CIFAR10_TEST), checkpoints)
+                  _all(t["test_size"], CIFAR10_TEST), t["save_epochs"])
     out.append(w)
 
     a, c = p["attack"], p["compare"]
@@ -153,7 +156,7 @@ def stage_work(p: dict) -> list[Work]:
             for _ in range(sets):
                 w.runs += 1
                 for _ in range(cells):
-                    _training(w, model_arch, n_set, rn["epochs"], _all(g["eval_size"], CIFAR10_TEST), final, 1)
+                    _training(w, model_arch, n_set, rn["epochs"], _all(g["eval_size"], CIFAR10_TEST), final)
         out.append(w)
 
     out += [Work("tables", runs=1), Work("verify", runs=1), Work("report", runs=1)]
