@@ -154,7 +154,8 @@ def _command(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def environment(repo: Path, device: torch.device) -> dict:
+def environment(repo: Path, device: str) -> dict:
+    """Versions, the commit and the device (named as unavailable, with why, if it is)."""
     import importlib.metadata
 
     import torchvision
@@ -168,8 +169,12 @@ def environment(repo: Path, device: torch.device) -> dict:
     commit = _command("git", "-C", str(repo), "rev-parse", "HEAD") or "unknown (no git history in this copy)"
     if _command("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"):
         commit += " (with uncommitted changes)"
+    try:
+        name = device_name(pick_device(device))
+    except ValueError as exc:
+        name = f"{device} unavailable: {exc}"
     return {
-        "device": device_name(device),
+        "device": name,
         "versions": {
             "python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda or "none",
             "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
@@ -346,9 +351,15 @@ def load_data(path: Path | None, size: Size) -> tuple[dict, str]:
 
 
 def bench(args) -> None:
-    size, device, clock = SIZES[args.size], pick_device(args.device), Clock(args.deadline)
-    data, label = load_data(args.data, size)
+    size, clock = SIZES[args.size], Clock(args.deadline)
     out: dict = {"size": args.size, "results": {}, "errors": []}
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        out["errors"].append(f"benchmarks: none ran: {exc}")
+        _write(args.out, out)
+        sys.exit(1)
+    data, label = load_data(args.data, size)
     with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
         runs = {
             "train": lambda: bench_train(size, data, device, Path(scratch), clock),
@@ -437,6 +448,8 @@ def collect(args) -> list[str]:
         errors.append("the CUDA tests left no report")
     elif cuda_tests["failed"] or cuda_tests["errors"]:
         errors.append(f"CUDA tests: {cuda_tests['failed']} failed, {cuda_tests['errors']} errors (see the log)")
+    elif args.mode == "gpu" and not cuda_tests["passed"]:
+        errors.append("CUDA tests: none ran on the GPU (all skipped: no CUDA device?)")
     doc = {
         "mode": args.mode, "profile": args.profile, "size": bench_part.get("size"), "started": args.started,
         "wall_s": time.time() - args.started_s,
@@ -487,7 +500,7 @@ def main() -> None:
     if args.command == "params":
         write_params(args.profile, args.profiles, args.data, args.overrides, args.out)
     elif args.command == "env":
-        _write(args.out, environment(args.repo, pick_device(args.device)))
+        _write(args.out, environment(args.repo, args.device))
     elif args.command == "bench":
         bench(args)
     elif collect(args):
