@@ -3,12 +3,12 @@ JSON file a GPU check leaves (``OUT_DIR/gpu_check.json``). ``KEYS`` below is the
 that file's keys; ``tests/test_gpu_check.py`` checks a rehearsal's file against it.
 
   params   params.yaml for the check: a profile, with the --cpu rehearsal's overrides merged in
-  env      python, torch, CUDA, cuDNN, torchvision, DVC versions, the device, nvidia-smi
+  env      python, torch, CUDA, cuDNN, torchvision, DVC versions, the commit, the device
   bench    the benchmarks, each time-boxed by --deadline (a benchmark that does not fit is
            recorded as skipped); the file is rewritten after each, so a killed run keeps the
            finished ones
-  collect  the parts above, each step's exit status and time, the pipeline's stage times,
-           the claims' verdicts and the CUDA tests' outcome -> gpu_check.json
+  collect  the parts above, nvidia-smi's output, each step's exit status and time, the
+           pipeline's stage times, the claims' verdicts and the CUDA tests' outcome -> gpu_check.json
 
 Benchmarks (sizes per ``SIZES``; real CIFAR-10 images from the pipeline's data file when it
 exists, else random ones, recorded under ``data``):
@@ -39,13 +39,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -60,6 +58,7 @@ from classaware.checkpoint import load_model
 from classaware.data import load_canonical, to_float
 from classaware.models import build, pick_device, predict
 from classaware.stages.profile import BASE, check_zoo, merge, merged_params
+from classaware.stages.report import environment as report_environment
 from classaware.training import Recipe, train_epoch
 from timing import device_name, sync  # benchmarks/timing.py, beside this script
 from train_throughput import new_model, ours
@@ -146,29 +145,12 @@ def write_params(profile: str, profiles: Path, data: Path, overrides: Path | Non
 
 
 # ----------------------------------------------------------------------------- env
-def _command(*args: str) -> str | None:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def environment(repo: Path, device: str) -> dict:
-    """Versions, the commit and the device (named as unavailable, with why, if it is)."""
-    import importlib.metadata
-
+def environment(device: str) -> dict:
+    """The versions and the device (named as unavailable, with why, if it is); the commit is the
+    one ``classaware report`` records, of the working directory's checkout."""
     import torchvision
 
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    commit = _command("git", "-C", str(repo), "rev-parse", "HEAD") or "unknown (no git history in this copy)"
-    if _command("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"):
-        commit += " (with uncommitted changes)"
+    env = dict(report_environment())
     try:
         name = device_name(pick_device(device))
     except ValueError as exc:
@@ -176,11 +158,10 @@ def environment(repo: Path, device: str) -> dict:
     return {
         "device": name,
         "versions": {
-            "python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda or "none",
+            "python": env["python"], "torch": env["torch"], "torch_cuda": torch.version.cuda or "none",
             "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
-            "torchvision": torchvision.__version__, "dvc": version("dvc"), "classaware_commit": commit,
+            "torchvision": torchvision.__version__, "dvc": env["dvc"], "classaware_commit": env["git commit"],
         },
-        "nvidia_smi": _command("nvidia-smi") or "not available",
     }
 
 
@@ -423,6 +404,7 @@ def collect(args) -> list[str]:
     """Write gpu_check.json; return its errors."""
     parts, work, errors = args.parts, args.work, []
     env = _read(parts / "env.json", errors, "environment") or {}
+    smi = parts / "nvidia_smi.txt"
     steps = {}
     if (parts / "steps.jsonl").is_file():
         for r in map(json.loads, (parts / "steps.jsonl").read_text().splitlines()):
@@ -453,7 +435,7 @@ def collect(args) -> list[str]:
     doc = {
         "mode": args.mode, "profile": args.profile, "size": bench_part.get("size"), "started": args.started,
         "wall_s": time.time() - args.started_s,
-        "device": env.get("device"), "versions": env.get("versions"), "nvidia_smi": env.get("nvidia_smi"),
+        "device": env.get("device"), "versions": env.get("versions"), "nvidia_smi": smi.read_text() if smi.is_file() else "not available",
         "steps": steps,
         "pipeline": {"rc": pipe["rc"], "timed_out": pipe["rc"] == 124, "wall_s": pipe["seconds"], "stages_run": len(stages)},
         "stages": stages, "claims": claims, "cuda_tests": cuda_tests, "throughput": throughput, "errors": errors,
@@ -477,7 +459,6 @@ def main() -> None:
     w.add_argument("--overrides", type=Path, help="YAML merged onto the profile (the --cpu rehearsal's)")
     w.add_argument("--out", type=Path, required=True)
     e = sub.add_parser("env", help="versions and the device")
-    e.add_argument("--repo", type=Path, required=True)
     e.add_argument("--device", default="auto")
     e.add_argument("--out", type=Path, required=True)
     b = sub.add_parser("bench", help="the throughput benchmarks")
@@ -500,7 +481,7 @@ def main() -> None:
     if args.command == "params":
         write_params(args.profile, args.profiles, args.data, args.overrides, args.out)
     elif args.command == "env":
-        _write(args.out, environment(args.repo, args.device))
+        _write(args.out, environment(args.device))
     elif args.command == "bench":
         bench(args)
     elif collect(args):

@@ -109,8 +109,8 @@ main() {
         step install 60 "$PY" -c 'import classaware, dvc, torch; print("--cpu: no install; using", classaware.__file__, "torch", torch.__version__)'
     fi
 
-    (cd "$REPO" && step env 60 "$PY" benchmarks/gpu_check.py env --repo "$REPO" --device "$DEVICE" --out "$PARTS/env.json")
-    command -v nvidia-smi >/dev/null && nvidia-smi
+    (cd "$REPO" && step env 60 "$PY" benchmarks/gpu_check.py env --device "$DEVICE" --out "$PARTS/env.json")
+    if command -v nvidia-smi >/dev/null; then nvidia-smi 2>&1 | tee "$PARTS/nvidia_smi.txt"; fi
 
     export -f copy_repository
     export PIPE PROFILE ARCHIVE OVERRIDES
