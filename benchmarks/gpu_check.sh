@@ -36,7 +36,7 @@ PROFILE=gpu-check
 START=$(date +%s)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 if [ "$MODE" = gpu ]; then
-    BUDGET=${GPU_CHECK_BUDGET_S:-505}; PIPELINE_MAX=320; BENCH_RESERVE=140; OVERRIDES=""
+    BUDGET=${GPU_CHECK_BUDGET_S:-505}; PIPELINE_MAX=300; BENCH_RESERVE=160; OVERRIDES=""
     SIZE=${GPU_CHECK_SIZE:-gpu}; DEVICE=cuda
 else
     BUDGET=${GPU_CHECK_BUDGET_S:-280}; PIPELINE_MAX=220; BENCH_RESERVE=50; OVERRIDES=$REPO/benchmarks/gpu_check_cpu.yaml
@@ -103,6 +103,7 @@ main() {
         if ! command -v classaware >/dev/null || ! "$PY" -c 'import classaware' 2>/dev/null; then
             echo "classaware is not installed (see the install step); running it from $REPO/src instead"
             export PYTHONPATH=$REPO/src:$PYTHONPATH
+            mkdir -p "$SITE/bin"
             printf '#!/bin/sh\nexec %s -m classaware.cli "$@"\n' "$PY" > "$SITE/bin/classaware" && chmod +x "$SITE/bin/classaware"
         fi
     else  # --cpu: this environment's classaware, DVC and PyTorch (the wheels are for the GPU machine's Python 3.12)
