@@ -19,7 +19,8 @@ exists, else random ones, recorded under ``data``):
                     state (weights + momentum) takes to save (``training.state_epochs``)
   infer             img/s of ``classaware.models.predict`` (fp32, eval mode, channels_last) per
                     architecture
-  pgd               img/s of ``classaware.attacks.pgd`` (l2, eps 1, alpha 0.2) on test images
+  pgd               img/s of ``classaware.attacks.pgd`` (l2, eps 1, alpha 0.2) on test images,
+                    and of forward passes of the same images and batches right after
   n_targeted        img/s of ``classaware.attacks.n_targeted_pgd`` (l2, eps 1, alpha 0.1), the
                     ``construct`` stage's attack, on training images with random targets
   distance          img/s of Dist's search (``gradient_direction`` + ``boundary_distance``) on
@@ -80,7 +81,7 @@ KEYS = {  # gpu_check.json: top-level key -> the keys of its value (None: free-f
 THROUGHPUT_KEYS = {
     "train": ("archs", "batch_size", "bf16", "steps", "data", "img_per_s", "state_save_s"),
     "infer": ("archs", "batch_size", "n_images", "data", "img_per_s"),
-    "pgd": ("arch", "steps", "batch_size", "n_images", "data", "img_per_s"),
+    "pgd": ("arch", "steps", "batch_size", "n_images", "data", "img_per_s", "forward_img_per_s"),
     "n_targeted": ("archs", "steps", "batch_size", "n_images", "data", "img_per_s"),
     "distance": ("arch", "weights", "search", "batch_size", "n_images", "data", "img_per_s", "forwards_per_image"),
     "concurrent_train": ("arch", "batch_size", "steps", "img_per_s"),
@@ -245,11 +246,16 @@ def bench_infer(size: Size, data: dict, device: torch.device, clock: Clock) -> d
 
 
 def bench_pgd(size: Size, data: dict, device: torch.device, clock: Clock) -> dict:
+    """PGD, and right after it plain forward passes of the same images in the same batches: the
+    estimate's cost of a gradient relative to a forward pass is the ratio of the two, measured
+    back to back so that a change in the machine's load between benchmarks does not enter it."""
     model = _model(size.pgd_arch, device)
     x, y = to_float(data["test_x"][: size.pgd_images]).to(device), data["test_y"][: size.pgd_images].to(device)
     rate, done = capped_rate(lambda xb, yb: pgd(model, xb, yb, eps=1.0, alpha=0.2, steps=size.pgd_steps, norm="l2"),
                              (x, y), size.attack_batch, device, min(size.cap_s, clock.left()))
-    return {"arch": size.pgd_arch, "steps": size.pgd_steps, "batch_size": size.attack_batch, "n_images": done, "img_per_s": rate}
+    forward, _ = capped_rate(lambda xb: predict(model, xb, size.attack_batch), (x[:done],), size.attack_batch, device, size.cap_s)
+    return {"arch": size.pgd_arch, "steps": size.pgd_steps, "batch_size": size.attack_batch, "n_images": done, "img_per_s": rate,
+            "forward_img_per_s": forward}
 
 
 def bench_n_targeted(size: Size, data: dict, device: torch.device, clock: Clock) -> dict:

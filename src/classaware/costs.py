@@ -18,9 +18,10 @@ plus the processes each stage starts (``runs``: one per DVC stage instance). Tim
 
 with the rates of a throughput file (the ``throughput`` section ``gpu_check.py`` writes):
 ``train`` and ``forward`` are measured per architecture; ``save`` is 1 / state_save_s;
-``grad`` is forward * g, where g = steps * pgd_img_per_s / infer_img_per_s is measured on the
-PGD benchmark's architecture: a gradient is taken to cost the same multiple of a forward pass
-for every architecture (both are convolutions through the same layers). ``decode`` and the
+``grad`` is forward * g, where g = steps * pgd img/s / forward img/s is measured on the PGD
+benchmark's architecture, both rates on the same images and batches, back to back: a gradient
+is taken to cost the same multiple of a forward pass for every architecture (both are
+convolutions through the same layers). ``decode`` and the
 per-process overhead (start-up, loading data and checkpoints, DVC's bookkeeping) come from the
 measured pipeline run.
 
@@ -186,8 +187,7 @@ class Rates:
             per_s["train", a] = rate
         for a, seconds in train.get("state_save_s", {}).items():
             per_s["save", a] = 1 / seconds
-        # gradients per second / forwards per second, on the PGD benchmark's architecture
-        g = pgd["steps"] * pgd["img_per_s"] / infer[pgd["arch"]] if pgd.get("arch") in infer else None
+        g = pgd["steps"] * pgd["img_per_s"] / pgd["forward_img_per_s"] if pgd else None  # gradients/s over forwards/s
         for a, rate in infer.items():
             per_s["forward", a] = rate
             if g is not None:
