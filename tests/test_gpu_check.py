@@ -80,7 +80,7 @@ def test_every_claim_has_a_verdict_and_the_cuda_tests_were_skipped(rehearsal):
 def test_every_throughput_is_a_positive_number(rehearsal):
     _, out = rehearsal
     t = json.loads((out / "gpu_check.json").read_text())["throughput"]
-    measured = [t["train"]["img_per_s"], t["train"]["state_save_s"], t["infer"]["img_per_s"], t["pgd"]["img_per_s"],
+    measured = [t["train"]["img_per_s"], t["train"]["state_save_s"], t["infer"]["img_per_s"], t["pgd"]["img_per_s"], t["pgd"]["forward_img_per_s"],
                 t["n_targeted"]["img_per_s"], t["distance"]["img_per_s"], t["distance"]["forwards_per_image"],
                 t["concurrent_train"]["img_per_s"], t["pipeline"]]
     numbers = [x for m in measured for x in positive_numbers(m)]
