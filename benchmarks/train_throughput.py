@@ -6,7 +6,7 @@ batch size and optimiser (SGD, lr 0.01, momentum 0.9, weight decay 5e-4) on the 
 * ours: ``classaware.training.train_epoch``, the loop ``train`` runs. The uint8 training set
   sits on the device; the epoch's permutation, crops and flips are drawn in one go; each batch
   is gathered, converted, augmented with the batched ``augment`` and made channels_last; the
-  model is channels_last, optionally under bf16 autocast (CUDA only); loss and accuracy
+  model is channels_last, optionally under bf16 autocast (CUDA or CPU); loss and accuracy
   accumulate on the device, so no step waits on the host.
 * baseline: a torchvision.datasets-style Dataset (HWC uint8 array, a PIL image per item) with
   RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor, a DataLoader (shuffle,
@@ -143,7 +143,7 @@ def main() -> None:
         "--bf16",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="bf16 autocast for ours, CUDA only; the baseline stays fp32 (default: off, as in params.yaml)",
+        help="bf16 autocast for ours (CUDA or CPU); the baseline stays fp32 (default: off, as in params.yaml)",
     )
     p.add_argument(
         "--data",
@@ -173,7 +173,7 @@ def main() -> None:
     )
     dataset = CifarLike(x, y, augmentation)
 
-    bf16 = "on" if args.bf16 and device.type == "cuda" else "off"
+    bf16 = "on" if args.bf16 else "off"
     print(f"device: {device_name(device)}   torch {torch.__version__}")
     print(f"data: {source}")
     print(

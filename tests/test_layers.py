@@ -12,7 +12,7 @@ SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
     "artifacts", "config", "contracts", "text", "batching", "paper", "profiles", "records", "environment",
-    "data", "models", "checkpoint", "training",
+    "data", "models", "checkpoint", "training", "costs",
     "attacks", "metrics", "boundary", "results", "analysis", "plots",
 ]  # fmt: skip
 

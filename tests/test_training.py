@@ -434,3 +434,26 @@ def test_prepare_and_train_on_real_cifar10_beats_chance(tmp_path):
     )
     assert m.dataset == "CIFAR-10 (JPEG q75 copy)" and m.n_train == 2000
     assert acc > 0.30
+
+
+def test_resume_states_are_written_every_few_epochs_and_at_checkpoints_and_resume_exactly(tiny, tmp_path, monkeypatch):
+    assert training.state_epochs(25, (7, 25)) == {7, 10, 20}
+    monkeypatch.setattr(training, "STATE_EVERY", 2)
+    recipe = Recipe(epochs=4, lr=0.05, milestones=(2,), batch_size=32)
+    run(tiny, tmp_path / "whole", recipe=recipe)
+    written = []
+    real_save = training.save_tensors
+    monkeypatch.setattr(
+        training, "save_tensors", lambda obj, path: (written.append(obj["epoch"]), real_save(obj, path))
+    )
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, 4)  # epochs 1-3 done; the state is the one after epoch 2
+        with pytest.raises(_Killed):
+            run(tiny, tmp_path / "resumed", recipe=recipe)
+    assert written == [2]
+    epochs = []
+    real_epoch = training.train_epoch
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: (epochs.append(1), real_epoch(*a, **k))[1])
+    run(tiny, tmp_path / "resumed", recipe=recipe)
+    assert len(epochs) == 2 and written == [2]  # resumed after epoch 2; no state after the last epoch
+    assert (tmp_path / "whole" / "epoch_004.pt").read_bytes() == (tmp_path / "resumed" / "epoch_004.pt").read_bytes()

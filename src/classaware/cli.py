@@ -44,6 +44,7 @@ COMMANDS = {
     "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
     "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
     "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
+    "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
 }
 
 

@@ -37,7 +37,7 @@ class Config(Options):
     )
     device: str = device_field()
     seed_shift: int = seed_shift_field()
-    bf16: bool = help_field(False, "bf16 autocast on CUDA")
+    bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
         if any(e > self.recipe.epochs for e in self.save_epochs):

@@ -50,7 +50,7 @@ class Config(Options):
     data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
     device: str = device_field()
     seed_shift: int = seed_shift_field()
-    bf16: bool = help_field(False, "bf16 autocast on CUDA")
+    bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
         if (self.labelling == "y") != (self.train_set is None):
