@@ -147,19 +147,27 @@ def markdown(table1: Table1, table2: Table2) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headlines(table1: Table1, table2: Table2) -> dict[str, dict]:
+    """What `dvc metrics show` shows of the tables: one small JSON per row, by file name."""
+    out = {}
+    for r in table1.rows:
+        rates = r.rates
+        out[f"table1-{r.pair}.json"] = {
+            "f1_hits_y1": rates.f1_hits_y1.ratio,
+            "f2_hits_y2": rates.f2_hits_y2.ratio,
+            "both": rates.both.ratio,
+        }
+    for r in table2.rows:
+        out[f"table2-{r.pair}-{r.labelling}-{r.arch}.json"] = {"test_acc": r.test_acc}
+    for b in table2.baseline:
+        out[f"table2-original-{b.arch}.json"] = {"test_acc": b.test_acc}
+    return out
+
+
 def run(cfg: Config) -> None:
     table1, table2 = build_tables(cfg)
     table1.save(cfg.out_dir / "table1.json")
     table2.save(cfg.out_dir / "table2.json")
     save_text(markdown(table1, table2), cfg.out_dir / "tables.md")
-    for r in table1.rows:
-        rates = {
-            "f1_hits_y1": r.rates.f1_hits_y1.ratio,
-            "f2_hits_y2": r.rates.f2_hits_y2.ratio,
-            "both": r.rates.both.ratio,
-        }
-        save_json(rates, cfg.metrics_dir / f"table1-{r.pair}.json")
-    for r in table2.rows:
-        save_json({"test_acc": r.test_acc}, cfg.metrics_dir / f"table2-{r.pair}-{r.labelling}-{r.arch}.json")
-    for b in table2.baseline:
-        save_json({"test_acc": b.test_acc}, cfg.metrics_dir / f"table2-original-{b.arch}.json")
+    for name, values in headlines(table1, table2).items():
+        save_json(values, cfg.metrics_dir / name)

@@ -104,6 +104,11 @@ def check(claim: dict, estimate: Estimate, bound: float | None) -> ClaimVerdict:
     )
 
 
+def headline(v: ClaimVerdict) -> dict:
+    """What `dvc metrics show` shows of a claim."""
+    return {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": v.bound, "verdict": v.verdict}
+
+
 def _shown_bound(claim: dict, bound: float | None) -> str:
     if bound is None:
         return "not assessed at this scale"
@@ -139,8 +144,7 @@ def run(cfg: Config) -> None:
     log.info("claims at profile %s: %s", cfg.profile, results.summary())
     results.save(cfg.out)
     for claim_id, v in checked.items():
-        headline = {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": v.bound, "verdict": v.verdict}
-        save_json(headline, cfg.metrics_dir / f"{claim_id}.json")
+        save_json(headline(v), cfg.metrics_dir / f"{claim_id}.json")
     header = [
         f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {results.summary()}. Each value is given with "
         "its 95% interval where it has one; a claim whose interval straddles its bound is inconclusive at this size.",

@@ -1,0 +1,168 @@
+"""The reviewer's path, on the session's `smoke` run: push to a folder remote, clone, pull, check
+that nothing needs rerunning, audit; then tampered artifacts the audit must catch and name, even
+after `dvc commit` has re-hashed them so that `dvc status` sees nothing wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import smoke_env
+
+from classaware.artifacts import load_tensors, save_tensors
+from classaware.data import load_canonical, to_float
+from classaware.results import AdversarialSet, NonRobustSet, PredictionTable
+
+pytestmark = pytest.mark.slow
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+
+
+def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=smoke_env(), capture_output=True, text=True)
+
+
+def ok(cmd: list[str], cwd: Path) -> str:
+    done = sh(cmd, cwd)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed in {cwd}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def reviewer(smoke_runs, tmp_path_factory) -> Path:
+    """The run's side commits and pushes to a folder remote; the reviewer clones and pulls."""
+    run = smoke_runs["serial"].repo
+    remote = tmp_path_factory.mktemp("remote")
+    ok(["dvc", "remote", "add", "--force", "-d", "store", str(remote)], run)
+    ok(["git", "add", "-A"], run)
+    ok([*GIT, "commit", "-qm", "the smoke run"], run)
+    ok(["dvc", "push", "dvc.yaml"], run)
+    clone = tmp_path_factory.mktemp("reviewer") / "classaware"
+    ok(["git", "clone", "-q", str(run), str(clone)], clone.parent)
+    ok(["dvc", "pull", "dvc.yaml"], clone)
+    return clone
+
+
+def changed(repo: Path) -> dict:
+    """dvc status, but for data.dvc's official archive, which a run on a local archive never has."""
+    return {k: v for k, v in json.loads(ok(["dvc", "status", "--json"], repo)).items() if k != "data.dvc"}
+
+
+def audit(repo: Path, *options: str) -> tuple[int, dict]:
+    done = sh(["classaware", "audit", "--out", "audit", *options], repo)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return done.returncode, json.loads((repo / "audit" / "audit.json").read_text())
+
+
+def test_the_pulled_run_is_up_to_date_and_passes_the_audit(reviewer):
+    assert changed(reviewer) == {}
+    again = ok(["dvc", "repro"], reviewer)
+    assert "Running stage" not in again, again
+    status, report = audit(reviewer)
+    assert status == 0
+    assert [(c["name"], c["result"]) for c in report["checks"]] == [
+        (name, "pass") for name in ("artifacts", "data", "checkpoints", "adversarial-sets", "predictions", "nonrobust-sets", "derived")
+    ]  # fmt: skip
+    assert all(c["items"] > 0 for c in report["checks"])
+    assert (reviewer / "audit" / "audit.md").read_text().startswith("# Audit: the run passes")
+
+
+def test_missing_artifacts_stop_the_audit_and_say_dvc_pull(reviewer, tmp_path):
+    bare = tmp_path / "bare"
+    ok(["git", "clone", "-q", str(reviewer), str(bare)], tmp_path)
+    done = sh(["classaware", "audit"], bare)
+    assert done.returncode == 2 and "run `dvc pull`" in done.stdout and "models/" in done.stdout
+
+
+# ----------------------------------------------------------------------------- tampering
+def _move_one_value_out(path: Path) -> None:
+    s = AdversarialSet.load(path)
+    x = s.x_adv.clone()
+    x[0, 5, 0, 0, 0] = 1.0 - x[0, 5, 0, 0, 0]  # one value of one example
+    dataclasses.replace(s, x_adv=x).save(path)
+
+
+def _move_one_value_within(path: Path) -> None:
+    """Halfway back to the clean image, in the pixel the attack moved most: still in the
+    eps-ball, so only re-running the attack can tell."""
+    s = AdversarialSet.load(path)
+    clean = to_float(load_canonical(path.parents[2] / "data" / "cifar10.pt").test_x[s.indices[5]])
+    x = s.x_adv.clone()
+    delta = (x[0, 5] - clean).flatten()
+    i = int(delta.abs().argmax())
+    x[0, 5].view(-1)[i] -= delta[i] / 2
+    dataclasses.replace(s, x_adv=x).save(path)
+
+
+def _change_one_weight(path: Path) -> None:
+    ckpt = load_tensors(path)
+    bias = [k for k in ckpt["state_dict"] if k.endswith(".bias")][-1]  # the last layer's: every prediction moves
+    ckpt["state_dict"][bias][0] += 100.0
+    save_tensors(ckpt, path)
+
+
+def _change_one_label(path: Path) -> None:
+    t = PredictionTable.load(path)
+    preds = t.sets["pgd-untargeted"]
+    labels = preds.labels.clone()
+    fooled = ((t.clean[0] == t.y) & (labels[0, 0] != t.y)).nonzero()
+    i = int(fooled[0])  # an AE in D'_F1: its target's case (un-fooled, same or different) changes
+    labels[0, 1, i] = t.y[i] if labels[0, 1, i] != t.y[i] else labels[0, 0, i]
+    sets = {**t.sets, "pgd-untargeted": dataclasses.replace(preds, labels=labels)}
+    dataclasses.replace(t, sets=sets).save(path)
+
+
+def _edit_one_number(path: Path) -> None:
+    values = json.loads(path.read_text())
+    values["test_acc"] += 0.01
+    path.write_text(json.dumps(values))
+
+
+def _leave_the_ball(path: Path) -> None:
+    s = NonRobustSet.load(path)
+    x = s.x.clone()
+    x[0] = 1.0 - x[0]  # far outside eps = 1 (and still in [0, 1])
+    dataclasses.replace(s, x=x).save(path)
+
+
+TAMPERS = {  # what is changed: (the file, how, the check that must catch it)
+    "one value of an adversarial set, out of its eps-ball": (
+        "adv/resnet10_w8/pgd-untargeted.pt",
+        _move_one_value_out,
+        "adversarial-sets",
+    ),
+    "one value of an adversarial set, within its eps-ball": (
+        "adv/vgg11_bn_w8/fgm-targeted.pt",
+        _move_one_value_within,
+        "adversarial-sets",
+    ),
+    "one weight of a checkpoint": ("models/vgg11_bn_w8/epoch_005.pt", _change_one_weight, "checkpoints"),
+    "one label of a prediction table": ("predictions/resnet10_w8.pt", _change_one_label, "derived"),
+    "one number of a metrics JSON": ("metrics/zoo/resnet10_w8_wsame.json", _edit_one_number, "derived"),
+    "a non-robust example outside its eps-ball": (
+        "nonrobust/resnet10_w8+vgg11_bn_w8.pt",
+        _leave_the_ball,
+        "nonrobust-sets",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", TAMPERS)
+def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_path):
+    name, tamper, check = TAMPERS[what]
+    path = reviewer / name
+    saved = {p: p.read_bytes() for p in (path, reviewer / "dvc.lock")}
+    try:
+        tamper(path)
+        ok(["dvc", "commit", "--force", "dvc.yaml"], reviewer)  # re-hash: dvc.lock now pins the tampered artifact
+        assert changed(reviewer) == {}
+        status, report = audit(reviewer, "--sample", "1000", "--only", check)  # every batch of the smoke sets
+        (result,) = report["checks"]
+        assert status == 1 and result["result"] == "fail" and name in result["first_mismatch"], result
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+        ok(["dvc", "commit", "--force", "dvc.yaml"], reviewer)
+    assert changed(reviewer) == {}
