@@ -51,6 +51,8 @@ MINIMAL = {
     "verify": ["--profile", "smoke"],
     "report": ["--profile", "smoke"],
     "profile": ["smoke"],
+    "repro": [],
+    "slurm": ["status"],
 }
 
 

@@ -42,6 +42,8 @@ COMMANDS = {
     "verify": ("verify", "check the paper's claims against the metrics"),
     "report": ("report", "report.md / report.html for reviewers"),
     "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
+    "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),
+    "slurm": ("slurm", "submit the pipeline to SLURM as one job per stage, or show the jobs' status"),
 }
 
 
