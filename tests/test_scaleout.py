@@ -6,6 +6,7 @@ runs, see conftest.py; ``--jobs 2`` is checked in test_pipeline.py)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -78,7 +79,7 @@ def test_every_stage_runs_once_after_its_upstream_within_the_job_limit_spread_ov
     devices = [f"cuda:{i}" for i in range(n_devices)]
     stages = FakeStages(hold=0.001)
     report = scaleout.schedule(graph, jobs, devices, stages)
-    assert sorted(stages.started()) == sorted(graph) and report.failed is None and report.not_started == ()
+    assert sorted(stages.started()) == sorted(graph) and report.failed == report.not_started == ()
     assert sorted(o.stage for o in report.succeeded) == sorted(graph)
     ended: set[str] = set()
     load = {d: 0 for d in devices}
@@ -112,7 +113,7 @@ def test_a_failure_starts_nothing_downstream_and_reports_the_stage(graph, data, 
     failing = data.draw(st.sampled_from(sorted(graph)))
     stages = FakeStages(failing=[failing])
     report = scaleout.schedule(graph, jobs, [], stages)
-    assert report.failed.stage == failing and report.failed.returncode == 3
+    assert [(o.stage, o.returncode) for o in report.failed] == [(failing, 3)]
     assert not _downstream(graph, failing) & set(stages.started())
     assert set(report.not_started) == set(graph) - set(stages.started())
     assert {o.stage for o in report.succeeded} == set(stages.started()) - {failing}
@@ -124,6 +125,12 @@ def test_after_a_failure_running_stages_finish_and_nothing_new_starts():
     report = scaleout.schedule(graph, 2, [], stages)
     assert [o.stage for o in report.succeeded] == ["slow"]  # was running when "fails" failed
     assert report.not_started == ("after_slow", "later")
+
+
+def test_stages_running_at_the_first_failure_may_fail_too_and_are_reported_as_failed():
+    graph = {"fails": frozenset(), "fails_later": frozenset(), "after": frozenset({"fails_later"})}
+    report = scaleout.schedule(graph, 2, [], FakeStages(failing=["fails", "fails_later"], slow=["fails_later"]))
+    assert [o.stage for o in report.failed] == ["fails", "fails_later"] and report.not_started == ("after",)
 
 
 def test_a_stage_is_pinned_to_its_device_and_gets_a_share_of_the_cores():
@@ -233,6 +240,14 @@ def test_bad_options_give_a_clear_error_and_exit_2(argv, message, toy):
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
+def test_status_says_when_slurm_cannot_be_asked(toy, tmp_path):
+    (tmp_path / scaleout.JOBS_FILE).write_text(json.dumps({"a": "1"}))
+    (tmp_path / "empty.conf").touch()  # a missing file would make SLURM's clients retry for a minute
+    no_cluster = {**os.environ, "SLURM_CONF": str(tmp_path / "empty.conf")}
+    done = _classaware(toy, "slurm", "status", "--job_dir", str(tmp_path), env=no_cluster)
+    assert done.returncode == 2 and "squeue" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_outside_a_dvc_workspace_repro_and_slurm_refuse_to_start(tmp_path):
     for argv in (["repro"], ["slurm", "submit"]):
         done = _classaware(tmp_path, *argv)
@@ -295,7 +310,7 @@ def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
     serial, jobs8, jobs2 = smoke_runs["serial"], smoke_runs["jobs8"], smoke_runs["jobs2"]
     assert serial.returncode == 0 and jobs8.returncode == 0, jobs8.output[-6000:]
     assert jobs8.hashes == serial.hashes
-    assert _peak_concurrency(jobs8.output) >= 6  # the six zoo trainings ran at once
+    assert _peak_concurrency(jobs8.output) >= 6  # the zoo and baseline trainings ran at once
     assert _peak_concurrency(jobs2.output) == 2
 
 

@@ -111,11 +111,12 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Report:
-    """What a scheduled run did: stages that succeeded (in the order they finished), the first
-    failure if any, and the stages never started because of it."""
+    """What a scheduled run did: stages that succeeded and those that failed (each in the order
+    they ended: after the first failure, stages still running may fail too), and the stages
+    never started because of a failure."""
 
     succeeded: tuple[Outcome, ...]
-    failed: Outcome | None
+    failed: tuple[Outcome, ...]
     not_started: tuple[str, ...]
 
 
@@ -139,10 +140,10 @@ def schedule(graph: Mapping[str, frozenset[str]], jobs: int, devices: Sequence[s
     load = Counter({d: 0 for d in devices})
     running: dict[Future, tuple[str, str | None, float]] = {}
     succeeded: list[Outcome] = []
-    failed: Outcome | None = None
+    failed: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while True:
-            if failed is None:
+            if not failed:
                 ready += sorter.get_ready()
                 while ready and len(running) < jobs:
                     stage, device = ready.pop(0), least_loaded(load, devices)
@@ -164,9 +165,9 @@ def schedule(graph: Mapping[str, frozenset[str]], jobs: int, devices: Sequence[s
                     log.info("finished %s in %.1f s (%d/%d)", stage, outcome.seconds, len(succeeded), len(graph))
                 else:
                     log.error("FAILED %s (exit %d) after %.1f s", stage, outcome.returncode, outcome.seconds)
-                    failed = failed or outcome
-    started = {o.stage for o in succeeded} | ({failed.stage} if failed else set())
-    return Report(tuple(succeeded), failed, tuple(s for s in graph if s not in started))
+                    failed.append(outcome)
+    started = {o.stage for o in succeeded + failed}
+    return Report(tuple(succeeded), tuple(failed), tuple(s for s in graph if s not in started))
 
 
 def stage_env(base: Mapping[str, str], device: str | None, threads: int) -> dict[str, str]:
@@ -259,9 +260,12 @@ def run_sbatch(args: list[str]) -> str:
 def slurm_states(ids: Sequence[str]) -> dict[str, str]:
     """job id -> SLURM's state and reason (e.g. ``CANCELLED (DependencyNeverSatisfied)``) for the
     jobs slurmctld still knows; finished jobs drop out of its memory after MinJobAge (300 s by
-    default), which is why ``status`` also asks DVC what is done."""
+    default), which is why ``status`` also asks DVC what is done. squeue refuses a list of only
+    such jobs ("Invalid job id"); any other refusal is an error."""
     done = subprocess.run(["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T|%r"],
                           capture_output=True, text=True)
+    if done.returncode != 0 and "Invalid job id" not in done.stderr:
+        raise ValueError(f"squeue cannot list the jobs: {done.stderr.strip()}")
     states = {}
     for line in done.stdout.splitlines():
         job_id, state, reason = line.split("|")
