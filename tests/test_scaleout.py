@@ -174,20 +174,26 @@ def test_each_job_is_submitted_after_exactly_its_upstream_jobs(graph, tmp_path_f
 
 
 # ----------------------------------------------------------------------------- small real pipelines
+def _dvc_repo(folder: Path, stages: dict[str, dict]) -> Path:
+    """A git + DVC repository in ``folder`` whose dvc.yaml holds ``stages``."""
+    folder.mkdir(exist_ok=True)
+    (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    for cmd in ("git init -q", "dvc init -q", "git add -A", "git -c user.name=t -c user.email=t@t commit -qm toy"):
+        subprocess.run(cmd, shell=True, cwd=folder, env=smoke_env(), check=True)
+    return folder
+
+
 def _toy(folder: Path, fail: str | None = None) -> Path:
     """A DVC pipeline a -> b -> c and an independent, slower d; ``fail`` names a stage whose
     command prints 'boom' and exits 3."""
     cmds = {"a": "cat seed.txt > a.txt", "b": "cat a.txt > b.txt && echo b >> b.txt", "c": "cat b.txt > c.txt && echo c >> c.txt",
             "d": "sleep 2 && echo d > d.txt"}
     deps = {"a": ["seed.txt"], "b": ["a.txt"], "c": ["b.txt"], "d": []}
-    folder.mkdir(exist_ok=True)
     stages = {s: {"cmd": "echo boom >&2 && exit 3" if s == fail else cmd, "deps": deps[s], "outs": [f"{s}.txt"]}
               for s, cmd in cmds.items()}
-    (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": {s: {k: v for k, v in body.items() if v} for s, body in stages.items()}}))
+    folder.mkdir(exist_ok=True)
     (folder / "seed.txt").write_text("seed\n")
-    for cmd in ("git init -q", "dvc init -q", "git add -A", "git -c user.name=t -c user.email=t@t commit -qm toy"):
-        subprocess.run(cmd, shell=True, cwd=folder, env=smoke_env(), check=True)
-    return folder
+    return _dvc_repo(folder, {s: {k: v for k, v in body.items() if v} for s, body in stages.items()})
 
 
 def _classaware(folder: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -220,6 +226,18 @@ def test_repro_stops_at_a_failure_keeps_what_finished_and_says_why(tmp_path):
     assert done.returncode == 1
     assert "stage 'b' failed (exit" in done.stderr and "boom" in done.stderr and "not started: c" in done.stderr, done.stderr
     assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == {"a", "d"}  # d, independent of b, is kept
+
+
+def test_each_stage_sees_only_its_device_and_its_share_of_the_cores(tmp_path):
+    """Through DVC: what `classaware repro` sets reaches the stage's command."""
+    show = "echo $CUDA_VISIBLE_DEVICES $OMP_NUM_THREADS > {}.txt"
+    repo = _dvc_repo(tmp_path, {s: {"cmd": show.format(s), "outs": [f"{s}.txt"]} for s in ("x", "y")})
+    unset = {k: v for k, v in smoke_env().items() if k != "OMP_NUM_THREADS"}  # so that `repro` chooses
+    done = subprocess.run(["classaware", "repro", "--jobs", "2", "--devices", "cuda:0,cuda:1"], cwd=repo, env=unset,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert {(repo / f"{s}.txt").read_text() for s in "xy"} == {f"0 {threads}\n", f"1 {threads}\n"}
 
 
 @pytest.fixture(scope="module")

@@ -127,6 +127,11 @@ def least_loaded(load: Mapping[str, int], devices: Sequence[str]) -> str | None:
     return min(devices, key=lambda d: load[d]) if devices else None
 
 
+def on_device(device: str | None) -> str:
+    """The device part of a log line (" on cuda:K"), empty when the stage is not pinned."""
+    return f" on {device}" if device else ""
+
+
 def schedule(graph: Mapping[str, frozenset[str]], jobs: int, devices: Sequence[str],
              run: Callable[[str, str | None], int]) -> Report:
     """Run every stage of ``graph`` (stage -> stages it waits for) with ``run(stage, device)``
@@ -149,7 +154,7 @@ def schedule(graph: Mapping[str, frozenset[str]], jobs: int, devices: Sequence[s
                     stage, device = ready.pop(0), least_loaded(load, devices)
                     if device:
                         load[device] += 1
-                    log.info("started %s%s", stage, f" on {device}" if device else "")
+                    log.info("started %s%s", stage, on_device(device))
                     running[pool.submit(run, stage, device)] = (stage, device, time.perf_counter())
             if not running:
                 break
@@ -162,9 +167,9 @@ def schedule(graph: Mapping[str, frozenset[str]], jobs: int, devices: Sequence[s
                 if outcome.returncode == 0:
                     sorter.done(stage)
                     succeeded.append(outcome)
-                    log.info("finished %s in %.1f s (%d/%d)", stage, outcome.seconds, len(succeeded), len(graph))
+                    log.info("finished %s%s in %.1f s (%d/%d)", stage, on_device(device), outcome.seconds, len(succeeded), len(graph))
                 else:
-                    log.error("FAILED %s (exit %d) after %.1f s", stage, outcome.returncode, outcome.seconds)
+                    log.error("FAILED %s%s (exit %d) after %.1f s", stage, on_device(device), outcome.returncode, outcome.seconds)
                     failed.append(outcome)
     started = {o.stage for o in succeeded + failed}
     return Report(tuple(succeeded), tuple(failed), tuple(s for s in graph if s not in started))

@@ -52,10 +52,9 @@ def failure_message(report: scaleout.Report, log_dir: Path) -> str:
     """Which stage failed first and why (the end of its log), what else failed, what is kept and
     what never started."""
     first, *others = report.failed
-    where = f" on {first.device}" if first.device else ""
     log_path = scaleout.log_file(log_dir, first.stage)
     also = f"; also failed: {', '.join(o.stage for o in others)} (see their logs)" if others else ""
-    return (f"classaware repro: stage {first.stage!r} failed (exit {first.returncode}) after {first.seconds:.1f} s{where}; "
+    return (f"classaware repro: stage {first.stage!r} failed (exit {first.returncode}) after {first.seconds:.1f} s{scaleout.on_device(first.device)}; "
             f"the end of its log {log_path}:\n{scaleout.tail(log_path)}\n"
             f"{len(report.succeeded)} stages succeeded and are committed{also}; not started: "
             f"{', '.join(report.not_started) or 'none'}")

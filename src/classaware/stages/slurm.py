@@ -28,7 +28,8 @@ from ..config import Options, help_field
 
 log = logging.getLogger(__name__)
 
-ACTIVE_OR_DONE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "COMPLETED")
+# squeue's states of a job that ended without success (man squeue, JOB STATE CODES)
+FAILED_STATES = ("BOOT_FAIL", "CANCELLED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def status(cfg: Config) -> None:
     ids = json.loads(jobs_file.read_text())
     states = scaleout.slurm_states(list(ids.values()))
     print(scaleout.status_table(ids, states, scaleout.to_run(scaleout.read_pipeline(Path.cwd()))))
-    failed = [s for s, i in ids.items() if i in states and not states[i].startswith(ACTIVE_OR_DONE)]
+    failed = [s for s, i in ids.items() if states.get(i, "").startswith(FAILED_STATES)]
     if failed:
         raise SystemExit(f"classaware slurm: {len(failed)} jobs failed or were cancelled: {', '.join(failed)} "
                          f"(a job's output is in {cfg.job_dir}/STAGE.log)")
