@@ -65,11 +65,11 @@ def test_smoke_work_counted_by_hand():
         # per source, 7 models (the source, its early version, its 2 siblings, the other family's 3)
         # on 500 clean images and 4 sets x 2 eps of 500
         "predict": {("forward", R): (4 + 3) * 500 * 9, ("forward", V): (3 + 4) * 500 * 9},
-        # the 8 models on 500 pool images; per source, 20 directions and 7 models' searches of 20 images
+        # the 8 models on the 10,000 test images; per source, 20 directions and 7 models' searches of 20 images
         "distance": {
-            ("forward", R): 4 * 500 + (4 + 3) * 20 * dist_per_image,
+            ("forward", R): 4 * 10_000 + (4 + 3) * 20 * dist_per_image,
             ("grad", R): 20,
-            ("forward", V): 4 * 500 + (3 + 4) * 20 * dist_per_image,
+            ("forward", V): 4 * 10_000 + (3 + 4) * 20 * dist_per_image,
             ("grad", V): 20,
         },
         # 3 ResNets and 1 VGG: the 1,000 test birds and a 17 x 17 grid each; one gradient of the source

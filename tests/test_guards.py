@@ -53,6 +53,8 @@ MINIMAL = {
     "replicate": [],
     "audit": [],
     "estimate": [],
+    "repro": [],
+    "slurm": ["status"],
 }
 
 

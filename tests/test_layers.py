@@ -11,7 +11,7 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "artifacts", "config", "contracts", "text", "batching", "paper", "profiles", "records", "environment",
+    "artifacts", "config", "contracts", "text", "batching", "paper", "profiles", "scaleout", "records", "environment",
     "data", "models", "checkpoint", "training", "costs",
     "attacks", "metrics", "boundary", "results", "analysis", "plots",
 ]  # fmt: skip

@@ -1,24 +1,19 @@
-"""The DVC pipeline at `smoke` size, end to end through a real `dvc repro`, twice, from two clean
-copies of the repository: every stage runs, the two runs pin identical hashes in dvc.lock (the
-pipeline is reproducible on the CPU), a rerun does nothing, and a parameter change reruns only
-the stages that read it.
-
-The two runs go side by side, one thread each (with both on all cores, OpenMP's spinning
-threads would slow each other down many times over).
+"""The DVC pipeline at `smoke` size, end to end through a real `dvc repro` and through
+``classaware repro --jobs 2``, from two clean copies of the repository (the session's runs, see
+conftest.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
+reproducible on the CPU, and running stages in parallel changes nothing), a rerun does nothing,
+and a parameter change reruns only the stages that read it.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JPEG_ARCHIVE, REPO
+from conftest import JPEG_ARCHIVE, locked_hashes, smoke_env
 
 from classaware.results import ClaimResults
 
@@ -26,62 +21,10 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
 ]
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _env() -> dict:
-    # the `classaware` and `dvc` of this interpreter's environment, whatever PATH says
-    bin_dir = str(Path(sys.executable).parent)
-    return {**os.environ, **SINGLE_THREAD, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-
-
-def _clean_copy(dest: Path) -> Path:
-    """The repository's files as a fresh clone would have them (tracked, plus untracked files
-    git does not ignore), committed in a new git repository."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
-    ).stdout
-    for name in filter(None, files.decode().split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
 
 
 def _run(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, shell=True, cwd=cwd, env=_env(), capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, Path]:
-    repos = [_clean_copy(tmp_path_factory.mktemp(name)) for name in ("clone_a", "clone_b")]
-    cmd = f"classaware profile smoke --data {JPEG_ARCHIVE} && dvc repro"
-    procs = [
-        subprocess.Popen(
-            cmd, shell=True, cwd=r, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        for r in repos
-    ]
-    outputs = [p.communicate()[0] for p in procs]
-    for repo, proc, out in zip(repos, procs, outputs, strict=True):
-        assert proc.returncode == 0, f"dvc repro failed in {repo}:\n{out[-6000:]}"
-    return repos[0], repos[1]
-
-
-def _locked_hashes(repo: Path) -> dict:
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {
-        (stage, kind, entry["path"]): entry.get("md5")
-        for stage, body in lock["stages"].items()
-        for kind in ("deps", "outs")
-        for entry in body.get(kind, [])
-    }
+    return subprocess.run(cmd, shell=True, cwd=cwd, env=smoke_env(), capture_output=True, text=True)
 
 
 def test_every_stage_ran_and_the_pipeline_is_up_to_date(runs):
@@ -105,7 +48,7 @@ def test_every_stage_ran_and_the_pipeline_is_up_to_date(runs):
 
 
 def test_two_clean_runs_pin_identical_hashes(runs):
-    a, b = (_locked_hashes(r) for r in runs)
+    a, b = (locked_hashes(r) for r in runs)
     assert a.keys() == b.keys()
     differing = sorted(k for k in a if a[k] != b[k])
     assert not differing, f"hashes differ between two identical runs: {differing}"

@@ -45,6 +45,8 @@ COMMANDS = {
     "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
     "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
     "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
+    "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),
+    "slurm": ("slurm", "submit the pipeline to SLURM as one job per stage, or show the jobs' status"),
 }
 
 
