@@ -1,25 +1,31 @@
-"""Shared test set-up: hypothesis profiles, small fixtures, and the session's smoke pipeline runs.
+"""Shared test set-up: hypothesis profiles, small fixtures, and the session's pipeline runs.
 
 Profiles (chosen by HYPOTHESIS_PROFILE; tox sets ``ci``): ``ci`` is derandomized, so a CI run
 is repeatable, with no deadline (CPU timings vary); ``dev`` explores more examples.
 
-The `smoke` pipeline runs once per session in clean copies of the repository, one per way of
-running it (a plain ``dvc repro``, ``classaware repro --jobs 2`` and ``--jobs 8``, and through
-SLURM when a one-node cluster can be started), two at a time, every stage on one thread (with
-all on all cores, OpenMP's spinning threads would slow each other down many times over).
-tests/test_pipeline.py and tests/test_scaleout.py check what they left.
+The end-to-end tests (marked ``slow``) check what a few real runs of the `smoke` pipeline left,
+each in a clean copy of the repository: a plain ``dvc repro`` and ``classaware repro --jobs 2``
+(each computing everything: the two must pin the same hashes), ``--jobs 8`` and SLURM (when a
+one-node cluster can be started; both reuse the serial run's DVC cache, so their stages are
+restored from DVC's run cache: they test the orchestration, the serial/--jobs 2 pair tests the
+arithmetic), two seed replicates (``classaware replicate`` in the --jobs 2 copy), and the GPU
+check's --cpu rehearsal. When the session holds slow tests, these runs start at its beginning
+and go two at a time, every stage on one thread, while the other tests run; a test that needs a
+run waits for it, and the slow tests are moved to the end of the session.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -53,8 +59,8 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-# ----------------------------------------------------------------------------- smoke pipeline runs
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# ----------------------------------------------------------------------------- the session's pipeline runs
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 SMOKE_PROFILE = f"classaware profile smoke --data {JPEG_ARCHIVE}"
 # how each clean copy runs the pipeline after switching to the smoke profile
 SMOKE_RUNNERS = {
@@ -63,11 +69,9 @@ SMOKE_RUNNERS = {
     "jobs8": "classaware repro --jobs 8",
     "slurm": "classaware slurm submit --gpus_per_job 0",
 }
-# Runs of one wave start together, the next wave when they have all ended. Measured on this
-# repository's 2-core machine (shared with other work): all four at once took 1057 s, these
-# two waves 781 s (REPRODUCE.md, "Running stages at once").
-SMOKE_WAVES = (("serial", "jobs2"), ("jobs8", "slurm"))
-SMOKE_TIMEOUT = 3600  # seconds per wave: a hung run fails the session instead of stalling it
+SHARES_SERIAL_CACHE = ("jobs8", "slurm")
+AT_ONCE = 2  # runs at a time: the machines are 2-core, and the other tests run beside them
+RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
 
 def smoke_env(base: dict | None = None) -> dict:
@@ -134,74 +138,143 @@ class SmokeRun:
     hashes: dict  # dvc.lock's hashes as the run left them: later tests may change the workspace
 
 
-def _finished(proc: subprocess.Popen, cluster) -> bool:
-    """A run is over when its process exited and, for a SLURM submission, the jobs ended too."""
-    return proc.poll() is not None and (cluster is None or proc.returncode != 0 or not cluster.busy())
+@dataclass
+class Job:
+    """One background run: a shell command in ``cwd`` once the jobs in ``after`` have ended."""
+
+    cwd: Path
+    command: str
+    log: Path
+    after: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None  # run first, when the job starts
+    done: Callable[[subprocess.Popen], bool] = lambda proc: proc.poll() is not None
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    seconds: float | None = None  # set when it has ended (or was skipped)
+    skipped: str = ""  # why it never started: a job it comes after failed
+    hashes: dict = field(default_factory=dict)
 
 
-def _run_together(
-    names: list[str], repos: dict[str, Path], logs: dict[str, Path], env: dict, cluster
-) -> dict[str, tuple[int, float]]:
-    """Start every runner at once in its copy; (exit status, seconds) of each when it is over."""
-    start = time.perf_counter()
-    with contextlib.ExitStack() as outputs:
-        procs = {
-            name: subprocess.Popen(
-                f"{SMOKE_PROFILE} && {SMOKE_RUNNERS[name]}",
-                shell=True,
-                cwd=repos[name],
-                env=env,
-                text=True,
-                stdout=outputs.enter_context(open(logs[name], "w")),
-                stderr=subprocess.STDOUT,
-            )
-            for name in names
-        }
-        seconds: dict[str, float] = {}
-        while len(seconds) < len(procs):
-            for name, proc in procs.items():
-                if name not in seconds and _finished(proc, cluster if name == "slurm" else None):
-                    seconds[name] = time.perf_counter() - start
-            assert time.perf_counter() - start < SMOKE_TIMEOUT, (
-                f"smoke runs still going after {SMOKE_TIMEOUT} s: {set(procs) - set(seconds)}"
-            )
+class Background:
+    """Runs the session's jobs, at most AT_ONCE at a time in dependency order, on a thread of
+    its own; ``wait(name)`` blocks until a job has ended."""
+
+    def __init__(self, jobs: dict[str, Job], env: dict, paths: dict[str, Path]):
+        self.jobs, self.env, self.paths = jobs, env, paths  # paths: where a job writes what tests read
+        self.lock = threading.Condition()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        begin = time.perf_counter()
+        while any(j.seconds is None for j in self.jobs.values()):
+            with self.lock:
+                for j in self.jobs.values():
+                    if j.proc is not None and j.seconds is None and j.done(j.proc):
+                        j.seconds = time.perf_counter() - j.started
+                        j.hashes = locked_hashes(j.cwd) if (j.cwd / "dvc.lock").exists() else {}
+                running = sum(j.proc is not None and j.seconds is None for j in self.jobs.values())
+                for j in self.jobs.values():
+                    if j.proc is not None or j.seconds is not None:
+                        continue
+                    failed = [a for a in j.after if self.jobs[a].seconds is not None and not self.succeeded(a)]
+                    if failed:
+                        j.seconds, j.skipped = 0.0, f"not run: {', '.join(failed)} failed"
+                    elif running < AT_ONCE and all(self.jobs[a].seconds is not None for a in j.after):
+                        if j.prepare:
+                            j.prepare()
+                        j.started = time.perf_counter()
+                        j.proc = subprocess.Popen(j.command, shell=True, cwd=j.cwd, env=self.env, text=True,
+                                                  stdout=open(j.log, "w"), stderr=subprocess.STDOUT,
+                                                  start_new_session=True)  # fmt: skip
+                        running += 1
+                self.lock.notify_all()
+            if time.perf_counter() - begin > RUN_TIMEOUT:
+                self.stop()
             time.sleep(1)
-    return {name: (proc.returncode, seconds[name]) for name, proc in procs.items()}
+
+    def succeeded(self, name: str) -> bool:
+        j = self.jobs[name]
+        return j.proc is not None and j.proc.returncode == 0
+
+    def stop(self) -> None:
+        """Kill every job still running, with everything it started (its own process group)."""
+        for j in self.jobs.values():
+            if j.proc is not None and j.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(j.proc.pid, signal.SIGKILL)
+
+    def wait(self, name: str) -> SmokeRun:
+        j = self.jobs[name]
+        with self.lock:
+            self.lock.wait_for(lambda: j.seconds is not None or not self.thread.is_alive())
+        assert j.seconds is not None, f"{name} did not end within {RUN_TIMEOUT} s"
+        if j.skipped:
+            return SmokeRun(j.cwd, -1, j.skipped, 0.0, {})
+        return SmokeRun(j.cwd, j.proc.returncode, j.log.read_text(), j.seconds, j.hashes)
+
+
+def _share_cache(copy: Path, serial: Path) -> Callable[[], None]:
+    """Point ``copy``'s DVC cache at a hard-linked copy of the serial run's (run cache included)."""
+
+    def link() -> None:
+        shutil.copytree(serial / ".dvc" / "cache", copy / ".dvc" / "cache", copy_function=os.link)
+
+    return link
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background(request, tmp_path_factory) -> Iterator[Background | None]:
+    """The session's pipeline runs, started at its beginning when it holds a slow test."""
+    if not JPEG_ARCHIVE.is_file() or not any(item.get_closest_marker("slow") for item in request.session.items):
+        yield None
+        return
+    cluster = request.getfixturevalue("slurm")
+    cluster = None if isinstance(cluster, str) else cluster
+    env = smoke_env(cluster.env if cluster else None)
+    runs = {name: clean_copy(tmp_path_factory.mktemp(name)) for name in SMOKE_RUNNERS if name != "slurm" or cluster}
+    logs = tmp_path_factory.mktemp("logs")
+    jobs = {
+        name: Job(repo, f"{SMOKE_PROFILE} && {SMOKE_RUNNERS[name]}", logs / f"{name}.txt",
+                  after=("serial",) if name in SHARES_SERIAL_CACHE else (),
+                  prepare=_share_cache(repo, runs["serial"]) if name in SHARES_SERIAL_CACHE else None)
+        for name, repo in runs.items()
+    }  # fmt: skip
+    if cluster:  # a SLURM submission is over when its jobs are
+        jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
+    jobs["replicates"] = Job(runs["jobs2"], "classaware replicate --runs 2", logs / "replicates.txt", after=("jobs2",))
+    rehearsal = tmp_path_factory.mktemp("gpu_check_out")
+    env["PYTHON"], env["GPU_CHECK_DATA"] = sys.executable, str(JPEG_ARCHIVE)
+    jobs["gpu_check"] = Job(REPO, f"bash benchmarks/gpu_check.sh --cpu {rehearsal}", logs / "gpu_check.txt")
+    background = Background(jobs, env, {"gpu_check": rehearsal})
+    yield background
+    background.stop()  # an interrupted session leaves nothing running
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The slow tests last, so that the others run while the pipeline runs they check go on."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+class SmokeRuns:
+    """The pipeline runs of SMOKE_RUNNERS by name, each waited for when first asked for."""
+
+    def __init__(self, background: Background):
+        self.background = background
+
+    def __contains__(self, name: str) -> bool:
+        return name in SMOKE_RUNNERS and name in self.background.jobs
+
+    def __getitem__(self, name: str) -> SmokeRun:
+        return self.background.wait(name)
 
 
 @pytest.fixture(scope="session")
-def smoke_runs(tmp_path_factory, slurm) -> dict[str, SmokeRun]:
-    """Every runner of SMOKE_RUNNERS (SLURM's only when a cluster started), wave by wave."""
-    if not JPEG_ARCHIVE.is_file():
+def smoke_runs(background) -> SmokeRuns:
+    """Every pipeline run of SMOKE_RUNNERS (SLURM's only when a cluster started)."""
+    if background is None:
         pytest.skip(f"needs the CIFAR-10 archive {JPEG_ARCHIVE}")
-    cluster = None if isinstance(slurm, str) else slurm
-    env = smoke_env(cluster.env if cluster else None)
-    waves = [[name for name in wave if name != "slurm" or cluster] for wave in SMOKE_WAVES]
-    repos = {name: clean_copy(tmp_path_factory.mktemp(name)) for wave in waves for name in wave}
-    logs = {name: tmp_path_factory.mktemp(f"{name}_output") / "output.txt" for name in repos}
-    ended = {
-        name: outcome for wave in waves for name, outcome in _run_together(wave, repos, logs, env, cluster).items()
-    }
-    if cluster and ended["slurm"][0] == 0:  # submitted: did every job succeed?
-        status = subprocess.run(
-            ["classaware", "slurm", "status"], cwd=repos["slurm"], env=env, capture_output=True, text=True
-        )
-        ended["slurm"] = (status.returncode, ended["slurm"][1])
-        with open(logs["slurm"], "a") as f:
-            f.write(status.stdout + status.stderr)
-    (tmp_path_factory.getbasetemp() / "smoke_timings.json").write_text(
-        json.dumps({k: round(v[1], 1) for k, v in ended.items()})
-    )
-    return {
-        name: SmokeRun(
-            repos[name],
-            returncode,
-            logs[name].read_text(),
-            seconds,
-            locked_hashes(repos[name]) if (repos[name] / "dvc.lock").exists() else {},
-        )
-        for name, (returncode, seconds) in ended.items()
-    }
+    return SmokeRuns(background)
 
 
 @pytest.fixture(scope="session")

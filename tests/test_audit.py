@@ -138,7 +138,7 @@ TAMPERS = {  # what is changed: (the file, how, the check that must catch it)
         _move_one_value_within,
         "adversarial-sets",
     ),
-    "one weight of a checkpoint": ("models/vgg11_bn_w8/epoch_005.pt", _change_one_weight, "checkpoints"),
+    "one weight of a checkpoint": ("models/vgg11_bn_w8/epoch_004.pt", _change_one_weight, "checkpoints"),
     "one label of a prediction table": ("predictions/resnet10_w8.pt", _change_one_label, "derived"),
     "one number of a metrics JSON": ("metrics/zoo/resnet10_w8_wsame.json", _edit_one_number, "derived"),
     "a non-robust example outside its eps-ball": (

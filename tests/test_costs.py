@@ -44,27 +44,27 @@ def test_smoke_work_counted_by_hand():
     # bisections
     dist_per_image = 1 + (1 + 3) * (50 + 4)
     per_cell = {
-        "train": 200 * 5,
-        "forward": 200 * 5 + 100 + 500,
+        "train": 200 * 4,
+        "forward": 200 * 4 + 100 + 500,
         "save": 1,
-    }  # 5 epochs on 200 images; eval, val, test; a checkpoint
+    }  # 4 epochs on 200 images; eval, val, test; a checkpoint
     assert units(work) == {
         "prepare": {("decode", ""): 60_000},
-        # three members per architecture: 2,000 images x 5 epochs; 200 eval images per epoch and 500 test
-        # images for each of 2 checkpoints (epochs 4 and 5); their 2 writes and a resume state at epoch 4
+        # three members per architecture: 1,000 images x 4 epochs; 200 eval images per epoch and 500 test
+        # images for each of 2 checkpoints (epochs 3 and 4); their 2 writes and a resume state at epoch 3
         "train": {
-            ("train", R): 3 * 10_000,
-            ("forward", R): 3 * 2_000,
+            ("train", R): 3 * 4_000,
+            ("forward", R): 3 * 1_800,
             ("save", R): 3 * 3,
-            ("train", V): 3 * 10_000,
-            ("forward", V): 3 * 2_000,
+            ("train", V): 3 * 4_000,
+            ("forward", V): 3 * 1_800,
             ("save", V): 3 * 3,
         },
-        # per source, 500 images x 2 eps: FGM twice (untargeted, targeted) 1 step, PGD twice 3 steps
-        "attack": {("grad", R): 2 * 1_000 + 2 * 3_000, ("grad", V): 2 * 1_000 + 2 * 3_000},
+        # per source, 300 images x 2 eps: FGM twice (untargeted, targeted) 1 step, PGD twice 3 steps
+        "attack": {("grad", R): 2 * 600 + 2 * 1_800, ("grad", V): 2 * 600 + 2 * 1_800},
         # per source, 7 models (the source, its early version, its 2 siblings, the other family's 3)
-        # on 500 clean images and 4 sets x 2 eps of 500
-        "predict": {("forward", R): (4 + 3) * 500 * 9, ("forward", V): (3 + 4) * 500 * 9},
+        # on 300 clean images and 4 sets x 2 eps of 300
+        "predict": {("forward", R): (4 + 3) * 300 * 9, ("forward", V): (3 + 4) * 300 * 9},
         # the 8 models on the 10,000 test images; per source, 20 directions and 7 models' searches of 20 images
         "distance": {
             ("forward", R): 4 * 10_000 + (4 + 3) * 20 * dist_per_image,
@@ -115,9 +115,9 @@ def test_times_follow_from_the_rates_by_hand():
     work = {w.stage: w for w in stage_work(profiles.merged_params("smoke", PROFILES))}
     assert rates.per_s["grad", R] == 2000.0 and rates.per_s["grad", V] == 4000.0  # forward rate x 0.5
     assert rates.seconds(work["prepare"]) == pytest.approx(60_000 / 6000 + 2.0)
-    train = 3 * (10_000 / 1000 + 2_000 / 4000 + 3 * 0.5) + 3 * (10_000 / 2000 + 2_000 / 8000 + 3 * 0.25) + 6 * 2.0
+    train = 3 * (4_000 / 1000 + 1_800 / 4000 + 3 * 0.5) + 3 * (4_000 / 2000 + 1_800 / 8000 + 3 * 0.25) + 6 * 2.0
     assert rates.seconds(work["train"]) == pytest.approx(train)
-    assert rates.seconds(work["attack"]) == pytest.approx(8_000 / 2000 + 8_000 / 4000 + 8 * 2.0)
+    assert rates.seconds(work["attack"]) == pytest.approx(4_800 / 2000 + 4_800 / 4000 + 8 * 2.0)
     assert rates.seconds(work["report"]) == 2.0
     # the N-targeted check: 1 / (10 steps x (1/2000 + 1/4000)) = 133.3 img/s predicted
     assert any("predicted 133.3 img/s, measured 60 img/s" in n for n in rates.notes)

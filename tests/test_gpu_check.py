@@ -7,14 +7,15 @@ claim's verdict and each throughput a positive number; ``classaware estimate`` r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JPEG_ARCHIVE, REPO
+from conftest import JPEG_ARCHIVE, REPO, SmokeRun
+
+from classaware.results import VERDICTS
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402  (benchmarks/ is not a package)
@@ -26,19 +27,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    out = tmp_path_factory.mktemp("gpu_check_out")
-    bin_dir = str(Path(sys.executable).parent)  # this environment's classaware and dvc
-    env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
-        "PYTHON": sys.executable,
-        "GPU_CHECK_DATA": str(JPEG_ARCHIVE),
-    }
-    done = subprocess.run(
-        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu", str(out)], env=env, capture_output=True, text=True
-    )
-    return done, out
+def rehearsal(background) -> tuple[SmokeRun, Path]:
+    """The session's run of ``bash benchmarks/gpu_check.sh --cpu OUT`` (conftest.py), and OUT."""
+    return background.wait("gpu_check"), background.paths["gpu_check"]
 
 
 def positive_numbers(tree) -> list:
@@ -50,7 +41,7 @@ def positive_numbers(tree) -> list:
 
 def test_the_rehearsal_succeeds_and_writes_every_key(rehearsal):
     done, out = rehearsal
-    assert done.returncode == 0, done.stdout[-8000:]
+    assert done.returncode == 0, done.output[-8000:]
     doc = json.loads((out / "gpu_check.json").read_text())
     assert doc["errors"] == []
     assert set(doc) == set(gpu_check.KEYS)
@@ -84,7 +75,7 @@ def test_every_claim_has_a_verdict_and_the_cuda_tests_were_skipped(rehearsal):
     _, out = rehearsal
     doc = json.loads((out / "gpu_check.json").read_text())
     assert set(doc["claims"]) == {c["id"] for c in yaml.safe_load((REPO / "claims.yaml").read_text())}
-    assert set(doc["claims"].values()) <= {"pass", "fail", "n/a"}
+    assert set(doc["claims"].values()) <= set(VERDICTS)
     assert doc["cuda_tests"]["skipped"] > 0 and doc["cuda_tests"]["failed"] == doc["cuda_tests"]["errors"] == 0
 
 

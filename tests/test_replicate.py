@@ -3,15 +3,20 @@ artifact records of the machine that computed it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 import torch
+import yaml
+from conftest import JPEG_ARCHIVE, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware.config import shifted
 from classaware.data import balanced_split, balanced_subset
 from classaware.environment import Environment
-from classaware.results import ReplicatedClaim
+from classaware.results import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages import replicate
 
 
@@ -114,3 +119,32 @@ def test_the_environment_says_what_decides_bit_identity():
     gpu = Environment(**{**here.__dict__, "device": "NVIDIA H100"})
     assert not gpu.reproduces(gpu)  # GPU runs are never bit-identical
     assert here.cpu_capability in here.describe() and f"{here.threads} threads" in here.describe()
+
+
+# ----------------------------------------------------------------------------- two replicates of smoke
+@pytest.mark.slow
+def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
+    """``classaware replicate --runs 2`` after the --jobs 2 run (conftest.py): replicate 0 is that
+    run itself, replicate 1 draws other seeds; both are DVC experiments."""
+    if background is None:
+        pytest.skip(f"needs the CIFAR-10 archive {JPEG_ARCHIVE}")
+    run = background.wait("replicates")
+    assert run.returncode == 0, run.output[-6000:]
+    summary = Replicates.load(run.repo / "results/replicates.json")
+    own = ClaimResults.load(run.repo / "results/claims.json").claims
+    assert summary.profile == "smoke" and summary.seed_shifts == (0, 1)
+    assert set(summary.claims) == {c["id"] for c in yaml.safe_load((run.repo / "claims.yaml").read_text())}
+    for cid, claim in summary.claims.items():
+        assert claim.values[0] == own[cid].value and claim.verdicts[0] == own[cid].verdict, cid
+        assert claim == ReplicatedClaim.of(list(claim.values), list(claim.verdicts)), cid
+    assert any(c.values[0] != c.values[1] for c in summary.claims.values() if None not in c.values)
+    table = (run.repo / "results/replicates.md").read_text()
+    assert all(f"| {cid} |" in table for cid in summary.claims)
+    shown = subprocess.run(
+        ["dvc", "exp", "show", "--json"], cwd=run.repo, env=smoke_env(), capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert set(replicate.experiments(json.loads(shown.stdout), {"smoke-seed0", "smoke-seed1"})) == {
+        "smoke-seed0",
+        "smoke-seed1",
+    }

@@ -125,6 +125,14 @@ def missing_outputs(lock: dict) -> list[str]:
     return sorted(o["path"] for s in lock["stages"].values() for o in s.get("outs", []) if not Path(o["path"]).exists())
 
 
+def by_folder(paths: list[str]) -> str:
+    """``paths`` counted per top folder, e.g. ``adv/: 40, data/cifar10.pt, models/: 10``."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(path.split("/", 1)[0] + "/" if "/" in path else path, []).append(path)
+    return ", ".join(items[0] if len(items) == 1 else f"{top}: {len(items)}" for top, items in sorted(groups.items()))
+
+
 @dataclass
 class Run:
     """What the checks share: the stages' configurations, the data, the device, the sampling."""
@@ -423,7 +431,7 @@ def run(cfg: Config) -> None:
     missing = missing_outputs(lock)
     if missing:
         print(
-            f"classaware audit: cannot run, {len(missing)} artifacts are missing: {', '.join(missing[:10])}; run `dvc pull`"
+            f"classaware audit: cannot run, {len(missing)} artifacts are missing ({by_folder(missing)}); run `dvc pull`"
         )
         raise SystemExit(2)
     device = pick_device(cfg.device)
