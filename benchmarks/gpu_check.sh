@@ -39,7 +39,7 @@ if [ "$MODE" = gpu ]; then
     BUDGET=${GPU_CHECK_BUDGET_S:-505}; PIPELINE_MAX=300; BENCH_RESERVE=160; OVERRIDES=""
     SIZE=${GPU_CHECK_SIZE:-gpu}; DEVICE=cuda
 else
-    BUDGET=${GPU_CHECK_BUDGET_S:-280}; PIPELINE_MAX=220; BENCH_RESERVE=50; OVERRIDES=$REPO/benchmarks/gpu_check_cpu.yaml
+    BUDGET=${GPU_CHECK_BUDGET_S:-280}; PIPELINE_MAX=$BUDGET; BENCH_RESERVE=50; OVERRIDES=$REPO/benchmarks/gpu_check_cpu.yaml
     SIZE=${GPU_CHECK_SIZE:-cpu}; DEVICE=cpu
     # one thread unless told otherwise: on a shared CPU, OpenMP's spinning threads slow to a crawl
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}

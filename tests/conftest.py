@@ -245,6 +245,8 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     jobs["replicates"] = Job(runs["jobs2"], "classaware replicate --runs 2", logs / "replicates.txt", after=("jobs2",))
     rehearsal = tmp_path_factory.mktemp("gpu_check_out")
     env["PYTHON"], env["GPU_CHECK_DATA"] = sys.executable, str(JPEG_ARCHIVE)
+    # its 280 s budget is for a machine of its own; here it shares 2 cores with the other runs
+    env["GPU_CHECK_BUDGET_S"] = "900"
     jobs["gpu_check"] = Job(REPO, f"bash benchmarks/gpu_check.sh --cpu {rehearsal}", logs / "gpu_check.txt")
     background = Background(jobs, env, {"gpu_check": rehearsal})
     yield background
