@@ -108,6 +108,21 @@ def test_a_failed_replicate_is_an_error_naming_it():
         replicate.experiments([{"experiments": [_exp("smoke-seed1", 1, {}, state="failed")]}], {"smoke-seed1"})
 
 
+def test_a_rerun_clears_what_an_interrupted_call_left_in_every_state():
+    shown = [
+        {"experiments": [_exp("smoke-seed0", 0, {}), _exp("smoke-seed1", 1, {}, state="running"),
+                         _exp("smoke-seed2", 2, {}, state="queued"), _exp("smoke-seed3", 3, {}, state="failed"),
+                         _exp("other", 5, {}, state="running")]},
+    ]  # fmt: skip
+    names = {f"smoke-seed{s}" for s in range(5)}
+    assert replicate.clearing(shown, names) == [
+        ["queue", "kill", "smoke-seed1"],  # its worker may have died with the call: kill marks it failed
+        ["queue", "remove", "smoke-seed1", "smoke-seed2", "smoke-seed3"],
+        ["exp", "remove", "smoke-seed0"],
+    ]
+    assert replicate.clearing([{"experiments": [_exp("smoke-seed0", 0, {})]}], {"smoke-seed1"}) == []
+
+
 # ----------------------------------------------------------------------------- environment
 def test_the_environment_says_what_decides_bit_identity():
     here = Environment.current()

@@ -12,6 +12,8 @@ claims are read back from ``dvc exp show --json``.
 Per claim, the summary gives the mean, lowest and highest value, how many replicates pass,
 and a verdict: pass, fail or inconclusive when every replicate says so, unstable otherwise.
 It is written to ``out`` (JSON) and ``table`` (Markdown, which the report shows when present).
+An interrupted call is run again as it was: it clears what the earlier one left (``clearing``)
+and DVC's run cache gives back every stage that had finished.
 """
 
 from __future__ import annotations
@@ -75,6 +77,27 @@ def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
     return found
 
 
+def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
+    """The ``dvc`` commands that clear the named experiments of an earlier call, whatever their state.
+
+    A call that was interrupted leaves its experiments behind in every state: finished ones are
+    experiments (``dvc exp remove``), queued and failed ones are queue tasks (``dvc queue remove``),
+    and one whose worker died stays "running" until ``dvc queue kill`` marks it failed. The stages
+    they finished stay in DVC's run cache, so the rerun restores them instead of computing them again.
+    """
+    states: dict[str, str] = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            if exp.get("name") in names:
+                states.setdefault(exp["name"], (exp.get("executor") or {}).get("state") or "success")
+    running = sorted(n for n, s in states.items() if s == "running")
+    tasks = sorted(n for n, s in states.items() if s in ("queued", "running", "failed"))
+    done = sorted(n for n, s in states.items() if n not in tasks)
+    return [
+        cmd for cmd in (["queue", "kill", *running], ["queue", "remove", *tasks], ["exp", "remove", *done]) if cmd[2:]
+    ]
+
+
 def claim_values(data: dict) -> dict[str, dict]:
     """{claim id: {"value", "verdict", ...}} from one experiment's metrics."""
     return {
@@ -114,9 +137,9 @@ def run(cfg: Config) -> None:
     profile = yaml.safe_load(cfg.params.read_text())["profile"]
     shifts = list(range(cfg.runs))
     names = [name(profile, s) for s in shifts]
-    existing = set(experiments(json.loads(_dvc("exp", "show", "--json")), set(names)))
-    if existing:
-        _dvc("exp", "remove", *sorted(existing))
+    for cmd in clearing(json.loads(_dvc("exp", "show", "--json")), set(names)):
+        log.info("clearing an earlier call's replicates: dvc %s", " ".join(cmd))
+        _dvc(*cmd)
     for shift, exp in zip(shifts, names, strict=True):
         _dvc("exp", "run", "--queue", "--set-param", f"seed_shift={shift}", "--name", exp)
         log.info("queued replicate %s (seed_shift=%d)", exp, shift)
