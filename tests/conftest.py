@@ -70,6 +70,7 @@ SMOKE_RUNNERS = {
     "slurm": "classaware slurm submit --gpus_per_job 0",
 }
 SHARES_SERIAL_CACHE = ("jobs8", "slurm")
+BACKGROUND = pytest.StashKey["Background"]()  # the session's runs, for the terminal summary
 AT_ONCE = 2  # runs at a time: the machines are 2-core, and the other tests run beside them
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
@@ -249,8 +250,24 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     env["GPU_CHECK_BUDGET_S"] = "900"
     jobs["gpu_check"] = Job(REPO, f"bash benchmarks/gpu_check.sh --cpu {rehearsal}", logs / "gpu_check.txt")
     background = Background(jobs, env, {"gpu_check": rehearsal})
+    request.config.stash[BACKGROUND] = background
     yield background
     background.stop()  # an interrupted session leaves nothing running
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Each background run's wall time, so that a CI log records what the smoke pipeline took
+    serially, with --jobs 2 and 8, and through SLURM (two at a time, beside the other tests)."""
+    background = config.stash.get(BACKGROUND, None)
+    if background is None:
+        return
+    terminalreporter.write_sep("-", f"the session's pipeline runs ({AT_ONCE} at a time, beside the other tests)")
+    for name, j in background.jobs.items():
+        if j.skipped or j.proc is None:
+            ended = j.skipped or "not started"
+        else:
+            ended = f"{j.seconds:.0f} s, exit {j.proc.returncode}" if j.seconds is not None else "stopped unfinished"
+        terminalreporter.write_line(f"{name:<11} {ended}")
 
 
 def pytest_collection_modifyitems(items) -> None:
