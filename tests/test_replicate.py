@@ -103,6 +103,12 @@ def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
     assert "| S1 | 0.500 | 0.400 - 0.600 | 1 of 2 | unstable |" in table
 
 
+def test_the_summary_lists_the_claims_in_the_papers_order_not_by_file_name():
+    claims = {cid: {"value": 0.5, "verdict": "pass"} for cid in ["S3.10", "S3.1", "S4.2", "S3.5b", "S3.5a", "S3.9"]}
+    summary = replicate.summarize("quick", [0], {0: claims})
+    assert list(summary.claims) == ["S3.1", "S3.5a", "S3.5b", "S3.9", "S3.10", "S4.2"]
+
+
 def test_a_failed_replicate_is_an_error_naming_it():
     with pytest.raises(ValueError, match="smoke-seed1 ended in state 'failed'"):
         replicate.experiments([{"experiments": [_exp("smoke-seed1", 1, {}, state="failed")]}], {"smoke-seed1"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,3 +27,9 @@ def markdown_table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str
         "|" + "---|" * len(header),
         *(f"| {' | '.join(line)} |" for line in lines[1:]),
     ]
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the numbers inside a name by value: S3.2 < S3.5a < S3.10 < S4.1.
+    (Splitting on digit runs alternates text and number, so two keys compare like with like.)"""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]

@@ -30,7 +30,7 @@ from ..artifacts import save_text
 from ..config import Options, help_field
 from ..profiles import render
 from ..results import ReplicatedClaim, Replicates
-from ..text import markdown_table, number
+from ..text import markdown_table, natural_key, number
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
@@ -108,7 +108,7 @@ def claim_values(data: dict) -> dict[str, dict]:
 
 
 def summarize(profile: str, shifts: list[int], runs: dict[int, dict[str, dict]]) -> Replicates:
-    ids = list(runs[shifts[0]])
+    ids = sorted(runs[shifts[0]], key=natural_key)  # dvc exp show lists the metric files by name
     claims = {
         cid: ReplicatedClaim.of([runs[s][cid]["value"] for s in shifts], [runs[s][cid]["verdict"] for s in shifts])
         for cid in ids
