@@ -64,16 +64,27 @@ def name(profile: str, shift: int) -> str:
     return f"{profile}-seed{shift}"
 
 
+def _named(shown: list[dict], names: set[str]) -> dict[str, dict]:
+    """The newest entry of each named experiment in ``dvc exp show --json``'s output."""
+    found: dict[str, dict] = {}
+    for baseline in shown:
+        for exp in baseline.get("experiments") or []:
+            if exp.get("name") in names:
+                found.setdefault(exp["name"], exp)
+    return found
+
+
+def _state(exp: dict) -> str:
+    return (exp.get("executor") or {}).get("state", "success")  # no executor: a finished experiment
+
+
 def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
     """The data of the named experiments in ``dvc exp show --json``'s output, newest first."""
     found = {}
-    for baseline in shown:
-        for exp in baseline.get("experiments") or []:
-            if exp.get("name") in names and exp["name"] not in found:
-                state = (exp.get("executor") or {}).get("state", "success")
-                if state != "success":
-                    raise ValueError(f"experiment {exp['name']} ended in state {state!r}; see `dvc queue logs`")
-                found[exp["name"]] = exp["revs"][0]["data"]
+    for name, exp in _named(shown, names).items():
+        if (state := _state(exp)) != "success":
+            raise ValueError(f"experiment {name} ended in state {state!r}; see `dvc queue logs`")
+        found[name] = exp["revs"][0]["data"]
     return found
 
 
@@ -85,11 +96,7 @@ def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
     and one whose worker died stays "running" until ``dvc queue kill`` marks it failed. The stages
     they finished stay in DVC's run cache, so the rerun restores them instead of computing them again.
     """
-    states: dict[str, str] = {}
-    for baseline in shown:
-        for exp in baseline.get("experiments") or []:
-            if exp.get("name") in names:
-                states.setdefault(exp["name"], (exp.get("executor") or {}).get("state") or "success")
+    states = {name: _state(exp) for name, exp in _named(shown, names).items()}
     running = sorted(n for n, s in states.items() if s == "running")
     tasks = sorted(n for n, s in states.items() if s in ("queued", "running", "failed"))
     done = sorted(n for n, s in states.items() if n not in tasks)
