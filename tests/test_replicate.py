@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import JPEG_ARCHIVE, smoke_env
+from conftest import JPEG_ARCHIVE, README_SEQUENCE, REPO, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -233,10 +233,17 @@ def test_the_environment_says_what_decides_bit_identity():
 
 
 # ----------------------------------------------------------------------------- two replicates of smoke
+def test_the_readme_gives_the_sequence_the_suite_runs():
+    assert f"`{README_SEQUENCE}`" in (REPO / "README.md").read_text()
+
+
 @pytest.mark.slow
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
-    """``classaware replicate --runs 2`` after the --jobs 2 run (conftest.py): replicate 0 is that
-    run itself, replicate 1 draws other seeds; both are DVC experiments."""
+    """README's commands as written (conftest.py's README_SEQUENCE: ``classaware profile smoke --data
+    ../shared/data/cifar10-jpeg.tar.gz && dvc repro && classaware replicate --runs 2``), in a copy
+    of their own: replicate 0 is that run itself, replicate 1 draws other seeds; both are DVC
+    experiments, run in copies under .dvc/tmp/exps, where the archive's relative path of the
+    issue pointed nowhere."""
     if background is None:
         pytest.skip(f"needs the CIFAR-10 archive {JPEG_ARCHIVE}")
     run = background.wait("replicates")
