@@ -8,14 +8,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import subprocess
+import sys
+from importlib.metadata import version
 
 import pytest
 import torch
+from conftest import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images
 from torch import nn
 
+import classaware
 from classaware.attacks import fgm, n_targeted_pgd, pgd, random_target_classes
 from classaware.boundary import (
     BoundarySearch,
@@ -450,3 +455,35 @@ def test_labels_made_from_the_logits_give_the_right_ratios():
     target = torch.cat([Y[:7], (Y[7:8] + 1) % 10, (Y[8:] + 2) % 10])
     r = class_aware_transfer(Y, Y, source_adv, nn.functional.one_hot(target, 10).float().argmax(1))
     assert (r.n, r.unfooled.count, r.same.count, r.different.count) == (5, 2, 1, 2)
+
+
+# ----------------------------------------------------------------------------- 10. README's example, the public API
+def _readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text[text.index("## As a library") : text.index("## Layout")], re.S)
+    return code
+
+
+def test_the_readmes_library_example_runs_as_written(capsys):
+    exec(compile(_readme_example(), "README.md", "exec"), {"__name__": "readme_example"})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("PairDistance(dist="), lines
+    n, unfooled, different, same = (float(v) for v in lines[0].split()[:4])
+    assert n > 0 and unfooled + different + same == pytest.approx(1.0)
+
+
+def test_the_readmes_library_example_uses_everything_it_defines_and_imports():
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "F", "--stdin-filename", "readme_example.py", "-"],
+        input=_readme_example(), capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_package_names_its_public_api_and_version():
+    assert classaware.__version__ == version("classaware")
+    assert {"fgm", "pgd", "n_targeted_pgd", "random_target_classes", "predict", "class_aware_transfer",
+            "class_aware_counts", "gradient_direction", "boundary_distance", "search_boundary", "model_distance",
+            "decision_plane"} <= set(classaware.__all__)  # fmt: skip
+    assert all(getattr(classaware, name) is not None for name in classaware.__all__)
+    assert classaware.pgd is pgd and classaware.model_distance is model_distance
