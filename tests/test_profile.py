@@ -279,9 +279,11 @@ def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_
           "distance.step: 50.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
           "distance.tol: 0.01 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0"]),
         ({"data": {"archive": "data/my cifar.tar.gz"}},
-         ["data.archive: \"data/my cifar.tar.gz\" is refused by prepare: unrecognized arguments: cifar.tar.gz; DVC puts it into the command unquoted, so it must not hold spaces or shell characters"]),
+         ["data.archive: \"data/my cifar.tar.gz\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
+        ({"compare": {"targets": ["vgg11_bn_w8", "resnet10_w8_wsame;ls"]}},
+         ["compare.targets: [\"vgg11_bn_w8\", \"resnet10_w8_wsame;ls\"] holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
     ],
-    ids=["null", "bool for an int", "int for a bool", "bool in a list of floats", "device", "relation", "space"],
+    ids=["null", "bool for an int", "int for a bool", "bool in a list of floats", "device", "relation", "space", "shell"],
 )  # fmt: skip
 def test_profile_refuses_params_some_stage_would_refuse_naming_the_key(override, lines, tmp_path, monkeypatch, capsys):
     """Before params.yaml is written or the archive brought in: the pipeline never starts on them."""

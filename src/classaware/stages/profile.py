@@ -260,8 +260,7 @@ def pipeline_problems(params_text: str, root: Path) -> list[str]:
                 commands = {s.name: s.cmd for s in repo.index.stages if isinstance(getattr(s, "cmd", None), str)}
         except DvcException as exc:
             return [f"DVC cannot render dvc.yaml with these parameters: {exc}"]
-    # DVC writes null into a command as the word None, which a string option would take as a name
-    problems: dict[str, list[str]] = {key: [] for key, value in _leaves(params) if value is None}
+    refused: dict[str, list[str]] = {}
     for stage, cmd in commands.items():
         refusal = _refusal(cmd)
         if refusal is None:
@@ -270,22 +269,45 @@ def pipeline_problems(params_text: str, root: Path) -> list[str]:
         base, _, item = stage.partition("@")
         keys = [k for k in (_key(o, templates[base], item, params) for o in options) if k]
         for key in keys or [f"stage {stage}"]:
-            problems.setdefault(key, []).append(f"{stage}: {message}")
-    lines = []
-    for key, refusals in problems.items():
+            refused.setdefault(key, []).append(f"{stage}: {message}")
+    # Said first, and instead of what a stage makes of them: DVC writes null into a command as the
+    # word None, which a string option takes as a name, and a string that needs quoting may reach
+    # the shell unquoted (${data.archive}, a zoo member's name in its paths), where it is split or run.
+    lines = [f"{key}: null has no value on a command line (DVC would write None); give one" for key in _nulls(params)]
+    unsafe = _shell_unsafe(params)
+    lines += [
+        f"{key}: {shown} holds characters a shell splits or expands, and DVC writes some strings into the "
+        "stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"
+        for key, shown in unsafe.items()
+    ]
+    for key, refusals in refused.items():
+        if key in unsafe or key in _nulls(params):
+            continue
         more = f" (and {len(refusals) - 1} more stages)" if len(refusals) > 1 else ""
         if key.startswith("stage "):
             lines.append(f"{refusals[0]}{more}")
-            continue
-        value = _lookup(params, key)
-        if value is None:
-            lines.append(f"{key}: null has no value on a command line (DVC would write None); give one")
-            continue
-        hint = ""
-        if isinstance(value, str) and shlex.quote(value) != value:
-            hint = "; DVC puts it into the command unquoted, so it must not hold spaces or shell characters"
-        lines.append(f"{key}: {json.dumps(value)} is refused by {refusals[0]}{more}{hint}")
+        else:
+            lines.append(f"{key}: {json.dumps(_lookup(params, key))} is refused by {refusals[0]}{more}")
     return lines
+
+
+def _nulls(params: dict) -> list[str]:
+    return [key for key, value in _leaves(params) if value is None]
+
+
+def _shell_unsafe(params: dict, where: str = "") -> dict[str, str]:
+    """{key: what} for every string of ``params`` (a value, a list's item, a mapping's key) that
+    ``shlex.quote`` would have to quote."""
+    found = {}
+    for key, value in params.items():
+        path = f"{where}{key}"
+        if shlex.quote(str(key)) != str(key):
+            found[path] = f"the name {json.dumps(str(key))}"
+        if isinstance(value, dict):
+            found |= _shell_unsafe(value, f"{path}.")
+        elif any(isinstance(v, str) and shlex.quote(v) != v for v in (value if isinstance(value, list) else [value])):
+            found[path] = json.dumps(value)
+    return found
 
 
 # ----------------------------------------------------------------------------- the command
