@@ -187,9 +187,9 @@ def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, m
         return json.dumps([{"experiments": exps}]) if args[:2] == ("exp", "show") else ""
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("profile: smoke\n")
+    (tmp_path / "params.yaml").write_text("profile: smoke\ndata: {archive: data/c.tar.gz}\n")
     monkeypatch.setattr(replicate, "_dvc", dvc)
-    monkeypatch.setattr(replicate.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(replicate.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=""))
     assert cli.main(["replicate", "--runs", "3"]) == 2
     err = capsys.readouterr().err
     assert (
@@ -197,6 +197,31 @@ def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, m
         in err
     )
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "archive, untracked, message",
+    [
+        ("../shared/data/c.tar.gz", [], "data.archive ../shared/data/c.tar.gz lies outside the repository, where DVC's "
+         "experiment copies (.dvc/tmp/exps/...) do not find it; bring it in with `classaware profile smoke --data "
+         "../shared/data/c.tar.gz`"),
+        ("/data/c.tar.gz", [], "data.archive /data/c.tar.gz lies outside the repository"),
+        ("data/c.tar.gz", ["data/c.tar.gz.dvc"], "DVC's experiments start from git's index, which lacks "
+         "data/c.tar.gz.dvc: `git add` it first"),
+    ],
+)  # fmt: skip
+def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
+    archive, untracked, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "smoke", "data": {"archive": archive}}))
+    for path in untracked:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("outs: []\n")
+    monkeypatch.setattr(replicate, "_dvc", lambda *args: pytest.fail(f"dvc {args} ran"))
+    assert cli.main(["replicate", "--runs", "2"]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_failed_replicate_is_an_error_naming_it():

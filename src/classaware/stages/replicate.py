@@ -175,10 +175,32 @@ def markdown(replicates: Replicates) -> str:
     return "\n".join(lines + markdown_table(["claim", "mean", "range", "replicates passing", "verdict"], rows)) + "\n"
 
 
+def check_workspace(params: dict) -> None:
+    """What the experiments' copies of the repository would lack, as ValueError: an archive outside
+    the repository (a relative path points elsewhere from .dvc/tmp/exps/...), or a .dvc file
+    git does not track (the copies start from git's index)."""
+    archive = Path(params["data"]["archive"])
+    if archive.is_absolute() or ".." in archive.parts:
+        raise ValueError(
+            f"data.archive {archive} lies outside the repository, where DVC's experiment copies "
+            f"(.dvc/tmp/exps/...) do not find it; bring it in with `classaware profile {params['profile']} --data {archive}`"
+        )
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "--", "*.dvc"], capture_output=True, text=True
+    )
+    if listed.returncode == 0 and (untracked := listed.stdout.split()):
+        raise ValueError(
+            f"DVC's experiments start from git's index, which lacks {', '.join(untracked)}: `git add` "
+            f"{'it' if len(untracked) == 1 else 'them'} first"
+        )
+
+
 def run(cfg: Config) -> None:
     if cfg.profile is not None:
         write(cfg.profile, Path("profiles"), cfg.data, cfg.params)
-    profile = yaml.safe_load(cfg.params.read_text())["profile"]
+    params = yaml.safe_load(cfg.params.read_text())
+    check_workspace(params)
+    profile = params["profile"]
     shifts = list(range(cfg.runs))
     names = [name(profile, s) for s in shifts]
     for cmd in clearing(json.loads(_dvc("exp", "show", "--json")), set(names)):
