@@ -377,6 +377,15 @@ def test_rounding_to_a_narrower_dtype_never_leaves_the_eps_ball():
         assert float((out.double() - wide.double()).abs().max()) <= ulp / 2 + 1e-9
 
 
+def test_narrow_images_that_require_grad_are_left_alone():
+    model = bn_net().eval()
+    x = images(3, SHAPE, 4).half().requires_grad_(True)
+    y = predict(model, x)
+    for out in (pgd(model, x, y, 0.5, 0.2, 2), fgm(model, x, y, 0.05, "linf")):
+        assert out.dtype == torch.float16 and not out.requires_grad
+    assert x.grad is None
+
+
 @given(
     dtype=st.sampled_from([torch.float16, torch.bfloat16]),
     norm=st.sampled_from(["l2", "linf"]),

@@ -125,7 +125,7 @@ def narrowed(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``x_adv`` (computed in a dtype at least as wide as x's) in x's dtype and on x's device,
     each coordinate that rounding would move away from x moved one step back toward it, so
     |result_i - x_i| <= |x_adv_i - x_i| and values stay in [0, 1]. Same dtype: just moved."""
-    out = x_adv.to(x.dtype)
+    x, out = x.detach(), x_adv.to(x.dtype)
     if out.dtype != x_adv.dtype:
         x_wide = x.to(x_adv.device, x_adv.dtype)  # exact: x_adv's dtype holds every value of x's
         past = (out.to(x_adv.dtype) - x_wide).abs() > (x_adv - x_wide).abs()
