@@ -67,7 +67,7 @@ def project(tmp_path_factory) -> Path:
     results = root / "results"
     inputs = write_inputs(results)
     run_figures(inputs, root / "figures")
-    empty1, empty2 = Table1(DATASET, ()), Table2(DATASET, 0.1, (), ())
+    empty1, empty2 = Table1(DATASET, ()), Table2(DATASET, 0.1, (), (), ())
     empty1.save(results / "table1.json")
     empty2.save(results / "table2.json")
     save_text(tables.markdown(empty1, empty2), results / "tables.md")
@@ -123,7 +123,7 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert f"Dataset: {DATASET}" in md and "not on the official CIFAR-10" in md and "paper's protocol" in md
     assert "Profile: `smoke`" in md
     assert (project / "results" / "claims.md").read_text().strip() in md
-    assert "**Claims: 1 pass, 1 fail, 0 inconclusive, 1 not assessed (of 3).**" in md
+    assert "**Claims: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 not assessed (of 3).**" in md
     for name in ("fig3.png", "fig4.png", "fig5.png"):
         assert f"]({name})" in md
         assert (tmp_path / "report" / name).read_bytes() == (project / "figures" / name).read_bytes()

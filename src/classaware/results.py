@@ -23,6 +23,7 @@ ClaimResults           JSON        verify                      report
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,8 +37,14 @@ from .records import JsonRecord, TensorRecord
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
 DistRule = Literal["all images", "dropping unflipped"]
-Verdict = Literal["pass", "fail", "inconclusive", "not assessed"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "inconclusive", "not assessed")
+# A claim's verdict: the point value against the paper's bound, and whether its 95% interval also
+# clears the bound ("pass", "fail") or straddles it ("... within noise"); see stages/verify.py.
+Verdict = Literal["pass", "pass within noise", "fail within noise", "fail", "not assessed"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "pass within noise", "fail within noise", "fail", "not assessed")
+PASSING: tuple[Verdict, ...] = ("pass", "pass within noise")  # the point value is on the claim's side
+FAILING: tuple[Verdict, ...] = ("fail within noise", "fail")
+# Over replicates: the same words when every replicate is on the same side of the bound, else unstable
+ReplicatedVerdict = Literal["pass", "pass within noise", "fail within noise", "fail", "unstable", "not assessed"]
 RATIOS: tuple[Ratio, ...] = ("unfooled", "different", "same", "fooled")
 # The source's attacks in the paper's order: FGM before PGD, untargeted before targeted.
 _ATTACK_ORDER = {"fgm": 0, "pgd": 1, "untargeted": 0, "targeted": 1}
@@ -302,6 +309,13 @@ class NonRobustSet(TensorRecord):
     def labels(self, labelling: Literal["y1", "y2"]) -> torch.Tensor:
         return self.y1 if labelling == "y1" else self.y2
 
+    def labels_digest(self, labelling: Literal["y1", "y2"]) -> str:
+        """sha256 of the training images' indices and one labelling: equal for two sets (or a set
+        and its control) exactly when they label the same images the same way."""
+        h = hashlib.sha256(self.indices.to(torch.int64).numpy().tobytes())
+        h.update(self.labels(labelling).to(torch.int64).numpy().tobytes())
+        return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class Table1Rates:
@@ -347,18 +361,22 @@ class GridCell:
     augment: str
     val_acc: float | None
     test_acc: float
+    fit: float  # accuracy on its own (un-augmented) training images and labels: does it fit them?
 
 
 @dataclass(frozen=True)
 class GridMetrics(JsonRecord):
-    """Every grid cell of one training on a non-robust (or the original) set, and the cell
-    chosen on the held-out clean training images."""
+    """Every grid cell of one training on a non-robust set, on its matched control (``clean``:
+    the set's clean images X with the same labels) or on the original set, and the cell chosen
+    on the held-out clean training images."""
 
-    FORMAT = "classaware-grid-metrics/1"
+    FORMAT = "classaware-grid-metrics/2"
     WHAT = "train-grid metrics"
     arch: str
     labelling: Literal["y1", "y2", "y"]
     pair: str | None  # None: the original set
+    clean: bool  # the control: the clean images of ``pair``'s set with its labelling
+    labels_digest: str | None  # NonRobustSet.labels_digest of the images and labels trained on
     dataset: str
     n_train: int
     n_val: int
@@ -397,6 +415,7 @@ class Table2Row:
     test_acc: float
     n_test: int
     val_acc: float | None
+    fit: float  # the selected cell's accuracy on its own training labels
     selected: str
     paper: float | None  # %
 
@@ -410,13 +429,34 @@ class BaselineRow:
 
 
 @dataclass(frozen=True)
+class ControlRow:
+    """The matched negative control of every set with this labelling, for one learner: the same
+    learner and schedule on the clean images X with the same random labels."""
+
+    labelling: Literal["y1", "y2"]
+    arch: str
+    test_acc: float
+    n_test: int
+    fit: float
+    selected: str
+
+
+@dataclass(frozen=True)
 class Table2(JsonRecord):
-    FORMAT = "classaware-table2/1"
+    FORMAT = "classaware-table2/2"
     WHAT = "Table 2"
     dataset: str
     chance: float
     rows: tuple[Table2Row, ...]
+    controls: tuple[ControlRow, ...]
     baseline: tuple[BaselineRow, ...]
+
+    def control(self, row: Table2Row) -> ControlRow:
+        """The control matched to ``row``: same labelling, same learner."""
+        for c in self.controls:
+            if (c.labelling, c.arch) == (row.labelling, row.arch):
+                return c
+        raise ValueError(f"Table 2 has no control for labelling {row.labelling} and learner {row.arch}")
 
 
 # ----------------------------------------------------------------------------- claims
@@ -449,7 +489,7 @@ class ClaimResults(JsonRecord):
         return sum(c.verdict == verdict for c in self.claims.values())
 
     def summary(self) -> str:
-        """E.g. "10 pass, 1 fail, 2 inconclusive, 2 not assessed (of 15)"."""
+        """E.g. "9 pass, 1 pass within noise, 1 fail within noise, 2 fail, 2 not assessed (of 15)"."""
         counts = ", ".join(f"{self.count(v)} {v}" for v in VERDICTS)
         return f"{counts} (of {len(self.claims)})"
 
@@ -463,21 +503,30 @@ class ReplicatedClaim:
     mean: float | None
     low: float | None
     high: float | None
-    n_pass: int
-    verdict: Literal["pass", "fail", "inconclusive", "unstable", "not assessed"]
+    n_pass: int  # replicates whose point value passes (decided or within noise)
+    verdict: ReplicatedVerdict
 
     @classmethod
     def of(cls, values: list[float | None], verdicts: list[Verdict]) -> ReplicatedClaim:
-        """pass, fail, inconclusive or not assessed when every replicate says so, else unstable."""
+        """The verdict every replicate gives; "pass within noise" (or "fail within noise") when all
+        are on the passing (failing) side of the bound but not all are decided; else unstable:
+        the replicates disagree on the side."""
         known = [v for v in values if v is not None]
-        agreed = verdicts[0] if len(set(verdicts)) == 1 else "unstable"
+        if len(set(verdicts)) == 1:
+            agreed = verdicts[0]
+        elif set(verdicts) <= set(PASSING):
+            agreed = "pass within noise"
+        elif set(verdicts) <= set(FAILING):
+            agreed = "fail within noise"
+        else:
+            agreed = "unstable"
         return cls(
             values=tuple(values),
             verdicts=tuple(verdicts),
             mean=sum(known) / len(known) if known else None,
             low=min(known, default=None),
             high=max(known, default=None),
-            n_pass=verdicts.count("pass"),
+            n_pass=sum(v in PASSING for v in verdicts),
             verdict=agreed,
         )
 

@@ -14,7 +14,9 @@ entry in place of ``data``) or a claim missing from one replicate is an error na
 experiment, the file and DVC's error: no claim is left out of the summary.
 
 Per claim, the summary gives the mean, lowest and highest value, how many replicates pass,
-and a verdict: pass, fail or inconclusive when every replicate says so, unstable otherwise.
+and a verdict (``results.ReplicatedClaim``): the verdict every replicate gives, "pass within noise" or
+"fail within noise" when they are all on one side of the bound but not all decided, unstable when
+they disagree on the side.
 It is written to ``out`` (JSON) and ``table`` (Markdown, which the report shows when present).
 An interrupted call is run again as it was: it clears what the earlier one left (``clearing``)
 and DVC's run cache gives back every stage that had finished.
@@ -165,7 +167,8 @@ def markdown(replicates: Replicates) -> str:
     lines = [
         f"Each claim over {n} replicates of profile `{replicates.profile}` (seed shifts "
         f"{', '.join(map(str, replicates.seed_shifts))}): the runs differ only in their random draws. A verdict is "
-        "pass, fail or inconclusive when every replicate says so, unstable when they disagree.",
+        "the verdict every replicate gives; within noise when all are on one side of the bound but not all decided; "
+        "unstable when they disagree on the side.",
         "",
     ]
     rows = [
