@@ -283,8 +283,10 @@ def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_
          ["train.bf16: 1 is refused by train@resnet10_w8: unrecognized arguments: 1 (and 5 more stages)"]),
         ({"attack": {"eps": [0.5, True]}},
          ["attack.eps: [0.5, true] is refused by attack@resnet10_w8-fgm-untargeted: argument --eps: invalid float value: 'True' (and 7 more stages)"]),
-        ({"device": "gpu"},
-         ["device: \"gpu\" is refused by train@resnet10_w8: invalid config options: device 'gpu' does not match 'auto|cpu|cuda(:\\\\d+)?' (and 23 more stages)"]),
+        ({"plane": {"unit": "wide"}},
+         ["plane.unit: \"wide\" is refused by plane: argument --unit: invalid float value: 'wide'"]),
+        ({"plane": {"image_class": "horse cart"}},
+         ["plane.image_class: \"horse cart\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
         ({"distance": {"step": 50.0}},
          ["distance.max_radius: 5.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
           "distance.step: 50.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
@@ -294,7 +296,7 @@ def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_
         ({"compare": {"targets": ["vgg11_bn_w8", "resnet10_w8_wsame;ls"]}},
          ["compare.targets: [\"vgg11_bn_w8\", \"resnet10_w8_wsame;ls\"] holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
     ],
-    ids=["null", "bool for an int", "int for a bool", "bool in a list of floats", "device", "relation", "space", "shell"],
+    ids=["null", "bool for an int", "int for a bool", "bool in a list of floats", "string for a float", "string with a space", "relation", "space", "shell"],
 )  # fmt: skip
 def test_profile_refuses_params_some_stage_would_refuse_naming_the_key(override, lines, tmp_path, monkeypatch, capsys):
     """Before params.yaml is written or the archive brought in: the pipeline never starts on them."""
