@@ -248,22 +248,18 @@ def test_the_official_archive_keeps_its_own_dvc_file(tmp_path, monkeypatch, caps
     assert yaml.safe_load((root / "params.yaml").read_text())["profile"] == "smoke"  # not rewritten
 
 
-@pytest.mark.parametrize(
-    "name, message",
-    [
-        ("my cifar.tar.gz", "'data/my cifar.tar.gz', holds characters a shell splits or expands"),
-        ("c10$(x).tar.gz", "'data/c10$(x).tar.gz', holds characters a shell splits or expands"),
-    ],
-)
+@pytest.mark.parametrize("name", ["my cifar.tar.gz", "c10$(x).tar.gz"])
 def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_fine(
-    name, message, tmp_path, monkeypatch, capsys
+    name, tmp_path, monkeypatch, capsys
 ):
     root = _workspace(tmp_path / "repo")
     monkeypatch.chdir(root)
     spaced = _archive(tmp_path / "my data" / name)
     assert cli.main(["profile", "smoke", "--data", str(spaced)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "DVC puts data.archive into the prepare stage's command unquoted" in err
+    assert capsys.readouterr().err.endswith(
+        f"  data.archive: {json.dumps('data/' + name)} holds characters a shell splits or expands, and DVC writes "
+        "some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only\n"
+    )
     assert (root / "params.yaml").read_text() == (PROFILES / "paper.yaml").read_text()
     assert not (root / "data").exists()
     fine = _archive(tmp_path / "my data" / "cifar.tar.gz")  # the issue's path: the space is in a folder

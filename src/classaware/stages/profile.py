@@ -76,17 +76,9 @@ def _real(path: Path) -> Path:
 
 def archive_path(data: Path, root: Path) -> Path:
     """Where archive ``data`` sits in the repository at ``root``, relative to it: its own path
-    when it is inside, else ``data/NAME``. ValueError when that path holds characters a shell
-    splits or expands: DVC puts ``${data.archive}`` into ``prepare``'s command unquoted."""
+    when it is inside, else ``data/NAME`` (so only its name must be one a shell leaves alone)."""
     src, root = _real(data), Path(os.path.realpath(root))
-    rel = src.relative_to(root) if src.is_relative_to(root) else LOCAL_DATA / src.name
-    if shlex.quote(rel.as_posix()) != rel.as_posix():
-        raise ValueError(
-            f"--data {data}: its path in the repository, {rel.as_posix()!r}, holds characters a shell splits or "
-            "expands, and DVC puts data.archive into the prepare stage's command unquoted; rename the file "
-            "(letters, digits and . _ - + @ % = : , only)"
-        )
-    return rel
+    return src.relative_to(root) if src.is_relative_to(root) else LOCAL_DATA / src.name
 
 
 def _dvc_owner(root: Path, rel: Path) -> tuple[Path, str] | None:
