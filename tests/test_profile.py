@@ -316,6 +316,17 @@ def test_profile_refuses_params_some_stage_would_refuse_naming_the_key(override,
     assert not (root / "data").exists() and not _staged(root)
 
 
+def test_dvc_quotes_unpacked_strings_but_not_scalar_ones():
+    """Why every string of the params must be one a shell leaves alone: DVC quotes the strings a
+    ${group} unpacks into options, but writes a ${key.path} scalar as it is."""
+    params = yaml.safe_load(profiles.render("smoke", PROFILES))
+    params["data"]["archive"] = "data/my cifar.tar.gz"
+    params["plane"]["image_class"] = "horse cart"
+    rendered = profile.commands(yaml.safe_dump(params), REPO)
+    assert "--archive data/my cifar.tar.gz --out" in rendered["prepare"]
+    assert "--image_class 'horse cart'" in rendered["plane"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_profile_is_accepted_by_every_stage(name):
     assert profile.pipeline_problems(profiles.render(name, PROFILES), REPO) == []

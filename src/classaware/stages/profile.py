@@ -234,14 +234,12 @@ def _refusal(cmd: str) -> tuple[str, list[str]] | None:
     return None
 
 
-def pipeline_problems(params_text: str, root: Path) -> list[str]:
-    """What stops some stage of ``root/dvc.yaml`` from accepting params.yaml ``params_text``:
-    one line per params key (or stage), empty when every stage accepts it."""
+def commands(params_text: str, root: Path) -> dict[str, str]:
+    """{stage: its command} as DVC renders ``root/dvc.yaml`` with params.yaml ``params_text`` (in
+    a temporary copy, with ``root``'s DVC config); ValueError with DVC's error when it cannot."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    params = yaml.safe_load(params_text)
-    templates = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / ".dvc").mkdir()
         shutil.copy(root / "dvc.yaml", tmp)
@@ -249,11 +247,22 @@ def pipeline_problems(params_text: str, root: Path) -> list[str]:
         (Path(tmp) / "params.yaml").write_text(params_text)
         try:
             with Repo(tmp, config={"core": {"no_scm": True}}) as repo:
-                commands = {s.name: s.cmd for s in repo.index.stages if isinstance(getattr(s, "cmd", None), str)}
+                return {s.name: s.cmd for s in repo.index.stages if isinstance(getattr(s, "cmd", None), str)}
         except DvcException as exc:
-            return [f"DVC cannot render dvc.yaml with these parameters: {exc}"]
+            raise ValueError(f"DVC cannot render dvc.yaml with these parameters: {exc}") from exc
+
+
+def pipeline_problems(params_text: str, root: Path) -> list[str]:
+    """What stops some stage of ``root/dvc.yaml`` from accepting params.yaml ``params_text``:
+    one line per params key (or stage), empty when every stage accepts it."""
+    params = yaml.safe_load(params_text)
+    templates = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    try:
+        rendered = commands(params_text, root)
+    except ValueError as exc:
+        return [str(exc)]
     refused: dict[str, list[str]] = {}
-    for stage, cmd in commands.items():
+    for stage, cmd in rendered.items():
         refusal = _refusal(cmd)
         if refusal is None:
             continue
