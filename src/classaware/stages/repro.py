@@ -39,6 +39,7 @@ class Config(Options):
         "CUDA devices to pin stages to, comma-separated, e.g. cuda:0,cuda:1 "
         "(default: no pinning: CPU, or every GPU visible to each stage)",
         pattern=r"(cuda:\d+(,cuda:\d+)*)?",
+        expected="CUDA devices separated by commas, e.g. cuda:0,cuda:1 (or nothing)",
     )
     log_dir: Path = help_field(Path("logs/repro"), "folder for each stage's output, STAGE.log", output="dir")
 
