@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch  # imported by every stage module
 
             code = "" if record is None else f"; code: {CodeVersion(**record['code']).describe()}"
-            log.info("%s: torch on %d threads%s", args.command, torch.get_num_threads(), code)
+            log.info("%s: torch threads %d%s", args.command, torch.get_num_threads(), code)
         stage.run(cfg)
     except (ValueError, FileNotFoundError) as exc:  # bad input: a clear message, no traceback
         if args.verbose:

@@ -99,10 +99,10 @@ class CodeVersion:
     @classmethod
     def current(cls, root: str | Path = ".") -> CodeVersion:
         baseline = os.environ.get(BASELINE_VARIABLE)
-        commit = baseline or _git(root, "rev-parse", "HEAD")
-        if commit is None:
+        head = _git(root, "rev-parse", "HEAD")
+        if head is None:
             return cls(None, "HEAD", (), None)
-        commit = commit.decode().strip()
+        commit = baseline or head.decode().strip()
         diff = _git(root, "diff", "--binary", commit, "--", *CODE_PATHS) or b""
         names = (_git(root, "diff", "--name-only", "-z", commit, "--", *CODE_PATHS) or b"").decode().split("\0")
         untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_PATHS) or b"").decode()

@@ -27,26 +27,32 @@ T = TypeVar("T")
 
 class _LogLines:
     """A file for tqdm: each status line it writes ("\\r" + status) becomes one log record (but
-    for the closing redraw of the line just written)."""
+    for a redraw at the same count, as when the loop closes)."""
 
     def __init__(self):
         self.last = ""
 
     def write(self, text: str) -> None:
         line = text.strip("\r\n ")
-        if line and line != self.last:
+        count = line.split(" (", 1)[0]  # "desc: n/total"
+        if line and count != self.last:
             log.info("%s", line)
-            self.last = line
+            self.last = count
 
     def flush(self) -> None:
         pass
+
+
+def on_terminal() -> bool:
+    """Whether progress goes to a person's terminal (stderr, where tqdm draws)."""
+    return sys.stderr.isatty()
 
 
 def progress(iterable: Iterable[T], desc: str, unit: str = "it", total: int | None = None) -> Iterable[T]:
     """``iterable`` as it is, reporting its progress (see the module docstring). ``total`` defaults
     to ``len(iterable)``; a loop that ends early (a ``break``) logs where it stopped."""
     total = len(iterable) if total is None else total
-    if sys.stderr.isatty():
+    if on_terminal():
         return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False)
     return tqdm(
         iterable,

@@ -42,11 +42,11 @@ def natural_key(name: str) -> list:
 
 def padded(name: str, width: int = 2) -> str:
     """``name`` with every number zero-padded to ``width`` digits, so that names sort by plain
-    string order as :func:`natural_key` sorts them: S3.1 -> S3.01, S3.10 -> S3.10, S3.5a -> S3.05a.
+    string order as :func:`natural_key` sorts them: S3.1 -> S03.01, S3.10 -> S03.10, S3.5a -> S03.05a.
     (File names for tools that sort them as strings, such as `dvc metrics show`.)"""
     return re.sub(r"\d+", lambda m: m[0].zfill(width), name)
 
 
 def unpadded(name: str) -> str:
-    """The inverse of :func:`padded` for names whose numbers have no leading zeros: S3.01 -> S3.1."""
+    """The inverse of :func:`padded` for names whose numbers have no leading zeros: S03.01 -> S3.1."""
     return re.sub(r"\d+", lambda m: str(int(m[0])), name)

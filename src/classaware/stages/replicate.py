@@ -114,7 +114,7 @@ def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
 
 def claim_values(data: dict) -> dict[str, dict]:
     """{claim id: {"value", "verdict", ...}} from one experiment's metrics (files named by
-    ``verify.metric_file``: S3.01.json holds claim S3.1)."""
+    ``verify.metric_file``: S03.01.json holds claim S3.1)."""
     return {
         unpadded(Path(path).stem): entry["data"]
         for path, entry in (data.get("metrics") or {}).items()

@@ -3,7 +3,8 @@
 Not a DVC stage: it drives DVC. Run it where you would run ``dvc repro``; it runs the stages
 that ``dvc repro`` would run (changed ones and what is downstream of them; up-to-date stages
 are skipped), each as ``dvc repro --single-item STAGE`` once all its upstream stages succeeded,
-so dvc.lock ends with the hashes a serial run gives (see :mod:`classaware.scaleout`).
+so dvc.lock ends with the hashes a serial run gives at the same thread counts (on the CPU, other
+thread counts give other bytes: see :mod:`classaware.scaleout`).
 
 ``--devices cuda:0,cuda:1`` pins each stage to one GPU through CUDA_VISIBLE_DEVICES, the least
 busy one first: with ``--jobs`` equal to the number of devices that is one stage per GPU, with

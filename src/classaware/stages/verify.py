@@ -22,7 +22,7 @@ models, versions and eps by placeholders (``{early}``, ``{resnet_source}``, ``{e
 keeps the paper's own numbers and words. Each bound is written as the test it is (">= 0.98",
 "within 0.1 of 0.2"), values with their unit where they have one (:data:`UNITS`), intervals as
 [low, high]. ``metrics_dir`` gets one JSON per claim for `dvc metrics show`, named so that plain
-string order is the paper's claim order (S3.01, S3.02, ..., S3.10, S4.01: ``text.padded``).
+string order is the paper's claim order (S03.01, S03.02, ..., S03.10, S04.01: ``text.padded``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Config(Options):
     out: Path = help_field(Path("results/claims.json"), "every claim's check, as JSON", output="file")
     table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts", output="file")
     metrics_dir: Path = help_field(
-        Path("metrics/claims"), "one small JSON per claim for `dvc metrics show` (S3.01.json, ...)", output="dir"
+        Path("metrics/claims"), "one small JSON per claim for `dvc metrics show` (S03.01.json, ...)", output="dir"
     )
 
 
@@ -166,7 +166,7 @@ def shown_bound(claim: dict, bound: float | None) -> str:
 
 def metric_file(metrics_dir: Path, claim_id: str) -> Path:
     """Where a claim's headline is for `dvc metrics show`, which lists files in string order:
-    S3.1 -> S3.01.json, so the claims come in the paper's order (``text.padded``)."""
+    S3.1 -> S03.01.json, so the claims come in the paper's order (``text.padded``)."""
     return Path(metrics_dir) / f"{padded(claim_id)}.json"
 
 
