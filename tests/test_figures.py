@@ -291,16 +291,43 @@ def test_figures_4_and_5_keep_8_pt_text_at_the_reports_width(drawn, name):
     assert smallest * plots.DPI / 96 * scale >= 8, (name, smallest, fig.get_figwidth())
 
 
-@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
-def test_figures_4_and_5_tick_labels_do_not_collide(drawn, name):
-    fig = drawn[name]
+@pytest.mark.parametrize("n_models", [6, 7])
+def test_fig4_of_many_models_keeps_8_pt_text_at_the_reports_width_and_its_titles_apart(inputs, n_models, monkeypatch):
+    """The paper's Fig. 4 has 6 models; more get narrower panels, not smaller text."""
+    data = figures.fig4_data(DecisionPlanes.load(inputs["plane"]))
+    names = [f"resnet10_w8_wdiff_{i}" for i in range(n_models)]  # as long as the zoo's names
+    many = dataclasses.replace(data, models=names, labels=[data.labels[i % 3] for i in range(n_models)],
+                               regions={m: data.regions["vgg_a"] for m in names[1:]})  # fmt: skip
+    found = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: found.setdefault("fig", fig))
+    plots.fig4(many, "unused.png")
+    fig = found["fig"]
+    scale = min(1.0, report.CONTENT_WIDTH_PX / (fig.get_figwidth() * plots.DPI))
+    assert min(t.get_fontsize() for t in _texts(fig)) * plots.DPI / 96 * scale >= 8
+    assert _collisions(fig) == []
+
+
+def _collisions(fig: Figure) -> list:
+    """Pairs of tick labels of one axis, or of panel titles, that overlap once drawn."""
     renderer = fig.canvas.get_renderer()
     fig.draw(renderer)
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
-            for a, b in itertools.combinations(boxes, 2):
-                assert not a.overlaps(b), (name, ax.get_title(), [t.get_text() for t in axis.get_ticklabels()])
+    groups = [
+        [
+            (t.get_text(), t.get_window_extent(renderer))
+            for t in axis.get_ticklabels()
+            if t.get_visible() and t.get_text()
+        ]
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+    ]
+    groups.append([(ax.get_title(), ax.title.get_window_extent(renderer)) for ax in fig.axes if ax.get_title()])
+    return [(a, b) for group in groups for (a, box_a), (b, box_b) in itertools.combinations(group, 2)
+            if box_a.overlaps(box_b)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
+def test_figures_4_and_5_tick_labels_and_titles_do_not_collide(drawn, name):
+    assert _collisions(drawn[name]) == []
 
 
 def test_fig4s_four_regions_have_four_distinct_colours():

@@ -242,6 +242,15 @@ def test_replicates_of_another_run_are_said_and_not_used(project, tmp_path, monk
             "run's claims. Run `classaware replicate` again") in md  # fmt: skip
 
 
+def test_the_verdict_table_names_the_claims_in_the_papers_order():
+    table = report.verdict_table({"S3.10": "pass", "S4.1": "unstable", "S3.2": "pass", "S3.1": "fail"},
+                                 report.REPLICATED_VERDICTS)  # fmt: skip
+    assert (
+        "| pass | 2 | S3.2, S3.10 |" in table and "| fail | 1 | S3.1 |" in table and "| unstable | 1 | S4.1 |" in table
+    )
+    assert "| pass within noise | 0 | - |" in table
+
+
 def test_every_verdict_has_a_colour_of_its_own_and_its_word():
     assert set(report.VERDICT_COLOURS) == set(report.REPLICATED_VERDICTS)
     assert len(set(report.VERDICT_COLOURS.values())) == len(report.VERDICT_COLOURS)

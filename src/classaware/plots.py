@@ -12,6 +12,7 @@ same inputs always give the same bytes. Figs. 4 and 5 are sized for the report's
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ READABLE = {
     "legend.fontsize": 8.5,
     "legend.title_fontsize": 8.5,
 }
+FIG4_MAX_WIDTH = 10.5  # inches: at the report's width (about 11 in) its 8 pt stay 8 pt
 # Fig. 5: each target's colour says how it relates to F1, from the closest relation to the farthest
 GROUP_COLOURS = {
     "early version": "#d62728",
@@ -90,6 +92,22 @@ def _figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _wrapped(text: str, fig: Figure, fontsize: float) -> str:
+    """``text`` in lines that fit the figure's width (a character is about 0.6 em wide)."""
+    return textwrap.fill(text, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+
+
+def _fit(name: str, width: float, fontsize: float) -> str:
+    """A panel's title in lines that fit ``width`` inches, broken after underscores (model names
+    have no spaces): "resnet10_w8_wdiff" -> "resnet10_w8_\nwdiff" where it is too long."""
+    chars, lines = int(width * 72 / (0.6 * fontsize)), [""]
+    for part in re.split(r"(?<=_)", name):
+        if lines[-1] and len(lines[-1]) + len(part) > chars:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def _values(xs) -> np.ndarray:
@@ -254,7 +272,10 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
     half = plane.unit / 2
     extent = (coords[0] * plane.unit - half, coords[-1] * plane.unit + half) * 2
     with matplotlib.rc_context(READABLE):
-        fig = _figure(1.55 * len(models) + 1.9, 4.4)
+        panel = min(
+            1.55, (FIG4_MAX_WIDTH - 1.9) / len(models)
+        )  # narrower panels for many models: the text keeps its size
+        fig = _figure(panel * len(models) + 1.9, 2 * panel + 1.3)
         axes = fig.subplots(2, len(models), squeeze=False, sharex=True, sharey=True)
 
         def show(ax, grid, colours, title):
@@ -268,7 +289,7 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
                 interpolation="nearest",
             )
             ax.plot(0, 0, marker="x", color="black", markersize=7, markeredgewidth=1.8)
-            ax.set_title(title)
+            ax.set_title(_fit(title, panel, READABLE["axes.titlesize"]))
             ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
             ax.grid(False)
@@ -279,7 +300,7 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
             show(ax, grid, CLASS_COLOURS[: len(classes)], f"{model} (F1)" if i == 0 else model)
         region_colours = [REGION_COLOURS[k] for k in range(len(REGION_NAMES))]
         for ax, model in zip(axes[1, 1:], models[1:], strict=True):
-            show(ax, plane.regions[model], region_colours, f"F2: {model}")
+            show(ax, plane.regions[model], region_colours, model)  # F2: the legend's title says so
         axes[1, 0].set_axis_off()
         axes[1, 0].legend(
             handles=[
@@ -287,7 +308,7 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
                 for c, n in zip(region_colours, REGION_NAMES, strict=True)
             ],
             loc="center",
-            title="F2 where F1\nis fooled (row 2)",
+            title="row 2: F2 where\nF1 is fooled",
         )
         for ax in axes[:, 0]:
             ax.set_ylabel("v, along d2 (l2)")
@@ -297,20 +318,16 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
         present = sorted({int(k) for grid in plane.labels for row in grid for k in row})
         fig.legend(
             handles=[Patch(color=CLASS_COLOURS[k], label=classes[k]) for k in present],
-            loc="outside right upper",
-            title="predicted class\n(row 1)",
+            loc="outside right center",  # below the title's line, which spans the figure
+            title="row 1:\npredicted class",
         )
         note = "" if plane.all_right else " (not every model classifies it right)"
-        fig.suptitle(
-            f"Fig. 4: decision planes of test image {plane.image_index}, true class "
-            f"{classes[plane.true_label]}{note} - {plane.dataset}",
-            fontsize=9,
-        )
-        fig.supxlabel(
-            f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; one grid step "
-            f"= {plane.unit:g} in l2 (paper: 0.02); x: the image itself",
-            fontsize=8.5,
-        )
+        title = (f"Fig. 4: decision planes of test image {plane.image_index}, true class "
+                 f"{classes[plane.true_label]}{note} - {plane.dataset}")  # fmt: skip
+        fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
+        caption = (f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; one grid step = "
+                   f"{plane.unit:g} in l2 (paper: 0.02); x: the image itself")  # fmt: skip
+        fig.supxlabel(_wrapped(caption, fig, 8.5), fontsize=8.5)
         _save(fig, path)
 
 
@@ -375,5 +392,6 @@ def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
             title="each target F2, by its relation to F1: ratios over D'_F1 (the AEs that fooled F1), "
             "bars: 95% Wilson intervals",
         )
-        fig.suptitle(f"Fig. 5: class-aware transferability against the perturbation size - {dataset}", fontsize=9)
+        title = f"Fig. 5: class-aware transferability against the perturbation size - {dataset}"
+        fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
         _save(fig, path)

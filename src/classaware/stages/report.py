@@ -34,7 +34,7 @@ from ..artifacts import atomic_path, save_text
 from ..config import Options, help_field
 from ..environment import CodeVersion, Environment
 from ..results import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
-from ..text import interval, markdown_table, number, percent
+from ..text import interval, markdown_table, natural_key, number, percent
 from ..training import TrainMetrics
 
 OFFICIAL = "CIFAR-10 (official)"
@@ -118,9 +118,10 @@ def counts(verdicts: dict[str, str], words: tuple[str, ...]) -> str:
 def verdict_table(verdicts: dict[str, str], words: tuple[str, ...]) -> list[str]:
     """One row per verdict word: how many claims have it, and which."""
     rows = [
-        [word, sum(v == word for v in verdicts.values()), ", ".join(k for k, v in verdicts.items() if v == word) or "-"]
+        [word, sum(v == word for v in verdicts.values()),
+         ", ".join(sorted((k for k, v in verdicts.items() if v == word), key=natural_key)) or "-"]
         for word in words
-    ]
+    ]  # fmt: skip
     return markdown_table(["verdict", "claims", "which"], rows)
 
 
@@ -147,7 +148,9 @@ def replicates_section(replicates: Replicates) -> list[str]:
     shifts = replicates.seed_shifts
     rows = [
         [cid, c.verdict, *c.verdicts, number(c.mean), interval(c.low, c.high), f"{c.n_pass} of {len(shifts)}"]
-        for cid, c in replicates.claims.items()
+        for cid, c in sorted(
+            replicates.claims.items(), key=lambda kv: natural_key(kv[0])
+        )  # JSON keeps them sorted as strings
     ]
     header = ["claim", f"over the {len(shifts)} replicates", *(f"replicate {s}" for s in shifts), "mean", "range",
               "replicates passing"]  # fmt: skip
