@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import REPO
 from test_figures import DATASET, run_figures, write_inputs
 
 from classaware.artifacts import save_text
@@ -280,6 +281,19 @@ def test_the_code_is_said_in_plain_words_when_it_is_not_a_commit():
     assert report.code_lines([{"stage": "a", "code": baseline}]) == [
         ("code", "commit 0123456789ab (the experiment's baseline) (every stage)")
     ]
+
+
+def test_a_kept_runs_report_opens_with_the_verdict_over_its_replicates():
+    kept = sorted(p.parent for p in (REPO / "runs").glob("*/replicates.json"))
+    if not kept:
+        pytest.skip("no kept run with replicates in runs/")
+    for run in kept:
+        n = len(json.loads((run / "replicates.json").read_text())["seed_shifts"])
+        md = (run / "report.md").read_text()
+        first = md.index("> **Claims") if "> **Claims" in md else -1
+        assert md[first:].startswith(f"> **Claims over {n} seed replicates: "), (
+            f"runs/{run.name}/report.md: {md[first : first + 80]!r}"
+        )
 
 
 def test_missing_claims_table_is_an_error(tmp_path, monkeypatch):
