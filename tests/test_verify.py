@@ -144,11 +144,13 @@ def test_dvc_metrics_show_lists_the_claims_in_the_papers_order(tmp_path, inputs)
 
 
 def test_a_claims_text_names_the_runs_models_versions_and_eps(inputs):
-    transfer, t1, t2 = (TransferResults.load(inputs[k]) for k in ("transfer",)), None, None
-    (transfer,) = transfer
-    t1, t2 = Table1.load(inputs["table1"]), Table2.load(inputs["table2"])
+    transfer, t1, t2 = (
+        TransferResults.load(inputs["transfer"]),
+        Table1.load(inputs["table1"]),
+        Table2.load(inputs["table2"]),
+    )
     facts = verify.run_facts(transfer, t1, t2, 1.0)
-    assert facts == {"eps": "1", "eps_min": "0.5", "eps_max": "2", "cases": "8", "sources": "res_a and vgg_a",
+    assert facts == {"eps": "1", "eps_min": "0.5", "eps_max": "2", "cases": "8",
                      "early": "v:3", "resnet_source": "res_a", "construct_eps": "1", "table2_cells": "1",
                      "table2_archs": "a", "baseline_archs": "none"}  # fmt: skip
     texts = {c["id"]: verify.claim_text(c, facts) for c in yaml.safe_load((REPO / "claims.yaml").read_text())}
@@ -164,7 +166,7 @@ def test_a_placeholder_the_run_does_not_provide_is_an_error_before_any_output(tm
         run_verify(tmp_path, inputs, [claim("table1_min_both", ">=", 0.5) | {"claim": "F1 is {resnet18}"}])
     assert str(err.value).startswith(
         "claim table1_min_both: its text 'F1 is {resnet18}' has a placeholder the run does not provide ('resnet18'); "
-        "known: {eps}, {eps_min}, {eps_max}, {cases}, {sources}, {early}, {resnet_source}"
+        "known: {eps}, {eps_min}, {eps_max}, {cases}, {early}, {resnet_source}, {construct_eps}"
     )
     assert not (tmp_path / "claims.json").exists()
 

@@ -192,8 +192,7 @@ def run_facts(transfer: TransferResults, table1: Table1, table2: Table2, figure_
     """What a claim's text may name, as this run made it (its records, not the paper's protocol):
 
     ``eps`` Fig. 3's eps; ``eps_min``, ``eps_max`` the ends of Fig. 5's sweep; ``cases`` the
-    number of F1 x attack cases; ``sources`` the sources F1; ``early`` the early versions'
-    relation ("v:12"); ``resnet_source`` the sources of the ResNet family; ``construct_eps``
+    number of F1 x attack cases; ``early`` the early versions' relation ("v:12"); ``resnet_source`` the sources of the ResNet family; ``construct_eps``
     Table 1's eps; ``table2_cells`` Table 2's number of accuracies and ``table2_archs`` its
     architectures; ``baseline_archs`` those trained on the original set.
     """
@@ -204,7 +203,6 @@ def run_facts(transfer: TransferResults, table1: Table1, table2: Table2, figure_
         "eps_min": eps_key(sweep[0]) if sweep else "n/a",
         "eps_max": eps_key(sweep[-1]) if sweep else "n/a",
         "cases": str(sum(len(transfer.attack_names(s)) for s in sources)),
-        "sources": _names(sources),
         "early": _names(transfer.info(s, t).relation for s in sources for t in transfer.targets_by_relation(s, "v:")),
         "resnet_source": _names(s for s in sources if transfer.info(s, s).family == "resnet"),
         "construct_eps": _names(eps_key(r.eps) for r in table1.rows),
