@@ -154,7 +154,7 @@ def construct_set(data_path: str, out: str, size: int, steps: int) -> dict:
     seconds = time.perf_counter() - start
     torch.save(x_adv, Path(out) / "sets" / f"n{size}-s{steps}.pt")
     rates = table1_rates(predict(models[0], x_adv), predict(models[1], x_adv), y1, y2)
-    return {"set": f"n{size}-s{steps}", "seconds": seconds, **{k: asdict(v) for k, v in asdict(rates).items()}}
+    return {"set": f"n{size}-s{steps}", "seconds": seconds, **asdict(rates)}
 
 
 def train_cell(data_path: str, out: str, cell: Cell) -> dict:
