@@ -18,6 +18,8 @@ from classaware.data import balanced_split, balanced_subset
 from classaware.environment import Environment
 from classaware.results import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages import replicate
+from classaware.stages.report import REPLICATED_VERDICTS, counts
+from classaware.text import padded
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -81,7 +83,7 @@ def test_values_that_cannot_be_computed_are_left_out_of_the_range():
 
 
 def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str = "success") -> dict:
-    metrics = {f"metrics/claims/{k}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
+    metrics = {f"metrics/claims/{padded(k)}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
     metrics["metrics/zoo/m.json"] = {"data": {"test_acc": 0.5}}
     data = {"params": {"params.yaml": {"data": {"seed_shift": shift}}}, "metrics": metrics}
     return {"name": name, "revs": [{"data": data}], "executor": {"state": state}}
@@ -90,19 +92,22 @@ def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str
 def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
     shown = [
         {"experiments": None},
-        {"experiments": [_exp("smoke-seed1", 1, {"S1": (0.6, "fail"), "S2": (0.1, "pass")}),
-                         _exp("smoke-seed0", 0, {"S1": (0.4, "pass"), "S2": (0.2, "pass")}),
-                         _exp("other", 5, {"S1": (0.0, "fail")})]},
+        {"experiments": [_exp("smoke-seed1", 1, {"S3.1": (0.6, "fail"), "S3.10": (0.1, "pass")}),
+                         _exp("smoke-seed0", 0, {"S3.1": (0.4, "pass"), "S3.10": (0.2, "pass")}),
+                         _exp("other", 5, {"S3.1": (0.0, "fail")})]},
     ]  # fmt: skip
     found = replicate.experiments(shown, {"smoke-seed0", "smoke-seed1"})
     assert set(found) == {"smoke-seed0", "smoke-seed1"}
     runs = {s: replicate.claim_values(found[f"smoke-seed{s}"]) for s in (0, 1)}
-    assert set(runs[0]) == {"S1", "S2"}  # the zoo's metrics are not claims
+    assert set(runs[0]) == {
+        "S3.1",
+        "S3.10",
+    }  # read back from S03.01.json, S03.10.json; the zoo's metrics are not claims
     summary = replicate.summarize("smoke", [0, 1], runs)
-    assert summary.claims["S1"].values == (0.4, 0.6) and summary.claims["S1"].verdict == "unstable"
-    assert summary.claims["S2"].verdict == "pass" and summary.claims["S2"].n_pass == 2
+    assert summary.claims["S3.1"].values == (0.4, 0.6) and summary.claims["S3.1"].verdict == "unstable"
+    assert summary.claims["S3.10"].verdict == "pass" and summary.claims["S3.10"].n_pass == 2
     table = replicate.markdown(summary)
-    assert "| S1 | 0.500 | 0.400 - 0.600 | 1 of 2 | unstable |" in table
+    assert "| S3.1 | 0.500 | [0.400, 0.600] | 1 of 2 | unstable |" in table  # a range is written [low, high]
 
 
 def test_the_summary_lists_the_claims_in_the_papers_order_not_by_file_name():
@@ -163,6 +168,12 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     assert any(c.values[0] != c.values[1] for c in summary.claims.values() if None not in c.values)
     table = (run.repo / "results/replicates.md").read_text()
     assert all(f"| {cid} |" in table for cid in summary.claims)
+    # replicate rendered the workspace's report again: it opens with the verdict over the replicates
+    report = (run.repo / "report/report.md").read_text()
+    verdicts = {cid: c.verdict for cid, c in summary.claims.items()}
+    opening = f"**Claims over 2 seed replicates: {counts(verdicts, REPLICATED_VERDICTS)}.**"
+    assert opening in report and report.index(opening) < report.index("## The paper's claims over 2 seed replicates")
+    assert report.index("## The paper's claims over 2") < report.index("## The paper's claims in replicate 0")
     shown = subprocess.run(
         ["dvc", "exp", "show", "--json"], cwd=run.repo, env=smoke_env(), capture_output=True, text=True
     )

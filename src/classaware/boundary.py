@@ -44,6 +44,7 @@ from .batching import map_batches
 from .contracts import check_images, check_labels, model_device, num_classes
 from .metrics import Z_95, PairDistance
 from .models import predict
+from .progress import progress
 
 UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
 REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled")
@@ -95,7 +96,8 @@ def boundary_distance(
         if min_radius == 0:
             hi[_labels_along(model, x, v, torch.zeros(len(y), device=device)) != y] = 0.0
         n_steps = math.ceil((max_radius - min_radius) / step - 1e-9)
-        for k in range(1, n_steps + 1):
+        # ends early when every image has flipped: its last progress line says at which step
+        for k in progress(range(1, n_steps + 1), f"boundary scan to radius {max_radius:g}", unit="step"):
             todo = torch.isinf(hi).nonzero().squeeze(1)
             if len(todo) == 0:
                 break
@@ -137,13 +139,20 @@ def search_boundary(
     max_censored: float = 0.01,
     doublings: int = 3,
     batch_size: int = 500,
+    desc: str = "d(f, x)",
 ) -> BoundarySearch:
     """d(f, x) for every image, the search going on past ``max_radius`` while more than
-    ``max_censored`` of the images are unflipped (see the module docstring), in batches."""
+    ``max_censored`` of the images are unflipped (see the module docstring), in batches;
+    ``desc`` names it in the progress lines."""
     if not 0 <= max_censored <= 1 or doublings < 0:
         raise ValueError(f"need 0 <= max_censored <= 1 and doublings >= 0, got {max_censored}, {doublings}")
     d = map_batches(
-        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol), x, y, v, batch_size=batch_size
+        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol),
+        x,
+        y,
+        v,
+        batch_size=batch_size,
+        desc=desc,
     )
     radius = max_radius
     for _ in range(doublings):
@@ -152,7 +161,9 @@ def search_boundary(
             break
         step, tol = 2 * step, 2 * tol
         search = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
-        d[todo] = map_batches(search, x[todo], y[todo], v[todo], batch_size=batch_size)
+        d[todo] = map_batches(
+            search, x[todo], y[todo], v[todo], batch_size=batch_size, desc=f"{desc} beyond {radius:g}"
+        )
         radius *= 2
     censored = torch.isinf(d)
     return BoundarySearch(torch.where(censored, torch.full_like(d, radius), d), censored, radius)
