@@ -163,6 +163,45 @@ def test_subcommand_help_lists_the_options(capsys, command, options):
         assert "(default: 0.01)" in out and "(default: 50)" in out
 
 
+def test_help_lists_the_users_commands_first_then_the_pipeline_stages(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    commands, stages = out.index("\ncommands:\n"), out.index("\npipeline stages (each a DVC stage's command")
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()[0] in cli.COMMANDS]
+    assert listed == [*cli.USER_COMMANDS, *(c for c in cli.COMMANDS if c not in cli.USER_COMMANDS)]
+    assert commands < out.index("  profile ") < stages < out.index("  prepare ")
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_default_is_shown_once(capsys, command):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    options = out.split(" --")[1:]
+    assert options and all(option.count("(default:") <= 1 for option in options), out
+
+
+def test_audit_only_says_its_default_in_its_own_words(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["audit", "--help"])
+    assert "run only these checks (default: all)" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_works_before_or_after_the_command(where, tmp_path):
+    argv = ["profile", "smoke", "--out", str(tmp_path / "p.yaml")]
+    argv = ["-v", *argv] if where == "before" else [*argv, "-v"]
+    args = cli.build_parser("profile").parse_args(argv)
+    assert args.verbose is True and args.command == "profile" and args.name == "smoke"
+    assert cli.build_parser("profile").parse_args(argv[1:] if where == "before" else argv[:-1]).verbose is False
+
+
+def test_a_pattern_needs_the_words_an_error_gives():
+    with pytest.raises(TypeError, match="a pattern needs `expected`"):
+        help_field("x", "a code", pattern="[a-z]+")
+
+
 def test_bad_config_is_reported_before_any_data_is_read(capsys, tmp_path):
     argv = [
         *"train --arch resnet9000 --init_seed 0 --data_seed 0 --out".split(),

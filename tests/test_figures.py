@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from models_for_tests import LinearClassifier
 from PIL import Image
 
+from classaware import plots
 from classaware.analysis import correlations, eps_curves, fig3_rows
-from classaware.boundary import BoundarySearch, decision_plane, distance_from_distances, transfer_regions
+from classaware.boundary import REGION_NAMES, BoundarySearch, decision_plane, distance_from_distances, transfer_regions
 from classaware.data import CLASSES, Provenance
 from classaware.environment import Environment
 from classaware.results import (
@@ -29,7 +34,7 @@ from classaware.results import (
     SourceDistance,
     TransferResults,
 )
-from classaware.stages import figures
+from classaware.stages import figures, report
 from classaware.stages.transfer import source_transfer
 
 DATASET = "CIFAR-10 (JPEG q75 copy)"
@@ -244,9 +249,91 @@ def test_fig5_csv_equals_eps_curves(out, results):
     assert len(rows) == len(expected) == 2 * 4 * 5 * len(EPS)
     for row, (source, attack, target, i, c) in zip(rows, expected, strict=True):
         assert (row["source"], row["attack"], row["target"]) == (source, attack, target)
+        assert row["relation"] == transfer.info(source, target).relation
         assert float(row["eps"]) == c.eps[i]
         assert all(same_value(row[k], getattr(c, k)[i]) for k in RATIOS)
+        result = transfer.result(source, attack, c.eps[i], target)
+        for kind in ("same", "different"):  # each point's 95% Wilson interval, drawn in Fig. 5
+            p = getattr(result, kind)
+            assert same_value(row[f"{kind}_ci_low"], p.ci_low) and same_value(row[f"{kind}_ci_high"], p.ci_high)
     assert any(row["same"] == "" for row in rows)  # the empty D'_F1 is kept, as empty cells
+
+
+def test_fig5_groups_each_target_by_its_relation_to_the_source(results):
+    transfer, _ = results
+    groups = {t: figures.group(transfer, "res_a", t) for t in transfer.targets("res_a")}
+    assert groups == {"res_a@3": "early version", "res_a_wsame": "w:same", "res_a_wdiff": "w:diff",
+                      "vgg_a": "other family", "vgg_a_wsame": "other family"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def drawn(inputs, tmp_path_factory) -> dict[str, Figure]:
+    """The matplotlib figures the stage draws, by file name, as they are saved."""
+    found = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_save", lambda fig, path: found.setdefault(Path(path).name, fig))
+        run_figures(inputs, tmp_path_factory.mktemp("drawn"))
+    return found
+
+
+def _texts(fig: Figure) -> list:
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
+def test_figures_4_and_5_keep_8_pt_text_at_the_reports_width(drawn, name):
+    """The report shows a figure at most CONTENT_WIDTH_PX wide (CSS px, 96 per inch): shrunk to
+    it, the smallest text of the figure must still be 8 pt."""
+    fig = drawn[name]
+    width_px = fig.get_figwidth() * plots.DPI
+    scale = min(1.0, report.CONTENT_WIDTH_PX / width_px)  # displayed px per image px
+    smallest = min(t.get_fontsize() for t in _texts(fig))
+    assert smallest * plots.DPI / 96 * scale >= 8, (name, smallest, fig.get_figwidth())
+
+
+@pytest.mark.parametrize("n_models", [6, 7])
+def test_fig4_of_many_models_keeps_8_pt_text_at_the_reports_width_and_its_titles_apart(inputs, n_models, monkeypatch):
+    """The paper's Fig. 4 has 6 models; more get narrower panels, not smaller text."""
+    data = figures.fig4_data(DecisionPlanes.load(inputs["plane"]))
+    names = [f"resnet10_w8_wdiff_{i}" for i in range(n_models)]  # as long as the zoo's names
+    many = dataclasses.replace(data, models=names, labels=[data.labels[i % 3] for i in range(n_models)],
+                               regions={m: data.regions["vgg_a"] for m in names[1:]})  # fmt: skip
+    found = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: found.setdefault("fig", fig))
+    plots.fig4(many, "unused.png")
+    fig = found["fig"]
+    scale = min(1.0, report.CONTENT_WIDTH_PX / (fig.get_figwidth() * plots.DPI))
+    assert min(t.get_fontsize() for t in _texts(fig)) * plots.DPI / 96 * scale >= 8
+    assert _collisions(fig) == []
+
+
+def _collisions(fig: Figure) -> list:
+    """Pairs of tick labels of one axis, or of panel titles, that overlap once drawn."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    groups = [
+        [
+            (t.get_text(), t.get_window_extent(renderer))
+            for t in axis.get_ticklabels()
+            if t.get_visible() and t.get_text()
+        ]
+        for ax in fig.axes
+        for axis in (ax.xaxis, ax.yaxis)
+    ]
+    groups.append([(ax.get_title(), ax.title.get_window_extent(renderer)) for ax in fig.axes if ax.get_title()])
+    return [(a, b) for group in groups for (a, box_a), (b, box_b) in itertools.combinations(group, 2)
+            if box_a.overlaps(box_b)]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
+def test_figures_4_and_5_tick_labels_and_titles_do_not_collide(drawn, name):
+    assert _collisions(drawn[name]) == []
+
+
+def test_fig4s_four_regions_have_four_distinct_colours():
+    colours = [to_rgb(plots.REGION_COLOURS[k]) for k in range(len(REGION_NAMES))]
+    gaps = [sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5 for a, b in itertools.combinations(colours, 2)]
+    assert min(gaps) > 0.2  # in RGB on [0, 1]; the old cream and light grey were 0.11 apart
 
 
 def test_correlations_csv_equals_analysis(out, results):

@@ -133,11 +133,17 @@ def test_an_invalid_number_is_refused_before_any_file_is_written(command, field,
         (["train", *MINIMAL["train"], "--momentum", "nan"], "momentum must be a finite number, got nan"),
         (["plane", *MINIMAL["plane"], "--unit", "inf"], "unit must be a finite number, got inf"),
         (["attack", *MINIMAL["attack"], "--eps", "1", "nan"], "eps must be a finite number, got nan"),
-        (["attack", *MINIMAL["attack"], "--device", "gpu"], "device 'gpu' does not match"),
+        (
+            ["attack", *MINIMAL["attack"], "--device", "gpu"],
+            "device must be auto, cpu, cuda or cuda:N (N a device number, e.g. cuda:0); got 'gpu'",
+        ),
         (["attack", *MINIMAL["attack"], "--eps"], "eps needs at least one value"),
         (["distance", *MINIMAL["distance"], "--step", "20"], "need tol <= step <= max_radius"),
         (["train", *MINIMAL["train"], "--epochs", "10", "--milestones", "10"], "milestones must be increasing"),
-        (["prepare", *MINIMAL["prepare"], "--md5", "xyz"], "md5 'xyz' does not match"),
+        (
+            ["prepare", *MINIMAL["prepare"], "--md5", "xyz"],
+            "md5 must be empty or 32 lowercase hexadecimal digits; got 'xyz'",
+        ),
     ],
 )
 def test_bad_options_give_a_clear_error_and_exit_2(argv, message, tmp_path, monkeypatch, capsys):

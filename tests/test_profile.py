@@ -63,7 +63,7 @@ def test_data_option_points_the_prepare_stage_at_a_local_archive():
 
 
 def test_unknown_profile_is_refused_with_the_known_ones():
-    with pytest.raises(ValueError, match="known: gpu-check, paper, quick, smoke"):
+    with pytest.raises(ValueError, match="known: cpu, gpu-check, paper, quick, smoke"):
         profile.Config(name="huge", profiles_dir=PROFILES)
 
 

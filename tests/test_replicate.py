@@ -19,6 +19,8 @@ from classaware.data import balanced_split, balanced_subset
 from classaware.environment import Environment
 from classaware.results import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages import replicate
+from classaware.stages.report import REPLICATED_VERDICTS, counts
+from classaware.text import padded
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -82,7 +84,7 @@ def test_values_that_cannot_be_computed_are_left_out_of_the_range():
 
 
 def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str = "success") -> dict:
-    metrics = {f"metrics/claims/{k}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
+    metrics = {f"metrics/claims/{padded(k)}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
     metrics["metrics/zoo/m.json"] = {"data": {"test_acc": 0.5}}
     data = {"params": {"params.yaml": {"data": {"seed_shift": shift}}}, "metrics": metrics}
     return {"name": name, "revs": [{"data": data}], "executor": {"state": state}}
@@ -91,19 +93,22 @@ def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str
 def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
     shown = [
         {"experiments": None},
-        {"experiments": [_exp("smoke-seed1", 1, {"S1": (0.6, "fail"), "S2": (0.1, "pass")}),
-                         _exp("smoke-seed0", 0, {"S1": (0.4, "pass"), "S2": (0.2, "pass")}),
-                         _exp("other", 5, {"S1": (0.0, "fail")})]},
+        {"experiments": [_exp("smoke-seed1", 1, {"S3.1": (0.6, "fail"), "S3.10": (0.1, "pass")}),
+                         _exp("smoke-seed0", 0, {"S3.1": (0.4, "pass"), "S3.10": (0.2, "pass")}),
+                         _exp("other", 5, {"S3.1": (0.0, "fail")})]},
     ]  # fmt: skip
     found = replicate.experiments(shown, {"smoke-seed0", "smoke-seed1"})
     assert set(found) == {"smoke-seed0", "smoke-seed1"}
     runs = {s: replicate.claim_values(f"smoke-seed{s}", found[f"smoke-seed{s}"]) for s in (0, 1)}
-    assert set(runs[0]) == {"S1", "S2"}  # the zoo's metrics are not claims
+    assert set(runs[0]) == {
+        "S3.1",
+        "S3.10",
+    }  # read back from S03.01.json, S03.10.json; the zoo's metrics are not claims
     summary = replicate.summarize("smoke", [0, 1], runs)
-    assert summary.claims["S1"].values == (0.4, 0.6) and summary.claims["S1"].verdict == "unstable"
-    assert summary.claims["S2"].verdict == "pass" and summary.claims["S2"].n_pass == 2
+    assert summary.claims["S3.1"].values == (0.4, 0.6) and summary.claims["S3.1"].verdict == "unstable"
+    assert summary.claims["S3.10"].verdict == "pass" and summary.claims["S3.10"].n_pass == 2
     table = replicate.markdown(summary)
-    assert "| S1 | 0.500 | 0.400 - 0.600 | 1 of 2 | unstable |" in table
+    assert "| S3.1 | 0.500 | [0.400, 0.600] | 1 of 2 | unstable |" in table  # a range is written [low, high]
 
 
 def test_the_summary_lists_the_claims_in_the_papers_order_not_by_file_name():
@@ -113,43 +118,41 @@ def test_the_summary_lists_the_claims_in_the_papers_order_not_by_file_name():
 
 
 def _unreadable(exp: dict, claim: str) -> dict:
-    """``exp`` with DVC's error in place of the data of claim file ``claim``, as dvc exp show gives it."""
-    error = {
-        "type": "YAMLFileCorruptedError",
-        "msg": f"unable to read: 'metrics/claims/{claim}.json', JSON file structure is corrupted",
-    }
-    exp["revs"][0]["data"]["metrics"][f"metrics/claims/{claim}.json"] = {"error": error}
+    """``exp`` with DVC's error in place of the data of claim ``claim``'s file, as dvc exp show gives it."""
+    path = f"metrics/claims/{padded(claim)}.json"
+    error = {"type": "YAMLFileCorruptedError", "msg": f"unable to read: '{path}', JSON file structure is corrupted"}
+    exp["revs"][0]["data"]["metrics"][path] = {"error": error}
     return exp
 
 
 SHOWN = {
-    f"smoke-seed{s}": {"S1": ((4 + s) / 10, "pass"), "S2": (0.2, "pass"), "S3.10": (0.1, "fail")} for s in range(3)
+    f"smoke-seed{s}": {"S3.1": ((4 + s) / 10, "pass"), "S3.2": (0.2, "pass"), "S3.10": (0.1, "fail")} for s in range(3)
 }
 
 
 @pytest.mark.parametrize("broken", [0, 2])  # the issue: replicate 2 raised KeyError, replicate 0 dropped the claim
 def test_an_unreadable_claim_file_in_any_replicate_is_an_error_naming_experiment_file_and_dvcs_error(broken):
     exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
-    _unreadable(exps[broken], "S2")
+    _unreadable(exps[broken], "S3.2")
     names = list(SHOWN)
     found = replicate.experiments([{"experiments": exps}], set(names))
     with pytest.raises(ValueError) as info:
         replicate.replicate_claims(found, names)
     assert str(info.value) == (
-        f"experiment smoke-seed{broken}: DVC could not read metrics/claims/S2.json: YAMLFileCorruptedError: "
-        "unable to read: 'metrics/claims/S2.json', JSON file structure is corrupted"
+        f"experiment smoke-seed{broken}: DVC could not read metrics/claims/S03.02.json: YAMLFileCorruptedError: "
+        "unable to read: 'metrics/claims/S03.02.json', JSON file structure is corrupted"
     )
 
 
 @pytest.mark.parametrize("missing", [0, 1])
 def test_a_claim_missing_from_one_replicate_is_an_error_never_dropped(missing):
     exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
-    del exps[missing]["revs"][0]["data"]["metrics"]["metrics/claims/S3.10.json"]
+    del exps[missing]["revs"][0]["data"]["metrics"]["metrics/claims/S03.10.json"]
     names = list(SHOWN)
     with pytest.raises(ValueError) as info:
         replicate.replicate_claims(replicate.experiments([{"experiments": exps}], set(names)), names)
     assert str(info.value) == (
-        f"experiment smoke-seed{missing} has no metrics/claims/S3.10.json, which the other replicates have; "
+        f"experiment smoke-seed{missing} has no metrics/claims/S03.10.json, which the other replicates have; "
         "no claim is left out of the summary"
     )
 
@@ -158,15 +161,15 @@ def test_every_claim_of_every_replicate_reaches_the_summary():
     names = list(SHOWN)
     found = replicate.experiments([{"experiments": [_exp(n, s, SHOWN[n]) for s, n in enumerate(names)]}], set(names))
     summary = replicate.summarize("smoke", [0, 1, 2], dict(enumerate(replicate.replicate_claims(found, names))))
-    assert list(summary.claims) == ["S1", "S2", "S3.10"] and summary.claims["S1"].values == (0.4, 0.5, 0.6)
+    assert list(summary.claims) == ["S3.1", "S3.2", "S3.10"] and summary.claims["S3.1"].values == (0.4, 0.5, 0.6)
 
 
 @pytest.mark.parametrize(
     "rev, message",
     [
         ({"data": None, "error": {"type": "SCMError", "msg": "bad ref"}}, "experiment smoke-seed0: DVC could not read it: SCMError: bad ref"),
-        ({"data": {"metrics": {"metrics/claims/S1.json": {"data": {"value": 0.1}}}}},
-         "experiment smoke-seed0: metrics/claims/S1.json holds no claim (value and verdict): {'value': 0.1}"),
+        ({"data": {"metrics": {"metrics/claims/S03.01.json": {"data": {"value": 0.1}}}}},
+         "experiment smoke-seed0: metrics/claims/S03.01.json holds no claim (value and verdict): {'value': 0.1}"),
         ({"data": {"metrics": {"metrics/zoo/m.json": {"data": {"test_acc": 0.5}}}}},
          "no experiment has claim metrics (metrics/claims/*.json): smoke-seed0"),
     ],
@@ -181,7 +184,7 @@ def test_an_experiment_without_readable_claims_is_an_error(rev, message):
 def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, monkeypatch, capsys):
     """The command end to end on hand-made ``dvc exp show --json`` output (DVC itself is not run)."""
     exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
-    _unreadable(exps[1], "S1")
+    _unreadable(exps[1], "S3.1")
     calls = []
 
     def dvc(*args):
@@ -195,8 +198,8 @@ def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, m
     assert cli.main(["replicate", "--runs", "3"]) == 2
     err = capsys.readouterr().err
     assert (
-        "classaware replicate: error: experiment smoke-seed1: DVC could not read metrics/claims/S1.json: YAMLFileCorruptedError"
-        in err
+        "classaware replicate: error: experiment smoke-seed1: DVC could not read metrics/claims/S03.01.json: "
+        "YAMLFileCorruptedError" in err
     )
     assert not (tmp_path / "results").exists()
 
@@ -285,6 +288,12 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     assert any(c.values[0] != c.values[1] for c in summary.claims.values() if None not in c.values)
     table = (run.repo / "results/replicates.md").read_text()
     assert all(f"| {cid} |" in table for cid in summary.claims)
+    # replicate rendered the workspace's report again: it opens with the verdict over the replicates
+    report = (run.repo / "report/report.md").read_text()
+    verdicts = {cid: c.verdict for cid, c in summary.claims.items()}
+    opening = f"**Claims over 2 seed replicates: {counts(verdicts, REPLICATED_VERDICTS)}.**"
+    assert opening in report and report.index(opening) < report.index("## The paper's claims over 2 seed replicates")
+    assert report.index("## The paper's claims over 2") < report.index("## The paper's claims in replicate 0")
     shown = subprocess.run(
         ["dvc", "exp", "show", "--json"], cwd=run.repo, env=smoke_env(), capture_output=True, text=True
     )

@@ -1,6 +1,8 @@
 """The ``report`` stage on a small project made by the real stages (figures, verify, tables):
-the dataset label, the claims, every figure, the environment and the stage timings are in
-report.md and report.html; missing optional inputs are said, a missing claims table is an error."""
+the dataset label, one verdict first (over the replicates where they are this run's), the claims,
+every figure, the code the stages ran, the environment and the stage timings are in report.md
+and report.html, each verdict in a colour of its own; missing optional inputs are said, a
+missing claims table is an error."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import REPO
 from test_figures import DATASET, run_figures, write_inputs
 
 from classaware.artifacts import save_text
 from classaware.environment import Environment
-from classaware.results import Table1, Table2, TransferResults
+from classaware.results import ClaimResults, ReplicatedClaim, Replicates, Table1, Table2, TransferResults
 from classaware.stages import report, tables, verify
+from classaware.text import markdown_table
 from classaware.training import TrainMetrics
 
 CLAIMS = [
@@ -53,10 +57,22 @@ CLAIMS = [
         "why": "a test",
     },
 ]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+CODE = {"commit": COMMIT, "of": "HEAD", "changed": [], "diff_sha256": None}
 TIMINGS = [
     {"stage": "train@res_a", "command": "train", "seconds": 10.0, "finished": 100.0},
-    {"stage": "figures", "command": "figures", "seconds": 3.25, "finished": 200.0},
-    {"stage": "train@res_a", "command": "train", "seconds": 12.5, "finished": 300.0},
+    {"stage": "figures", "command": "figures", "seconds": 3.25, "finished": 200.0, "threads": 2, "code": CODE},
+    {"stage": "train@res_a", "command": "train", "seconds": 12.5, "finished": 300.0, "threads": 2, "code": CODE},
+    # a stage of a DVC experiment (`classaware replicate`'s) logs here too: not the workspace's run
+    {
+        "stage": "figures",
+        "command": "figures",
+        "seconds": 99.0,
+        "finished": 400.0,
+        "threads": 1,
+        "code": CODE,
+        "experiment": "smoke-seed1",
+    },
 ]
 
 
@@ -123,7 +139,9 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert f"Dataset: {DATASET}" in md and "not on the official CIFAR-10" in md and "paper's protocol" in md
     assert "Profile: `smoke`" in md
     assert (project / "results" / "claims.md").read_text().strip() in md
-    assert "**Claims: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 not assessed (of 3).**" in md
+    opening = "**Claims of this run: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 not assessed (of 3).**"
+    assert opening in md and "unstable" not in md  # one run: no replicate words
+    assert md.index(opening) < md.index("| pass | 1 | S3.1 |") < md.index("## The paper's claims\n")
     for name in ("fig3.png", "fig4.png", "fig5.png"):
         assert f"]({name})" in md
         assert (tmp_path / "report" / name).read_bytes() == (project / "figures" / name).read_bytes()
@@ -133,9 +151,15 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     )  # censored: n/a by the old rule
     assert "| res_a | resnet10_w8 | 2000 | epoch 5 | 41.0 | epoch 3: 31.0 |" in md  # zoo accuracies
     assert "### Table 1" in md and "### Table 2" in md
-    assert "## Environment" in md and platform.python_version() in md and torch.__version__ in md and "| dvc |" in md
+    assert "## Code and environment" in md and platform.python_version() in md and torch.__version__ in md
+    assert (
+        "| dvc |" in md
+        and "| code | commit 0123456789ab (every stage) |" in md
+        and "| torch threads per stage | 2 |" in md
+    )
     assert "| train@res_a | 12.5 |" in md and "10.0" not in md  # the last record of a stage wins
     assert "| figures | 3.2 |" in md and "**15.8** (0:00:16)" in md and "1 unreadable line" in md
+    assert "99.0" not in md  # the experiment's stage is not the workspace's
 
 
 def test_html_shows_the_same_content_with_working_image_paths(project, tmp_path, monkeypatch):
@@ -146,7 +170,8 @@ def test_html_shows_the_same_content_with_working_image_paths(project, tmp_path,
     assert parsed.images == ["fig3.png", "fig4.png", "fig5.png"]
     assert all((tmp_path / "report" / src).is_file() for src in parsed.images)
     assert parsed.tags.count("table") >= 6 and "blockquote" in parsed.tags
-    assert DATASET in page and '<td class="fail">FAIL</td>' in page and "|---" not in page
+    assert DATASET in page and '<td class="verdict-fail">fail</td>' in page and "|---" not in page
+    assert '<td class="verdict-not-assessed">not assessed</td>' in page and '<td class="verdict-pass">pass</td>' in page
 
 
 def test_missing_optional_inputs_are_said_not_fatal(project, tmp_path, monkeypatch):
@@ -179,6 +204,96 @@ def test_official_dataset_is_named_as_the_papers(project, tmp_path, monkeypatch)
     md, _ = run_report(root, tmp_path / "report", profile="paper")
     assert "**Dataset: CIFAR-10 (official)**, as in the paper." in md and "not on the official" not in md
     assert "Profile: `paper`** (the paper's sizes)" in md
+
+
+def _with_replicates(project: Path, root: Path, replicate0: dict | None = None, profile: str = "smoke") -> Path:
+    """A copy of ``project`` with a `classaware replicate` summary of two replicates whose
+    replicate 0 has ``replicate0``'s (value, verdict) per claim (default: the project's own)."""
+    shutil.copytree(project, root)
+    own = ClaimResults.load(root / "results" / "claims.json").claims
+    zero = replicate0 or {k: (c.value, c.verdict) for k, c in own.items()}
+    other = {"S3.1": (0.5, "fail"), "S3.5": (0.0, "fail"), "S4.1": (0.9, "not assessed")}
+    Replicates(profile, (0, 1), {k: ReplicatedClaim.of([zero[k][0], other[k][0]], [zero[k][1], other[k][1]])
+                                 for k in own}).save(root / "results" / "replicates.json")  # fmt: skip
+    return root
+
+
+def test_where_the_replicates_are_this_runs_the_report_opens_with_their_verdict(project, tmp_path, monkeypatch):
+    root = _with_replicates(project, tmp_path / "replicated")
+    monkeypatch.chdir(root)
+    md, page = run_report(root, tmp_path / "report")
+    opening = ("**Claims over 2 seed replicates: 0 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 unstable, "
+               "1 not assessed (of 3).** This is the verdict over the replicates")  # fmt: skip
+    assert opening in md and "Claims of this run" not in md
+    order = [opening, "| unstable | 1 | S3.1 |", "## The paper's claims over 2 seed replicates",
+             "| S3.1 | unstable | pass | fail | 0.", "## The paper's claims in replicate 0 (this workspace's run)"]  # fmt: skip
+    assert [md.index(part) for part in order] == sorted(md.index(part) for part in order)
+    assert "| S3.5 | fail | fail | fail |" in md  # over the replicates, then each replicate's verdict
+    assert '<td class="verdict-unstable">unstable</td>' in page
+
+
+def test_replicates_of_another_run_are_said_and_not_used(project, tmp_path, monkeypatch):
+    own = ClaimResults.load(project / "results" / "claims.json").claims
+    changed = {k: (c.value, c.verdict) for k, c in own.items()} | {"S3.1": (0.123, "pass")}
+    root = _with_replicates(project, tmp_path / "stale", replicate0=changed)
+    monkeypatch.chdir(root)
+    md, _ = run_report(root, tmp_path / "report")
+    assert "**Claims of this run: 1 pass," in md and "## The paper's claims over" not in md
+    assert (f"*`{root / 'results' / 'replicates.json'}` is not about this run: its replicate 0 (profile `smoke`) does not have this "
+            "run's claims. Run `classaware replicate` again") in md  # fmt: skip
+
+
+def test_the_verdict_table_names_the_claims_in_the_papers_order():
+    table = report.verdict_table({"S3.10": "pass", "S4.1": "unstable", "S3.2": "pass", "S3.1": "fail"},
+                                 report.REPLICATED_VERDICTS)  # fmt: skip
+    assert (
+        "| pass | 2 | S3.2, S3.10 |" in table and "| fail | 1 | S3.1 |" in table and "| unstable | 1 | S4.1 |" in table
+    )
+    assert "| pass within noise | 0 | - |" in table
+
+
+def test_every_verdict_has_a_colour_of_its_own_and_its_word():
+    assert set(report.VERDICT_COLOURS) == set(report.REPLICATED_VERDICTS)
+    assert len(set(report.VERDICT_COLOURS.values())) == len(report.VERDICT_COLOURS)
+    page = report.to_html(
+        "\n".join(
+            markdown_table(["verdict"], [[v] for v in report.REPLICATED_VERDICTS] + [["pass; not on rho (0.9)"]])
+        ),
+        "t",
+    )
+    for verdict, (text, background) in report.VERDICT_COLOURS.items():
+        css = "verdict-" + verdict.replace(" ", "-")
+        assert f'<td class="{css}">{verdict}</td>' in page and f"td.{css}{{color:{text};background:{background}" in page
+    assert '<td class="verdict-pass">pass; not on rho (0.9)</td>' in page  # a pass with a caveat is a pass
+
+
+def test_the_code_is_said_in_plain_words_when_it_is_not_a_commit():
+    changed = {**CODE, "changed": ["src/classaware/plots.py"], "diff_sha256": "ab" * 32}
+    records = [{"stage": "figures", "code": changed}, {"stage": "report", "code": changed}]
+    assert report.code_lines(records) == [
+        ("code", "not a commit: commit 0123456789ab with uncommitted changes to src/classaware/plots.py "
+                 "(sha256 of the difference abababababababab) (every stage)")
+    ]  # fmt: skip
+    mixed = [{"stage": "train@a", "code": CODE}, {"stage": "figures", "code": changed}, {"stage": "old"}]
+    assert [name for name, _ in report.code_lines(mixed)] == ["code of train@a", "code of figures", "code of old"]
+    assert report.code_lines(mixed)[2][1] == "not recorded (a stage run before records had it)"
+    baseline = {**CODE, "of": "experiment baseline"}
+    assert report.code_lines([{"stage": "a", "code": baseline}]) == [
+        ("code", "commit 0123456789ab (the experiment's baseline) (every stage)")
+    ]
+
+
+def test_a_kept_runs_report_opens_with_the_verdict_over_its_replicates():
+    kept = sorted(p.parent for p in (REPO / "runs").glob("*/replicates.json"))
+    if not kept:
+        pytest.skip("no kept run with replicates in runs/")
+    for run in kept:
+        n = len(json.loads((run / "replicates.json").read_text())["seed_shifts"])
+        md = (run / "report.md").read_text()
+        first = md.index("> **Claims") if "> **Claims" in md else -1
+        assert md[first:].startswith(f"> **Claims over {n} seed replicates: "), (
+            f"runs/{run.name}/report.md: {md[first : first + 80]!r}"
+        )
 
 
 def test_missing_claims_table_is_an_error(tmp_path, monkeypatch):

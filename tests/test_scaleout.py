@@ -286,9 +286,15 @@ def toy(tmp_path_factory) -> Path:
     "argv, message",
     [
         (["repro", "--devices", "cuda:0,cuda:0"], "devices lists cuda:0 twice"),
-        (["repro", "--devices", "gpu0"], "devices 'gpu0' does not match"),
+        (
+            ["repro", "--devices", "gpu0"],
+            "devices must be CUDA devices separated by commas, e.g. cuda:0,cuda:1 (or nothing); got 'gpu0'",
+        ),
         (["slurm", "start"], "action must be one of submit, status"),
-        (["slurm", "submit", "--time", "1h"], "time '1h' does not match"),
+        (
+            ["slurm", "submit", "--time", "1h"],
+            "time must be a time in sbatch's format: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]]; got '1h'",
+        ),
         (["slurm", "status"], "no logs/slurm/jobs.json: nothing was submitted from here"),
     ],
 )

@@ -24,6 +24,7 @@ from classaware.results import (
     TransferResults,
 )
 from classaware.stages import verify
+from classaware.text import unpadded
 
 finite = st.floats(-100, 100, allow_nan=False)
 
@@ -116,11 +117,58 @@ def test_failed_claims_are_results_and_unassessed_ones_are_marked(tmp_path, inpu
         1, 1, 0, 2, 1]  # fmt: skip
     assert out.summary() == "1 pass, 1 pass within noise, 0 fail within noise, 2 fail, 1 not assessed (of 5)"
     table = (tmp_path / "claims.md").read_text()
-    assert "| FAIL |" in table and "| pass within noise |" in table and "not assessed at this scale" in table
-    assert "0.930 [0.912, 0.944]" in table  # the value with its Wilson interval over 1,000 images
+    assert "| fail |" in table and "| pass within noise |" in table and "not assessed at this scale" in table
+    assert "0.930 (93.0%) [0.912, 0.944]" in table  # the value, its unit and its Wilson interval over 1,000 images
+    assert "| >= 0.930 (93.0%) | pass within noise |" in table  # the bound as the test it is
+    assert "| within 0.005 (0.5 accuracy points) of 0.100 (10.0 accuracy points) | fail |" in table
     headline = json.loads((tmp_path / "metrics" / "straddles.json").read_text())
     assert headline == {"value": 0.93, "ci_low": out.claims["straddles"].ci_low, "ci_high": out.claims["straddles"].ci_high,
-                        "bound": 0.93, "verdict": "pass within noise"}  # fmt: skip
+                        "bound": ">= 0.930 (93.0%)", "verdict": "pass within noise"}  # fmt: skip
+
+
+def test_dvc_metrics_show_lists_the_claims_in_the_papers_order(tmp_path, inputs):
+    """`dvc metrics show` lists metric files in string order: the files are named so that it is the claims' order."""
+    ids = ["S3.1", "S3.2", "S3.5a", "S3.5b", "S3.9", "S3.10", "S4.1"]
+    run_verify(tmp_path, inputs, [claim("table1_min_both", ">=", 0.5) | {"id": i} for i in ids])
+    names = sorted(p.name for p in (tmp_path / "metrics").iterdir())
+    assert names == [
+        "S03.01.json",
+        "S03.02.json",
+        "S03.05a.json",
+        "S03.05b.json",
+        "S03.09.json",
+        "S03.10.json",
+        "S04.01.json",
+    ]
+    assert [unpadded(n.removesuffix(".json")) for n in names] == ids
+
+
+def test_a_claims_text_names_the_runs_models_versions_and_eps(inputs):
+    transfer, t1, t2 = (
+        TransferResults.load(inputs["transfer"]),
+        Table1.load(inputs["table1"]),
+        Table2.load(inputs["table2"]),
+    )
+    facts = verify.run_facts(transfer, t1, t2, 1.0)
+    assert facts == {"eps": "1", "eps_min": "0.5", "eps_max": "2", "cases": "8",
+                     "early": "v:3", "resnet_source": "res_a", "construct_eps": "1", "table2_cells": "1",
+                     "table2_archs": "a", "baseline_archs": "none"}  # fmt: skip
+    texts = {c["id"]: verify.claim_text(c, facts) for c in yaml.safe_load((REPO / "claims.yaml").read_text())}
+    assert texts["S3.5a"] == "The early version of F1 (v:3) is the closest F2 by Dist"
+    assert texts["S3.8"].startswith("When F1 is the ResNet source (res_a; the paper's ResNet-18)")
+    assert "in all 8 F1 x attack cases at eps 1" in texts["S3.1"] and "from eps 0.5 to eps 2" in texts["S3.10"]
+    # the paper's protocol is in each claim's `paper` field, not in its text
+    assert not any("{" in t or "v:80" in t for t in texts.values())
+
+
+def test_a_placeholder_the_run_does_not_provide_is_an_error_before_any_output(tmp_path, inputs):
+    with pytest.raises(ValueError) as err:
+        run_verify(tmp_path, inputs, [claim("table1_min_both", ">=", 0.5) | {"claim": "F1 is {resnet18}"}])
+    assert str(err.value).startswith(
+        "claim table1_min_both: its text 'F1 is {resnet18}' has a placeholder the run does not provide ('resnet18'); "
+        "known: {eps}, {eps_min}, {eps_max}, {cases}, {early}, {resnet_source}, {construct_eps}"
+    )
+    assert not (tmp_path / "claims.json").exists()
 
 
 def test_an_unknown_metric_is_an_error(tmp_path, inputs):

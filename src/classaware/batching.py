@@ -1,18 +1,20 @@
-"""Run a tensor function over a large set in fixed-size batches, with a progress bar."""
+"""Run a tensor function over a large set in fixed-size batches, reporting progress (:mod:`progress`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-from tqdm import tqdm
+
+from .progress import progress
 
 
 def map_batches(
-    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int, desc: str | None = None
+    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int, desc: str = "batches"
 ) -> torch.Tensor:
     """torch.cat([fn(*(t[i:i+batch_size] for t in tensors)) for each batch i]); every tensor is
-    split along its first dimension, which they must share."""
+    split along its first dimension, which they must share. ``desc`` names the loop in its
+    progress lines."""
     n = len(tensors[0])
     if any(len(t) != n for t in tensors):
         raise ValueError("all tensors must have the same length")
@@ -21,6 +23,4 @@ def map_batches(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     starts = range(0, n, batch_size)
-    return torch.cat(
-        [fn(*(t[i : i + batch_size] for t in tensors)) for i in tqdm(starts, desc=desc, leave=False, disable=None)]
-    )
+    return torch.cat([fn(*(t[i : i + batch_size] for t in tensors)) for i in progress(starts, desc, unit="batch")])

@@ -44,6 +44,7 @@ from .batching import map_batches
 from .contracts import as_labels, check_images, eval_mode, logits, model_device, num_classes, work_dtype
 from .metrics import Z_95, PairDistance
 from .models import predict
+from .progress import progress
 
 UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
 REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled")
@@ -118,7 +119,8 @@ def boundary_distance(
         if min_radius == 0:
             hi[_labels_along(model, x, v, torch.zeros(len(y), device=device, dtype=dtype)) != y] = 0.0
         n_steps = math.ceil((max_radius - min_radius) / step - 1e-9)
-        for k in range(1, n_steps + 1):
+        # ends early when every image has flipped: its last progress line says at which step
+        for k in progress(range(1, n_steps + 1), f"boundary scan to radius {max_radius:g}", unit="step"):
             todo = torch.isinf(hi).nonzero().squeeze(1)
             if len(todo) == 0:
                 break
@@ -178,10 +180,12 @@ def search_boundary(
     max_censored: float = 0.01,
     doublings: int = 3,
     batch_size: int = 500,
+    desc: str = "d(f, x)",
 ) -> BoundarySearch:
     """d(f, x) for every image, the search going on past ``max_radius`` while more than
-    ``max_censored`` of the images are unflipped (see the module docstring), in batches.
-    ValueError for bad arguments or inputs (before any compute); an empty batch gives an empty search."""
+    ``max_censored`` of the images are unflipped (see the module docstring), in batches;
+    ``desc`` names it in the progress lines. ValueError for bad arguments or inputs (before any
+    compute); an empty batch gives an empty search."""
     _check_settings(max_radius, step, tol, max_censored, doublings, batch_size)
     y = _labels(model, x, y)
     _check_directions(v, x)
@@ -189,7 +193,12 @@ def search_boundary(
         empty = torch.empty(0, dtype=work_dtype([model], x), device=x.device)
         return BoundarySearch(empty, torch.zeros(0, dtype=torch.bool, device=x.device), max_radius)
     d = map_batches(
-        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol), x, y, v, batch_size=batch_size
+        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol),
+        x,
+        y,
+        v,
+        batch_size=batch_size,
+        desc=desc,
     )
     radius = max_radius
     for _ in range(doublings):
@@ -198,7 +207,9 @@ def search_boundary(
             break
         step, tol = 2 * step, 2 * tol
         search = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
-        d[todo] = map_batches(search, x[todo], y[todo], v[todo], batch_size=batch_size)
+        d[todo] = map_batches(
+            search, x[todo], y[todo], v[todo], batch_size=batch_size, desc=f"{desc} beyond {radius:g}"
+        )
         radius *= 2
     censored = torch.isinf(d)
     return BoundarySearch(torch.where(censored, torch.full_like(d, radius), d), censored, radius)

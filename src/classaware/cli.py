@@ -1,12 +1,17 @@
-"""The ``classaware`` command: one subcommand per pipeline stage (each is a DVC stage's cmd).
+"""The ``classaware`` command: the user's commands (:data:`USER_COMMANDS`: profile, replicate,
+audit, ...) and one subcommand per pipeline stage (each is a DVC stage's cmd), listed by
+``classaware --help`` in those two groups.
 
 Every subcommand's options are the fields of its stage's ``Config`` dataclass; ``--help`` on
-each lists them with their defaults. Bad options, and outputs that cannot be written, are
-reported (exit status 2, no traceback) before the stage computes anything. SIGTERM (what a
-scheduler or DVC sends to stop a run) exits through Python's clean-up, so no temporary file is
-left behind. Under ``dvc repro`` (DVC sets ``DVC_STAGE``), each run's
-wall time is appended to ``$DVC_ROOT/logs/timings.jsonl`` for the report: timings are kept out
-of every hashed artifact, which stay bit-identical across reruns.
+each lists them with their defaults; ``-v`` (debug logging) goes before or after the
+subcommand. Bad options, and outputs that cannot be written, are reported (exit status 2, no
+traceback) before the stage computes anything. SIGTERM (what a scheduler or DVC sends to stop a
+run) exits through Python's clean-up, so no temporary file is left behind. A pipeline stage
+logs the number of threads torch computes on as it starts (on the CPU, the same seeds give the
+same bytes only at the same thread count). Under ``dvc repro`` (DVC sets ``DVC_STAGE``), each
+run's wall time, thread count and code (``environment.CodeVersion``: the commit, and whether
+the code differed from it) are appended to ``$DVC_ROOT/logs/timings.jsonl`` for the report:
+they are kept out of every hashed artifact, which stay bit-identical across reruns and commits.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .artifacts import check_writable
 from .config import add_arguments, from_args, outputs
+from .environment import CodeVersion
+
+log = logging.getLogger("classaware")
 
 # subcommand -> (stage module, one-line help); modules are imported only when run
 COMMANDS = {
@@ -50,41 +60,70 @@ COMMANDS = {
 }
 
 
+# what a researcher runs; every other command is a pipeline stage, run by `dvc repro`
+USER_COMMANDS = ("profile", "replicate", "audit", "estimate", "repro", "slurm", "download")
+VERBOSE_HELP = "debug logging (before or after the command)"
+
+
 def _stage(command: str):
     return importlib.import_module(f".stages.{COMMANDS[command][0]}", __package__)
 
 
+def _command_list(width: int = 100) -> str:
+    """The commands for ``classaware --help``, the user's first, then the pipeline's stages."""
+    groups = (
+        ("commands", [c for c in USER_COMMANDS if c in COMMANDS]),
+        ("pipeline stages (each a DVC stage's command: `dvc repro` runs them)",
+         [c for c in COMMANDS if c not in USER_COMMANDS]),
+    )  # fmt: skip
+    column = max(map(len, COMMANDS)) + 4
+    lines = []
+    for title, names in groups:
+        lines += ["", f"{title}:"]
+        for name in names:
+            wrapped = textwrap.wrap(COMMANDS[name][1], width - column) or [""]
+            lines += [f"  {name:<{column - 2}}{wrapped[0]}", *(" " * column + rest for rest in wrapped[1:])]
+    return "\n".join(lines[1:])
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="classaware", description="Class-aware transferability of adversarial examples (Waseda et al.)"
+        prog="classaware",
+        description="Class-aware transferability of adversarial examples (Waseda et al.)",
+        epilog=_command_list() + "\n\n`classaware COMMAND --help` lists a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
     for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, description=help_text)  # no help=: the epilog lists the commands, in groups
+        # SUPPRESS: when -v is not given after the command, the value before it stands
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
         if name == command:  # only the chosen stage's module is imported
             add_arguments(p, _stage(name).Config)
     return parser
 
 
-def _record_timing(command: str, seconds: float) -> None:
-    stage, root = os.environ.get("DVC_STAGE"), os.environ.get("DVC_ROOT")
-    if not (stage and root):
-        return
-    log_file = Path(root) / "logs" / "timings.jsonl"
+def _stage_record() -> dict | None:
+    """What a stage run under DVC records beside its wall time: its torch threads and code."""
+    if not (os.environ.get("DVC_STAGE") and os.environ.get("DVC_ROOT")):
+        return None
+    import torch  # every stage has imported it by now
+
+    return {
+        "threads": torch.get_num_threads(),
+        "experiment": os.environ.get("DVC_EXP_NAME"),  # None: the workspace's own run
+        "code": asdict(CodeVersion.current()),
+    }
+
+
+def _record_timing(command: str, seconds: float, record: dict) -> None:
+    log_file = Path(os.environ["DVC_ROOT"]) / "logs" / "timings.jsonl"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as f:
-        f.write(
-            json.dumps(
-                {
-                    "stage": stage,
-                    "command": command,
-                    "seconds": round(seconds, 2),
-                    "finished": time.time(),
-                }
-            )
-            + "\n"
-        )
+        entry = {"stage": os.environ["DVC_STAGE"], "command": command, "seconds": round(seconds, 2),
+                 "finished": time.time(), **record}  # fmt: skip
+        f.write(json.dumps(entry) + "\n")
 
 
 def _exit_on_sigterm(signum, frame) -> None:
@@ -106,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = from_args(stage.Config, args)
         for path, kind in outputs(cfg):
             check_writable(path, kind)
+        record = _stage_record()
+        if args.command not in USER_COMMANDS:
+            import torch  # imported by every stage module
+
+            code = "" if record is None else f"; code: {CodeVersion(**record['code']).describe()}"
+            log.info("%s: torch threads %d%s", args.command, torch.get_num_threads(), code)
         stage.run(cfg)
     except (ValueError, FileNotFoundError) as exc:  # bad input: a clear message, no traceback
         if args.verbose:
@@ -115,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
-    _record_timing(args.command, time.perf_counter() - start)
+    if record is not None:
+        _record_timing(args.command, time.perf_counter() - start, record)
     return 0
 
 

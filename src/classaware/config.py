@@ -8,9 +8,12 @@ boolean_optional`` in ``.dvc/config``). A field whose type is itself a dataclass
 own fields, unprefixed, so ``Recipe`` options sit beside ``--arch``.
 
 Validation happens on construction, before any compute: every number (and every item of a
-tuple of numbers) must be a number of its field's type (not None or a bool), finite and inside the range its field declares (``ge``, ``gt``,
-``le``), strings must match their ``choices`` or ``pattern``, ``nonempty`` tuples need a value;
-then the class's own :meth:`Options.check` looks at how fields relate. Fields declared
+tuple of numbers) must be a number of its field's type (not None or a bool), finite and inside
+the range its field declares (``ge``, ``gt``, ``le``), strings must match their ``choices`` or
+``pattern`` (whose error says in words what is ``expected``, never the regular expression),
+``nonempty`` tuples need a value; then the class's own :meth:`Options.check` looks at how fields
+relate. ``--help`` shows each default once: the help text's own "(default: ...)" where it has
+one, else the field's default. Fields declared
 ``output="file"`` or ``output="dir"`` are what :func:`outputs` returns, so the CLI can check
 that they are writable before a stage starts.
 """
@@ -30,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+DEVICE_EXPECTED = "auto, cpu, cuda or cuda:N (N a device number, e.g. cuda:0)"
 
 
 def help_field(
@@ -43,13 +47,17 @@ def help_field(
     nonempty: bool = False,
     choices: typing.Iterable[str] | None = None,
     pattern: str | None = None,
+    expected: str | None = None,
     output: Literal["file", "dir"] | None = None,
 ) -> Any:
     """A dataclass field with a help string for ``--help`` and the constraints :class:`Options`
     checks (see the module docstring); ``positional`` makes it an argument (``classaware
-    profile quick``) instead of an option."""
+    profile quick``) instead of an option. A ``pattern`` needs ``expected``: what it accepts, in
+    the words an error message gives."""
     if default is not dataclasses.MISSING and isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple, not a mutable default")
+    if (pattern is None) != (expected is None):
+        raise TypeError("a pattern needs `expected`, the words that say what it accepts (and only a pattern has them)")
     metadata = {
         "help": help,
         "positional": positional,
@@ -59,6 +67,7 @@ def help_field(
         "nonempty": nonempty,
         "choices": None if choices is None else tuple(choices),
         "pattern": pattern,
+        "expected": expected,
         "output": output,
     }
     return dataclasses.field(default=default, metadata=metadata)
@@ -66,7 +75,9 @@ def help_field(
 
 def device_field() -> Any:
     """The ``--device`` option every computing stage has."""
-    return help_field("auto", "auto (CUDA when available), cpu, cuda or cuda:N", pattern=DEVICE_PATTERN)
+    return help_field(
+        "auto", "auto (CUDA when available), cpu, cuda or cuda:N", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED
+    )
 
 
 def seed_shift_field() -> Any:
@@ -95,7 +106,7 @@ def _value_problem(name: str, value: Any, meta: typing.Mapping) -> str | None:
         if meta.get("choices") is not None and value not in meta["choices"]:
             return f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}"
         if meta.get("pattern") is not None and not re.fullmatch(meta["pattern"], value):
-            return f"{name} {value!r} does not match {meta['pattern']!r}"
+            return f"{name} must be {meta['expected']}; got {value!r}"
     return None
 
 
@@ -180,7 +191,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs["required"] = True
         else:
             kwargs["default"] = default
-            kwargs["help"] += f" (default: {_show(default)})"
+            if "(default:" not in kwargs["help"]:  # the help text may say it in its own words
+                kwargs["help"] += f" (default: {_show(default)})"
         origin, args = typing.get_origin(hint), typing.get_args(hint)
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

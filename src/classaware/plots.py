@@ -2,14 +2,17 @@
 
 Each function takes the numbers the ``figures`` stage prepared (a :class:`Fig3Column` of
 ``analysis.fig3_rows`` per source, a :class:`Fig4Data` of decision planes, a :class:`Fig5Panel`
-of ``analysis.eps_curves`` per source and attack) and a PNG path. Figures are built as ``matplotlib.figure.Figure`` objects, never through
-pyplot, under a local style (``rc_context``), so no global state leaks; the PNG carries no
-software version or date, so the same inputs always give the same bytes.
+of :class:`Fig5Line` per source and attack) and a PNG path. Figures are built as
+``matplotlib.figure.Figure`` objects, never through pyplot, under a local style
+(``rc_context``), so no global state leaks; the PNG carries no software version or date, so the
+same inputs always give the same bytes. Figs. 4 and 5 are sized for the report's width
+(``stages/report.py``): shrunk to it, their smallest text is still 8 pt or more.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +24,9 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter
 
-from .analysis import Curve, Fig3Row
+from .analysis import Fig3Row
 from .artifacts import atomic_path
 from .boundary import DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED
 
@@ -45,11 +48,30 @@ STYLE = {
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
 }
-SAME_COLOUR, DIFFERENT_COLOUR, UNFOOLED_COLOUR, DIST_COLOUR = "#1f3b73", "#f28e2b", "#d9d9d9", "#7f7f7f"
-REGION_COLOURS = {UNFOOLED: UNFOOLED_COLOUR, DIFFERENT: DIFFERENT_COLOUR, SAME: SAME_COLOUR, SOURCE_RIGHT: "#fbf3d5"}
+SAME_COLOUR, DIFFERENT_COLOUR, UNFOOLED_COLOUR, DIST_COLOUR = "#1f3b73", "#f28e2b", "#bdbdbd", "#7f7f7f"
+# Fig. 4's four regions: the three cases in Fig. 3's colours, and white where F1 is not fooled
+# (nothing to compare there), so that no two regions are alike
+REGION_COLOURS = {UNFOOLED: UNFOOLED_COLOUR, DIFFERENT: DIFFERENT_COLOUR, SAME: SAME_COLOUR, SOURCE_RIGHT: "#ffffff"}
 CLASS_COLOURS = tuple(matplotlib.colormaps["tab10"].colors)
-_TAB20 = matplotlib.colormaps["tab20"].colors
-TARGET_COLOURS = tuple(_TAB20[0::2] + _TAB20[1::2])  # the 10 strong colours first, then their light twins
+# Figs. 4 and 5: text sizes that stay at 8 pt or more when the report shrinks the figure to its width
+READABLE = {
+    "font.size": 8.5,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8.5,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8.5,
+    "legend.title_fontsize": 8.5,
+}
+FIG4_MAX_WIDTH = 10.5  # inches: at the report's width (about 11 in) its 8 pt stay 8 pt
+# Fig. 5: each target's colour says how it relates to F1, from the closest relation to the farthest
+GROUP_COLOURS = {
+    "early version": "#d62728",
+    "w:same": "#ff7f0e",
+    "w:diff": "#2ca02c",
+    "other architecture, same family": "#1f77b4",
+    "other family": "#8c8c8c",
+}
 
 
 def _styled(draw):
@@ -70,6 +92,22 @@ def _figure(width: float, height: float) -> Figure:
 def _save(fig: Figure, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _wrapped(text: str, fig: Figure, fontsize: float) -> str:
+    """``text`` in lines that fit the figure's width (a character is about 0.6 em wide)."""
+    return textwrap.fill(text, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+
+
+def _fit(name: str, width: float, fontsize: float) -> str:
+    """A panel's title in lines that fit ``width`` inches, broken after underscores (model names
+    have no spaces): "resnet10_w8_wdiff" -> "resnet10_w8_\nwdiff" where it is too long."""
+    chars, lines = int(width * 72 / (0.6 * fontsize)), [""]
+    for part in re.split(r"(?<=_)", name):
+        if lines[-1] and len(lines[-1]) + len(part) > chars:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def _values(xs) -> np.ndarray:
@@ -119,10 +157,28 @@ class Fig4Data:
 
 
 @dataclass(frozen=True)
+class Fig5Line:
+    """One target's ratios over the eps sweep, with their 95% intervals, and its group: its
+    relation to F1 ("early version", "w:same", "w:diff", "other architecture, same family",
+    "other family"; see :data:`GROUP_COLOURS`)."""
+
+    target: str
+    relation: str  # ModelInfo.relation: "v:12", "w:same", "w:diff", "other"
+    group: str
+    eps: list[float]
+    same: list[float | None]
+    same_ci_low: list[float | None]
+    same_ci_high: list[float | None]
+    different: list[float | None]
+    different_ci_low: list[float | None]
+    different_ci_high: list[float | None]
+
+
+@dataclass(frozen=True)
 class Fig5Panel:
     source: str
     attack: str
-    curves: dict[str, Curve]  # by target F2
+    lines: list[Fig5Line]
 
 
 def _dist_panel(ax, rows: list[Fig3Row], source: str) -> None:
@@ -207,103 +263,135 @@ def fig4(plane: Fig4Data, path: str | Path) -> None:
 
     First row: each model's predicted class (one fixed colour per class in every panel);
     second row: for each F2, where F1 is fooled, whether F2 is un-fooled or makes a different
-    or the same mistake. The image is (0, 0).
+    or the same mistake (white: F1 is not fooled). The image is (0, 0); the axes are in l2
+    distance (the plane's coordinates times its unit), with the tick labels on the outer panels.
     """
     models, classes, coords = plane.models, plane.classes, plane.coords
     if len(classes) > len(CLASS_COLOURS):
         raise ValueError(f"at most {len(CLASS_COLOURS)} classes can be coloured, got {len(classes)}")
-    extent = (coords[0] - 0.5, coords[-1] + 0.5, coords[0] - 0.5, coords[-1] + 0.5)
-    fig = _figure(2.1 * len(models) + 1.4, 5.0)
-    axes = fig.subplots(2, len(models), squeeze=False)
+    half = plane.unit / 2
+    extent = (coords[0] * plane.unit - half, coords[-1] * plane.unit + half) * 2
+    with matplotlib.rc_context(READABLE):
+        panel = min(
+            1.55, (FIG4_MAX_WIDTH - 1.9) / len(models)
+        )  # narrower panels for many models: the text keeps its size
+        fig = _figure(panel * len(models) + 1.9, 2 * panel + 1.3)
+        axes = fig.subplots(2, len(models), squeeze=False, sharex=True, sharey=True)
 
-    def show(ax, grid, colours, title):
-        ax.imshow(
-            np.asarray(grid),
-            cmap=ListedColormap(colours),
-            vmin=-0.5,
-            vmax=len(colours) - 0.5,
-            origin="lower",
-            extent=extent,
-            interpolation="nearest",
+        def show(ax, grid, colours, title):
+            ax.imshow(
+                np.asarray(grid),
+                cmap=ListedColormap(colours),
+                vmin=-0.5,
+                vmax=len(colours) - 0.5,
+                origin="lower",
+                extent=extent,
+                interpolation="nearest",
+            )
+            ax.plot(0, 0, marker="x", color="black", markersize=7, markeredgewidth=1.8)
+            ax.set_title(_fit(title, panel, READABLE["axes.titlesize"]))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+            ax.grid(False)
+            for spine in ("top", "right"):
+                ax.spines[spine].set_visible(True)  # white regions need the frame
+
+        for i, (ax, model, grid) in enumerate(zip(axes[0], models, plane.labels, strict=True)):
+            show(ax, grid, CLASS_COLOURS[: len(classes)], f"{model} (F1)" if i == 0 else model)
+        region_colours = [REGION_COLOURS[k] for k in range(len(REGION_NAMES))]
+        for ax, model in zip(axes[1, 1:], models[1:], strict=True):
+            show(ax, plane.regions[model], region_colours, model)  # F2: the legend's title says so
+        axes[1, 0].set_axis_off()
+        axes[1, 0].legend(
+            handles=[
+                Patch(facecolor=c, edgecolor="black", linewidth=0.5, label=n)
+                for c, n in zip(region_colours, REGION_NAMES, strict=True)
+            ],
+            loc="center",
+            title="row 2: F2 where\nF1 is fooled",
         )
-        ax.plot(0, 0, marker="x", color="black", markersize=7, markeredgewidth=1.8)
-        ax.set_title(title)
-        ax.set_xlabel("u (along d1)")
-        ax.set_ylabel("v (along d2)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(False)
-
-    for i, (ax, model, grid) in enumerate(zip(axes[0], models, plane.labels, strict=True)):
-        show(ax, grid, CLASS_COLOURS[: len(classes)], f"{model} (F1)" if i == 0 else model)
-    region_colours = [REGION_COLOURS[k] for k in range(len(REGION_NAMES))]
-    for ax, model in zip(axes[1, 1:], models[1:], strict=True):
-        show(ax, plane.regions[model], region_colours, f"F2: {model}")
-    axes[1, 0].axis("off")
-    axes[1, 0].legend(
-        handles=[
-            Patch(facecolor=c, edgecolor="black", linewidth=0.4, label=n)
-            for c, n in zip(region_colours, REGION_NAMES, strict=True)
-        ],
-        loc="center",
-        title="F2 vs F1 (row 2)",
-    )
-    present = sorted({int(k) for grid in plane.labels for row in grid for k in row})
-    fig.legend(
-        handles=[Patch(color=CLASS_COLOURS[k], label=classes[k]) for k in present],
-        loc="outside right upper",
-        title="predicted class",
-    )
-    note = "" if plane.all_right else " (not every model classifies it right)"
-    fig.suptitle(
-        f"Fig. 4: decision planes of test image {plane.image_index}, true class "
-        f"{classes[plane.true_label]}{note} - {plane.dataset}",
-        fontsize=8,
-    )
-    fig.supxlabel(
-        f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; "
-        f"unit = {plane.unit:g} l2 (paper: 0.02); x: the image itself",
-        fontsize=6.5,
-    )
-    _save(fig, path)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("v, along d2 (l2)")
+        for ax in axes[-1]:
+            ax.set_xlabel("u, along d1 (l2)")
+        axes[0, 0].tick_params(labelbottom=True)  # the top row's first panel has no panel below it
+        present = sorted({int(k) for grid in plane.labels for row in grid for k in row})
+        fig.legend(
+            handles=[Patch(color=CLASS_COLOURS[k], label=classes[k]) for k in present],
+            loc="outside right center",  # below the title's line, which spans the figure
+            title="row 1:\npredicted class",
+        )
+        note = "" if plane.all_right else " (not every model classifies it right)"
+        title = (f"Fig. 4: decision planes of test image {plane.image_index}, true class "
+                 f"{classes[plane.true_label]}{note} - {plane.dataset}")  # fmt: skip
+        fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
+        caption = (f"d1: F1's non-targeted gradient direction, d2: a random orthogonal direction; one grid step = "
+                   f"{plane.unit:g} in l2 (paper: 0.02); x: the image itself")  # fmt: skip
+        fig.supxlabel(_wrapped(caption, fig, 8.5), fontsize=8.5)
+        _save(fig, path)
 
 
 @_styled
 def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
-    """Fig. 5: same-mistake (solid) and different-mistake (dashed) ratios against eps, as a
-    grid of sources (rows) by attacks (columns), one colour per target F2 in every panel.
+    """Fig. 5: the same-mistake and the different-mistake ratio against eps, in rows of their own
+    (per source: same, then different) by a column per attack. One line per target F2, coloured
+    by its relation to F1 (:data:`GROUP_COLOURS`), with its 95% Wilson interval at every eps;
+    eps on a log scale, the lines nudged apart along it so that the intervals do not hide each
+    other.
     """
     sources = list(dict.fromkeys(p.source for p in panels))
     attacks = list(dict.fromkeys(p.attack for p in panels))
-    targets = list(dict.fromkeys(t for p in panels for t in p.curves))
-    colour = {t: TARGET_COLOURS[i % len(TARGET_COLOURS)] for i, t in enumerate(targets)}
-    fig = _figure(2.2 * len(attacks) + 2.0, 2.0 * len(sources) + 0.7)
-    axes = fig.subplots(len(sources), len(attacks), sharex=True, sharey=True, squeeze=False)
-    for p in panels:
-        ax = axes[sources.index(p.source), attacks.index(p.attack)]
-        for target, c in p.curves.items():
-            ax.plot(c.eps, _values(c.same), color=colour[target], marker="o", markersize=2.5, linewidth=1)
-            ax.plot(
-                c.eps,
-                _values(c.different),
-                color=colour[target],
-                marker="s",
-                markersize=2.5,
-                linewidth=1,
-                linestyle="--",
-            )
-        ax.set_title(f"F1: {p.source} | {p.attack}")
-        ax.set_ylim(0, 1)
-        ax.set_xticks(sorted({e for c in p.curves.values() for e in c.eps}))
-    for ax in axes[-1]:
-        ax.set_xlabel("eps (l2)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("ratio over D'_F1")
-    handles = [
-        Line2D([], [], color="black", label="same mistake"),
-        Line2D([], [], color="black", linestyle="--", label="different mistake"),
-    ]
-    handles += [Line2D([], [], color=colour[t], marker="o", markersize=3, label=t) for t in targets]
-    fig.legend(handles=handles, loc="outside right upper", title="ratio / target F2")
-    fig.suptitle(f"Fig. 5: class-aware transferability against the perturbation size - {dataset}", fontsize=8)
-    _save(fig, path)
+    kinds = (("same", "same-mistake ratio"), ("different", "different-mistake ratio"))
+    groups = [g for g in GROUP_COLOURS if any(line.group == g for p in panels for line in p.lines)]
+    unknown = {line.group for p in panels for line in p.lines} - set(GROUP_COLOURS)
+    if unknown:
+        raise ValueError(f"Fig. 5 lines must be in groups {', '.join(GROUP_COLOURS)}; got {', '.join(sorted(unknown))}")
+    with matplotlib.rc_context(READABLE):
+        fig = _figure(2.35 * len(attacks) + 0.9, 1.85 * 2 * len(sources) + 1.5)
+        axes = fig.subplots(2 * len(sources), len(attacks), sharex=True, sharey="row", squeeze=False)
+        for p in panels:
+            row = 2 * sources.index(p.source)
+            lines = sorted(p.lines, key=lambda line: -list(GROUP_COLOURS).index(line.group))  # the closest on top
+            for (kind, label), ax in zip(kinds, axes[row : row + 2, attacks.index(p.attack)], strict=True):
+                for k, line in enumerate(lines):
+                    nudge = 1 + 0.025 * (k - (len(lines) - 1) / 2)
+                    y = _values(getattr(line, kind))
+                    low, high = _values(getattr(line, f"{kind}_ci_low")), _values(getattr(line, f"{kind}_ci_high"))
+                    ax.errorbar(
+                        np.asarray(line.eps) * nudge,
+                        y,
+                        yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)],
+                        color=GROUP_COLOURS[line.group],
+                        marker="o",
+                        markersize=3,
+                        linewidth=1.1,
+                        elinewidth=0.8,
+                        capsize=1.5,
+                    )
+                ax.set_title(f"F1: {p.source} | {p.attack}")
+                ax.set_xscale("log")
+                ticks = sorted({e for line in p.lines for e in line.eps})
+                ax.xaxis.set_major_locator(FixedLocator(ticks))
+                ax.xaxis.set_major_formatter(FixedFormatter([f"{e:g}" for e in ticks]))
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                if attacks.index(p.attack) == 0:
+                    ax.set_ylabel(label)
+        for row, (source, (kind, _)) in enumerate((s, k) for s in sources for k in kinds):
+            tops = [v for p in panels if p.source == source for line in p.lines
+                    for v in (*getattr(line, kind), *getattr(line, f"{kind}_ci_high")) if v is not None]  # fmt: skip
+            axes[row, 0].set_ylim(0, 1.05 * max(tops, default=1.0) or 1.0)  # the row shares it
+        for ax in axes[-1]:
+            ax.set_xlabel("eps (l2, log scale)")
+        early = ", ".join(sorted({line.relation for p in panels for line in p.lines if line.group == "early version"}))
+        names = {g: f"{g} ({early})" if g == "early version" else g for g in groups}
+        handles = [Line2D([], [], color=GROUP_COLOURS[g], marker="o", markersize=4, label=names[g]) for g in groups]
+        fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=len(handles),
+            title="each target F2, by its relation to F1: ratios over D'_F1 (the AEs that fooled F1), "
+            "bars: 95% Wilson intervals",
+        )
+        title = f"Fig. 5: class-aware transferability against the perturbation size - {dataset}"
+        fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
+        _save(fig, path)

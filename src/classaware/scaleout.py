@@ -7,7 +7,10 @@ again, runs it only if it changed and commits it to ``dvc.lock``. This module de
 *when* (a stage starts once every upstream stage it depends on has succeeded) and *where* (which
 device, or which SLURM job). So the stages that run, their commands and the final ``dvc.lock``
 hashes are those of a serial ``dvc repro``; only the order of dvc.lock's entries (DVC appends
-each stage as it commits) and the wall time differ.
+each stage as it commits) and the wall time differ. On the CPU the hashes agree only at equal
+thread counts: the same seeds give the same bytes only on the same number of threads, and
+``classaware repro`` gives each stage ``OMP_NUM_THREADS`` = its share of the cores unless it is
+set, where a plain ``dvc repro`` runs every stage on all of them; set it for both to compare.
 
 ``--wait-for-lock`` is required, not a nicety: DVC holds its repository lock while it checks a
 stage and while it hashes and commits the outputs, and by default gives up after 3 s. Measured

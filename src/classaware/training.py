@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .artifacts import load_tensors, save_tensors
 from .checkpoint import save_checkpoint
@@ -36,6 +35,7 @@ from .contracts import as_labels
 from .data import to_float
 from .environment import Environment
 from .models import build, predict
+from .progress import progress
 from .records import JsonRecord
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def train_epoch(
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
-    for i in tqdm(range(0, len(y), recipe.batch_size), desc=desc, leave=False, disable=None):
+    for i in progress(range(0, len(y), recipe.batch_size), desc or "training batches", unit="batch"):
         idx = perm[i : i + recipe.batch_size]
         xb = augment(to_float(x[idx]), shift[idx], flip[idx], recipe.crop_padding).contiguous(
             memory_format=torch.channels_last
@@ -238,7 +238,7 @@ def train(
 
     x_train, y_train = train_x.to(device), train_y.to(device)
     x_test, y_test = test_x.to(device), test_y.to(device)
-    for epoch in range(start, recipe.epochs):
+    for epoch in progress(range(start, recipe.epochs), f"{spec.arch} epochs", unit="epoch"):
         t0 = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = recipe.lr_at(epoch)

@@ -47,7 +47,7 @@ from ..artifacts import save_text
 from ..attacks import fgm, pgd
 from ..boundary import BoundarySearch, distance_from_distances
 from ..checkpoint import load_model, load_refs
-from ..config import Options, from_args, help_field
+from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, from_args, help_field
 from ..data import balanced_subset, file_digests, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
@@ -341,7 +341,7 @@ def check_derived(run: Run) -> int:
         stored = ClaimResults.load(cfg.out)
         for c in claims:
             ours = verify.check(c, metrics[c["metric"]], c["bound"][cfg.profile])
-            _same_json(cfg.metrics_dir / f"{c['id']}.json", verify.headline(ours))
+            _same_json(verify.metric_file(cfg.metrics_dir, c["id"]), verify.headline(c, ours))
             if ours != stored.claims[c["id"]]:
                 raise Mismatch(f"{cfg.out}: claim {c['id']} recomputes to {ours.value} ({ours.verdict}), "
                                f"stored {stored.claims[c['id']].value} ({stored.claims[c['id']].verdict})")  # fmt: skip
@@ -375,7 +375,9 @@ class Config(Options):
     sample: int = help_field(100, "images re-attacked and re-predicted per set (in whole batches of the stage)", ge=1)
     out: Path = help_field(Path("audit"), "folder for audit.json and audit.md", output="dir")
     seed: int = help_field(0, "seed of the random choice of batches", ge=0)
-    device: str = help_field("cpu", "cpu, cuda or cuda:N: where to recompute", pattern=r"auto|cpu|cuda(:\d+)?")
+    device: str = help_field(
+        "cpu", "cpu, cuda or cuda:N: where to recompute", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED
+    )
     only: tuple[str, ...] = help_field(
         (), "run only these checks (default: all)", choices=[name for name, _, _ in CHECKS]
     )

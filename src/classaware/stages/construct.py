@@ -91,7 +91,7 @@ def n_targeted_examples(
     norm: str,
     batch_size: int,
     device: torch.device,
-    desc: str | None = None,
+    desc: str = "N-targeted batches",
 ) -> torch.Tensor:
     """X' = the N-targeted attack (eq. 5) on every image of ``x`` (CPU), in batches on ``device``;
     model i is led toward ``target_classes[i]``."""

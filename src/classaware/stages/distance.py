@@ -71,10 +71,14 @@ def run(cfg: Config) -> None:
     settings = SearchSettings(cfg.max_radius, cfg.step, cfg.tol, cfg.max_censored, cfg.doublings)
     results, per_image, censored = {}, {}, {}
     for source in cfg.compare.sources:
-        v = map_batches(partial(gradient_direction, models[source]), x, y, batch_size=cfg.batch_size)
+        v = map_batches(
+            partial(gradient_direction, models[source]), x, y, batch_size=cfg.batch_size, desc=f"{source}'s gradients"
+        )
         searches = {}
         for ref in (source, *cfg.compare.targets_of(source)):
-            searches[ref] = search_boundary(models[ref], x, y, v, **asdict(settings), batch_size=cfg.batch_size)
+            searches[ref] = search_boundary(
+                models[ref], x, y, v, **asdict(settings), batch_size=cfg.batch_size, desc=f"d({ref}, x) along {source}"
+            )
             log.info(
                 "d(%s, x) along %s: %d of %d censored at radius %g",
                 ref,

@@ -2,8 +2,10 @@
 
 Writes, in ``out_dir``: fig3.png / fig3.csv (class-aware transferability at ``figure_eps``,
 targets by Dist descending), fig4.png / fig4.json (decision planes and transfer regions),
-fig5.png / fig5.csv (the ratios against eps) and correlations.csv (section 3.3's correlations
-at ``figure_eps``). Every number comes from :mod:`classaware.analysis`.
+fig5.png / fig5.csv (the ratios against eps, with the Wilson intervals of the same and
+different ratios) and correlations.csv (section 3.3's correlations at ``figure_eps``). Every
+number comes from :mod:`classaware.analysis`, or, for Fig. 5's intervals, from the transfer
+results themselves. dvc.yaml declares fig3.csv and fig5.csv as DVC plots too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from ..records import encode
 from ..results import RATIOS, DecisionPlanes, DistanceResults, TransferResults
 
 FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
-FIG5_COLUMNS = ["source", "attack", "target", "eps", *RATIOS]
+FIG5_COLUMNS = ["source", "attack", "target", "relation", "eps", *RATIOS,
+                *(f"{kind}_ci_{end}" for kind in ("same", "different") for end in ("low", "high"))]  # fmt: skip
 CORRELATIONS = ("fooled_same", "dist_same", "dist_fooled")
 CORRELATION_COLUMNS = [
     "source",
@@ -62,6 +65,41 @@ def fig4_data(plane: DecisionPlanes) -> plots.Fig4Data:
             if i > 0
         },
     )
+
+
+def group(transfer: TransferResults, source: str, target: str) -> str:
+    """Fig. 5's group of a target: its relation to the source, an architecture of the source's
+    family or of another (:data:`plots.GROUP_COLOURS`)."""
+    info = transfer.info(source, target)
+    if info.relation.startswith("v:"):
+        return "early version"
+    if info.relation != "other":
+        return info.relation
+    same_family = info.family == transfer.info(source, source).family
+    return "other architecture, same family" if same_family else "other family"
+
+
+def fig5_lines(transfer: TransferResults, source: str, attack: str) -> list[plots.Fig5Line]:
+    """Fig. 5's lines of one source and attack: ``analysis.eps_curves`` with each point's interval."""
+    lines = []
+    for target, c in eps_curves(transfer, source, attack).items():
+        results = [transfer.result(source, attack, e, target) for e in c.eps]
+        lines.append(
+            plots.Fig5Line(
+                target=target,
+                relation=transfer.info(source, target).relation,
+                group=group(transfer, source, target),
+                eps=c.eps,
+                same=c.same,
+                different=c.different,
+                **{
+                    f"{kind}_ci_{end}": [getattr(getattr(r, kind), f"ci_{end}") for r in results]
+                    for kind in ("same", "different")
+                    for end in ("low", "high")
+                },
+            )
+        )
+    return lines
 
 
 def _write_csv(rows: list[dict], columns: list[str], path: Path) -> None:
@@ -105,19 +143,21 @@ def run(cfg: Config) -> None:
     save_json(encode(fig4), out / "fig4.json")
 
     panels = [
-        plots.Fig5Panel(s, a, eps_curves(transfer, s, a)) for s in transfer.sources for a in transfer.attack_names(s)
+        plots.Fig5Panel(s, a, fig5_lines(transfer, s, a)) for s in transfer.sources for a in transfer.attack_names(s)
     ]
     plots.fig5(panels, out / "fig5.png", dataset=transfer.dataset)
-    _write_csv(
-        [
-            {"source": p.source, "attack": p.attack, "target": t, "eps": e, **{k: getattr(c, k)[i] for k in RATIOS}}
-            for p in panels
-            for t, c in p.curves.items()
-            for i, e in enumerate(c.eps)
-        ],
-        FIG5_COLUMNS,
-        out / "fig5.csv",
-    )
+    rows = []
+    for p in panels:
+        curves = eps_curves(transfer, p.source, p.attack)  # every ratio, for the CSV
+        for line in p.lines:
+            c = curves[line.target]
+            rows += [
+                {"source": p.source, "attack": p.attack, "target": line.target, "relation": line.relation, "eps": e,
+                 **{k: getattr(c, k)[i] for k in RATIOS},
+                 **{k: getattr(line, k)[i] for k in FIG5_COLUMNS if "_ci_" in k}}
+                for i, e in enumerate(c.eps)
+            ]  # fmt: skip
+    _write_csv(rows, FIG5_COLUMNS, out / "fig5.csv")
 
     rows = []
     for c in correlations(transfer, distance, eps):

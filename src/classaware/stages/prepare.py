@@ -17,7 +17,10 @@ class Config(Options):
     archive: Path = help_field(help="CIFAR-10 archive: the official cifar-10-python.tar.gz or an image-folder .tar.gz")
     out: Path = help_field(Path("data/cifar10.pt"), "canonical tensor file to write", output="file")
     md5: str = help_field(
-        "", "expected md5 of the archive (empty: only the official format's md5 is enforced)", pattern=r"|[0-9a-f]{32}"
+        "",
+        "expected md5 of the archive (empty: only the official format's md5 is enforced)",
+        pattern=r"|[0-9a-f]{32}",
+        expected="empty or 32 lowercase hexadecimal digits",
     )
 
 

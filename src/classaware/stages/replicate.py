@@ -17,7 +17,11 @@ Per claim, the summary gives the mean, lowest and highest value, how many replic
 and a verdict (``results.ReplicatedClaim``): the verdict every replicate gives, "pass within noise" or
 "fail within noise" when they are all on one side of the bound but not all decided, unstable when
 they disagree on the side.
-It is written to ``out`` (JSON) and ``table`` (Markdown, which the report shows when present).
+It is written to ``out`` (JSON) and ``table`` (Markdown). The workspace's report is then rendered
+again (``dvc repro --force --single-item report``), so that it opens with the verdict over the
+replicates: the report stage cannot declare ``out`` as a dependency, since DVC requires a
+dependency to exist and only this command, which runs DVC itself and so cannot be a stage,
+makes it.
 An interrupted call is run again as it was: it clears what the earlier one left (``clearing``)
 and DVC's run cache gives back every stage that had finished.
 """
@@ -35,11 +39,12 @@ import yaml
 from ..artifacts import save_text
 from ..config import Options, help_field
 from ..results import ReplicatedClaim, Replicates
-from ..text import markdown_table, natural_key, number
+from ..text import interval, markdown_table, natural_key, number, padded, unpadded
 from .profile import write
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
+REPORT_INPUT = "results/claims.json"  # the workspace's own claims, which the report needs
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,9 @@ def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
 
 
 def claim_values(name: str, data: dict) -> dict[str, dict]:
-    """{claim id: {"value", "verdict", ...}} from experiment ``name``'s metrics; ValueError
-    naming the experiment, the file and DVC's error for a claim file DVC could not read."""
+    """{claim id: {"value", "verdict", ...}} from experiment ``name``'s metrics (files named by
+    ``verify.metric_file``: S03.01.json holds claim S3.1); ValueError naming the experiment, the
+    file and DVC's error for a claim file DVC could not read."""
     claims = {}
     for path, entry in (data.get("metrics") or {}).items():
         if Path(path).parent.as_posix() != CLAIMS_DIR:
@@ -132,7 +138,7 @@ def claim_values(name: str, data: dict) -> dict[str, dict]:
             raise ValueError(f"experiment {name}: DVC could not read {path}: {_error(entry)}")
         if not isinstance(entry["data"], dict) or not {"value", "verdict"} <= set(entry["data"]):
             raise ValueError(f"experiment {name}: {path} holds no claim (value and verdict): {entry['data']!r}")
-        claims[Path(path).stem] = entry["data"]
+        claims[unpadded(Path(path).stem)] = entry["data"]
     return claims
 
 
@@ -146,7 +152,7 @@ def replicate_claims(found: dict[str, dict], names: list[str]) -> list[dict[str,
     for name, theirs in zip(names, claims, strict=True):
         if missing := sorted(every - set(theirs), key=natural_key):
             raise ValueError(
-                f"experiment {name} has no {', '.join(f'{CLAIMS_DIR}/{c}.json' for c in missing)}, "
+                f"experiment {name} has no {', '.join(f'{CLAIMS_DIR}/{padded(c)}.json' for c in missing)}, "
                 "which the other replicates have; no claim is left out of the summary"
             )
     return claims
@@ -172,7 +178,7 @@ def markdown(replicates: Replicates) -> str:
         "",
     ]
     rows = [
-        [cid, number(c.mean), f"{number(c.low)} - {number(c.high)}", f"{c.n_pass} of {n}", c.verdict]
+        [cid, number(c.mean), interval(c.low, c.high), f"{c.n_pass} of {n}", c.verdict]
         for cid, c in replicates.claims.items()
     ]
     return "\n".join(lines + markdown_table(["claim", "mean", "range", "replicates passing", "verdict"], rows)) + "\n"
@@ -222,3 +228,10 @@ def run(cfg: Config) -> None:
     summary.save(cfg.out)
     save_text(markdown(summary), cfg.table)
     log.info("replicates of %s: %s", profile, ", ".join(f"{k} {c.verdict}" for k, c in summary.claims.items()))
+    if Path(REPORT_INPUT).is_file():
+        _dvc("repro", "--force", "--single-item", "report")
+        log.info("report/report.md rendered again: it opens with the verdict over the %d replicates", len(shifts))
+    else:
+        log.info(
+            "the workspace has not run the pipeline (no %s): its report shows the replicates once it has", REPORT_INPUT
+        )

@@ -1,13 +1,18 @@
 """Stage ``report``: report.md and report.html, what a reviewer reads first.
 
-One page: the dataset the results are on (saying plainly when it is not the official CIFAR-10,
-i.e. not the paper's protocol), the claims table from ``verify`` with its pass / fail counts,
+One page, opening with one verdict: the dataset the results are on (saying plainly when it is
+not the official CIFAR-10, i.e. not the paper's protocol), then the claims' verdicts counted.
+Where ``classaware replicate`` left ``results/replicates.json`` for this run (its replicate 0
+is this workspace's claims), that is the verdict over the replicates, said to be that, and the
+per-replicate table follows; otherwise it is this run's. Then the claims table from ``verify``,
 Figs. 3-5 (copied beside the report, so both files open from ``out_dir``) with what to look at,
-the correlations, Dist, the zoo's test accuracies, Tables 1 and 2, the environment and each
-stage's wall time from ``logs/timings.jsonl`` (under the working directory, as ``cli.py``
-writes it under DVC). The claims (``results/claims.json`` and ``results/claims.md``) are
-required; any other missing input is said in the report. The HTML is the Markdown rendered by
-markdown-it-py.
+the correlations, Dist, the zoo's test accuracies, Tables 1 and 2, the code and environment, and
+each stage's wall time, from ``logs/timings.jsonl`` (under the working directory, as ``cli.py``
+writes it under DVC: the code is what the stages recorded there, so the report shows the
+commit each stage ran, and says in words when the code was not a commit). The claims
+(``results/claims.json`` and ``results/claims.md``) are required; any other missing input is
+said in the report. The HTML is the Markdown rendered by markdown-it-py, each verdict in a
+colour of its own (:data:`VERDICT_COLOURS`) beside its word.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import os
 import platform
 import shutil
-import subprocess
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +32,9 @@ from markdown_it import MarkdownIt
 
 from ..artifacts import atomic_path, save_text
 from ..config import Options, help_field
-from ..environment import Environment
-from ..results import ClaimResults, DistanceResults, TransferResults
-from ..text import markdown_table, number, percent
+from ..environment import CodeVersion, Environment
+from ..results import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
+from ..text import interval, markdown_table, natural_key, number, percent
 from ..training import TrainMetrics
 
 OFFICIAL = "CIFAR-10 (official)"
@@ -50,16 +55,19 @@ FIGURES = (
         "fig4.png",
         "Fig. 4: decision planes of one test image",
         "Top row: each model's predicted class on the plane through the image (the cross) spanned by F1's gradient "
-        "direction (u) and a random orthogonal direction (v), one colour per class in every panel. Bottom row: for each "
-        "other model F2, where F1 is fooled, whether F2 is not fooled, makes the same mistake or a different one. Look "
+        "direction (u) and a random orthogonal direction (v), in l2 distance, one colour per class in every panel. Bottom "
+        "row: for each other model F2, where F1 is fooled, whether F2 is not fooled (grey), makes a different mistake "
+        "(orange) or the same one (dark blue); white where F1 is not fooled. Look "
         "for different-mistake areas even beside near-identical models, and for larger same-mistake areas where F2's "
         "boundary along u lies as close to the image as F1's.",
     ),
     (
         "fig5.png",
         "Fig. 5: ratios against the perturbation size",
-        "Same-mistake (solid) and different-mistake (dashed) ratios against eps, one colour per target F2. The paper "
-        "reports that the same-mistake ratio rises with eps while the different-mistake ratio stays about flat or rises.",
+        "For each source F1 and attack, the same-mistake ratio (upper row) and the different-mistake ratio (lower row) "
+        "against eps on a log scale: one line per target F2, coloured by its relation to F1, with 95% Wilson intervals. "
+        "The paper reports that the same-mistake ratio rises with eps while the different-mistake ratio stays about "
+        "flat or rises.",
     ),
 )
 
@@ -83,8 +91,8 @@ def _load(record, path: Path):
     return record.load(path) if path.is_file() else None
 
 
-def summary_lines(dataset: str | None, profile: str, claims: str) -> list[str]:
-    """The prominent note: which data and size the results were made at, and the claims' verdicts."""
+def summary_lines(dataset: str | None, profile: str, verdict: str) -> list[str]:
+    """The prominent note: which data and size the results were made at, and the one verdict."""
     if dataset is None:
         where = "**Dataset: unknown** (no results/transfer.json); the results cannot be tied to the paper's protocol."
     elif dataset == OFFICIAL:
@@ -95,15 +103,75 @@ def summary_lines(dataset: str | None, profile: str, claims: str) -> list[str]:
             "paper's protocol and are not directly comparable to its numbers.**"
         )
     size = "the paper's sizes" if profile == "paper" else "a reduced size; the paper's sizes are profile `paper`"
-    return [f"> {where}", ">", f"> **Profile: `{profile}`** ({size}).", ">", f"> **Claims: {claims}.**"]
+    return [f"> {where}", ">", f"> **Profile: `{profile}`** ({size}).", ">", f"> {verdict}"]
 
 
-def claims_section(table: Path, claims: Path) -> tuple[list[str], str]:
-    """The claims table as ``verify`` wrote it, and its pass / fail / not-assessed counts."""
-    if not table.is_file() or not claims.is_file():
-        raise FileNotFoundError(f"claims {claims} or {table} do not exist: run the verify stage first")
-    counts = ClaimResults.load(claims).summary()
-    return ["## The paper's claims", "", table.read_text().strip()], counts
+REPLICATED_VERDICTS: tuple[str, ...] = typing.get_args(ReplicatedVerdict)  # the order verdicts are counted in
+
+
+def counts(verdicts: dict[str, str], words: tuple[str, ...]) -> str:
+    """{claim: verdict} counted by verdict ``words``: "5 pass, 1 pass within noise, ..., 2 not assessed (of 15)"."""
+    counted = [f"{sum(v == word for v in verdicts.values())} {word}" for word in words]
+    return f"{', '.join(counted)} (of {len(verdicts)})"
+
+
+def verdict_table(verdicts: dict[str, str], words: tuple[str, ...]) -> list[str]:
+    """One row per verdict word: how many claims have it, and which."""
+    rows = [
+        [word, sum(v == word for v in verdicts.values()),
+         ", ".join(sorted((k for k, v in verdicts.items() if v == word), key=natural_key)) or "-"]
+        for word in words
+    ]  # fmt: skip
+    return markdown_table(["verdict", "claims", "which"], rows)
+
+
+def replicates_of_this_run(path: Path, claims: ClaimResults) -> tuple[Replicates | None, str | None]:
+    """The replicate summary at ``path`` when it belongs to this run, else None and why (None when
+    there is none). It belongs when its profile is this run's and its replicate 0 (seed shift 0,
+    the workspace's own draws) has this run's claims, values and verdicts."""
+    if not path.is_file():
+        return None, None
+    replicates = Replicates.load(path)
+    mine = {k: (c.value, c.verdict) for k, c in claims.claims.items()}
+    zero = replicates.seed_shifts.index(0) if 0 in replicates.seed_shifts else None
+    theirs = None if zero is None else {k: (c.values[zero], c.verdicts[zero]) for k, c in replicates.claims.items()}
+    if replicates.profile != claims.profile or theirs != mine:
+        return None, (
+            f"*`{path}` is not about this run: its replicate 0 (profile `{replicates.profile}`) does not have this "
+            "run's claims. Run `classaware replicate` again to see how the claims move with the seeds.*"
+        )
+    return replicates, None
+
+
+def replicates_section(replicates: Replicates) -> list[str]:
+    """Each claim over the replicates: the verdict they add up to, then each replicate's."""
+    shifts = replicates.seed_shifts
+    rows = [
+        [cid, c.verdict, *c.verdicts, number(c.mean), interval(c.low, c.high), f"{c.n_pass} of {len(shifts)}"]
+        for cid, c in sorted(
+            replicates.claims.items(), key=lambda kv: natural_key(kv[0])
+        )  # JSON keeps them sorted as strings
+    ]
+    header = ["claim", f"over the {len(shifts)} replicates", *(f"replicate {s}" for s in shifts), "mean", "range",
+              "replicates passing"]  # fmt: skip
+    return [
+        f"## The paper's claims over {len(shifts)} seed replicates",
+        "",
+        f"The replicates are the pipeline run again with every seed shifted (`classaware replicate`; seed shifts "
+        f"{', '.join(map(str, shifts))}), so they differ only in their random draws; replicate 0 is this workspace's "
+        "run, detailed in the next section. A claim's verdict over the replicates is the verdict every replicate gives; "
+        "'within noise' when all are on one side of the bound but not all are decided; unstable when they disagree on "
+        "the side. Range: the lowest and highest value.",
+        "",
+        *markdown_table(header, rows),
+        "",
+    ]
+
+
+def claims_section(table: Path, replicated: bool) -> list[str]:
+    """The claims table as ``verify`` wrote it."""
+    title = "## The paper's claims in replicate 0 (this workspace's run)" if replicated else "## The paper's claims"
+    return [title, "", table.read_text().strip()]
 
 
 def figures_section(figures: Path, out_dir: Path) -> list[str]:
@@ -203,24 +271,9 @@ def zoo_section(folder: Path) -> list[str]:
     )
 
 
-def replicates_section(path: Path) -> list[str]:
-    """The claims over seed replicates, when `classaware replicate` has written them."""
-    if not path.is_file():
-        return []
-    return ["## The claims over seed replicates", "", path.read_text().strip(), ""]
-
-
 def tables_section(path: Path) -> list[str]:
     lines = ["## Tables 1 and 2 (section 4)", ""]
     return lines + (_missing(path, "Tables 1 and 2") if not path.is_file() else [path.read_text().strip()])
-
-
-def _command(*args: str) -> str | None:
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 DETERMINISM = (
@@ -231,11 +284,25 @@ DETERMINISM = (
 )
 
 
-def environment(recorded: list[Environment]) -> list[tuple[str, str]]:
-    """What computed the results (as the artifacts recorded it) and what wrote this report."""
-    head = _command("git", "rev-parse", "HEAD")
-    if head and _command("git", "status", "--porcelain", "--untracked-files=no"):
-        head += " (with uncommitted changes)"
+def code_lines(records: list[dict]) -> list[tuple[str, str]]:
+    """Which code the stages ran, as they recorded it (``cli.py``): one row per distinct code, naming
+    its stages when they differ; commits in plain words (``CodeVersion.describe``)."""
+    by_code: dict[str, list[str]] = {}
+    for r in records:
+        code = (
+            CodeVersion(**r["code"]).describe() if "code" in r else "not recorded (a stage run before records had it)"
+        )
+        by_code.setdefault(code, []).append(r["stage"])
+    if not by_code:
+        return [("code", "not recorded: no stage timings (they are written when the stages run under `dvc repro`)")]
+    if len(by_code) == 1:
+        return [("code", next(iter(by_code)) + " (every stage)")]
+    return [(f"code of {', '.join(stages)}", code) for code, stages in by_code.items()]
+
+
+def environment(recorded: list[Environment], records: list[dict]) -> list[tuple[str, str]]:
+    """The code the stages ran and what computed the results (as the artifacts and the stages
+    recorded them), and what wrote this report."""
     try:
         dvc = importlib.metadata.version("dvc")
     except importlib.metadata.PackageNotFoundError:
@@ -243,20 +310,23 @@ def environment(recorded: list[Environment]) -> list[tuple[str, str]]:
     computed = [("computed on", e.describe()) for e in dict.fromkeys(recorded)] or [
         ("computed on", "unknown (no results)")
     ]
+    threads = sorted({r["threads"] for r in records if "threads" in r})
     return [
+        *code_lines(records),
         *computed,
+        *([("torch threads per stage", ", ".join(map(str, threads)))] if threads else []),
         ("this report", Environment.current().describe()),
         ("python", platform.python_version()),
         ("CPUs", str(os.cpu_count())),
         ("platform", platform.platform()),
-        ("git commit", head or "unknown"),
         ("dvc", dvc),
     ]
 
 
 def stage_timings(path: Path) -> tuple[list[dict], int] | None:
-    """The last record of each stage in ``timings.jsonl`` (by finishing time) and the number of
-    unreadable lines; None when the file does not exist."""
+    """The last record of each stage of the workspace's own run in ``timings.jsonl`` (by
+    finishing time; the stages of DVC experiments, such as `classaware replicate`'s, log there too
+    and are left out) and the number of unreadable lines; None when the file does not exist."""
     if not path.is_file():
         return None
     last, bad = {}, 0
@@ -265,8 +335,9 @@ def stage_timings(path: Path) -> tuple[list[dict], int] | None:
             continue
         try:
             record = json.loads(line)
-            last[record["stage"]] = record
-        except (json.JSONDecodeError, KeyError, TypeError):
+            if not record.get("experiment"):
+                last[record["stage"]] = record
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             bad += 1
     return sorted(last.values(), key=lambda r: r.get("finished", 0)), bad
 
@@ -299,44 +370,91 @@ def timings_section(path: Path) -> list[str]:
 def build_markdown(cfg: Config) -> str:
     transfer = _load(TransferResults, cfg.results / "transfer.json")
     distance = _load(DistanceResults, cfg.results / "distance.json")
+    table, claims_path = cfg.results / "claims.md", cfg.results / "claims.json"
+    if not table.is_file() or not claims_path.is_file():
+        raise FileNotFoundError(f"claims {claims_path} or {table} do not exist: run the verify stage first")
+    claims = ClaimResults.load(claims_path)
+    replicates, stale = replicates_of_this_run(cfg.results / "replicates.json", claims)
+    if replicates is not None:
+        verdicts, words = {k: c.verdict for k, c in replicates.claims.items()}, REPLICATED_VERDICTS
+        n = len(replicates.seed_shifts)
+        verdict = (f"**Claims over {n} seed replicates: {counts(verdicts, words)}.** This is the verdict over the replicates "
+                   "(replicate 0 is this workspace's run); the next sections give each replicate's.")  # fmt: skip
+    else:
+        verdicts, words = {k: c.verdict for k, c in claims.claims.items()}, VERDICTS
+        verdict = (f"**Claims of this run: {counts(verdicts, words)}.** One run, no seed replicates: `classaware replicate` "
+                   "runs the pipeline again with other seeds and this report then gives the verdict over them.")  # fmt: skip
     lines = [
         "# Class-aware transferability of adversarial examples (Waseda et al., ICASSP 2023): reproduction report",
         "",
+        *summary_lines(transfer.dataset if transfer else None, cfg.profile, verdict),
+        "",
+        *verdict_table(verdicts, words),
+        "",
+        *([stale, ""] if stale else []),
+        *(replicates_section(replicates) if replicates is not None else []),
+        *claims_section(table, replicates is not None),
+        "",
     ]
-    claims, counts = claims_section(cfg.results / "claims.md", cfg.results / "claims.json")
-    lines += summary_lines(transfer.dataset if transfer else None, cfg.profile, counts) + [""]
-    lines += claims + [""]
-    lines += replicates_section(cfg.results / "replicates.md")
     lines += figures_section(cfg.figures, cfg.out_dir)
     lines += correlations_section(cfg.figures / "correlations.csv") + [""]
     lines += dist_section(distance, transfer, cfg.results / "distance.json") + [""]
     lines += zoo_section(cfg.train_results) + [""]
     lines += tables_section(cfg.results / "tables.md") + [""]
     recorded = [r.environment for r in (distance, *_train_results(cfg.train_results)) if r is not None]
-    lines += ["## Environment", "", DETERMINISM, ""] + markdown_table(["item", "value"], environment(recorded)) + [""]
+    records = (stage_timings(TIMINGS) or ([], 0))[0]
+    lines += ["## Code and environment", "", DETERMINISM, ""]
+    lines += markdown_table(["item", "value"], environment(recorded, records)) + [""]
     lines += timings_section(TIMINGS)
     return "\n".join(lines) + "\n"
 
 
+# Each verdict's colours (text, background) in the HTML; the word beside it says the same without colour.
+VERDICT_COLOURS = {
+    "pass": ("#0b5d1e", "#d3f2dc"),
+    "pass within noise": ("#2f6b3a", "#eef8e6"),
+    "fail within noise": ("#8a4b00", "#fdebd3"),
+    "fail": ("#a50f15", "#fbd5d5"),
+    "unstable": ("#5b2a86", "#ece2f6"),
+    "not assessed": ("#555555", "#eeeeee"),
+}
+
+
+def _css(verdict: str) -> str:
+    return "verdict-" + verdict.replace(" ", "-")
+
+
+MAX_WIDTH_PX = 1100
+CONTENT_WIDTH_PX = MAX_WIDTH_PX - 2 * 16  # the page's width less its padding (1em each side): the figures' width
 STYLE = (
-    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}"
+    f"body{{font-family:sans-serif;max-width:{MAX_WIDTH_PX}px;margin:2em auto;padding:0 1em;line-height:1.45}}"
     "table{border-collapse:collapse;margin:1em 0;font-size:90%}th,td{border:1px solid #ccc;padding:3px 6px}"
-    "th{background:#f2f2f2}td.fail{color:#b00;font-weight:bold}img{max-width:100%}"
+    "th{background:#f2f2f2}img{max-width:100%}"
     "blockquote{border-left:4px solid #c60;background:#fff6ec;margin:1em 0;padding:.5em 1em}"
+    + "".join(
+        f"td.{_css(word)}{{color:{text};background:{back};font-weight:bold}}"
+        for word, (text, back) in VERDICT_COLOURS.items()
+    )
 )
 
 
-def _mark_failures(self, tokens, idx, options, env) -> str:
-    """A table cell saying FAIL gets class "fail" (shown in red)."""
-    if idx + 1 < len(tokens) and tokens[idx + 1].content == "FAIL":
-        tokens[idx].attrSet("class", "fail")
+def verdict_of(cell: str) -> str | None:
+    """The verdict a table cell gives: its text is a verdict word, alone or before "; caveat"."""
+    word = cell.split(";", 1)[0].strip()
+    return word if word in VERDICT_COLOURS else None
+
+
+def _mark_verdicts(self, tokens, idx, options, env) -> str:
+    """A table cell giving a verdict gets the verdict's class (its colours)."""
+    if idx + 1 < len(tokens) and (word := verdict_of(tokens[idx + 1].content)):
+        tokens[idx].attrSet("class", _css(word))
     return self.renderToken(tokens, idx, options, env)
 
 
 def to_html(markdown: str, title: str) -> str:
     """The report's Markdown (CommonMark with pipe tables) as a standalone HTML page."""
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    md.add_render_rule("td_open", _mark_failures)
+    md.add_render_rule("td_open", _mark_verdicts)
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
         f"<style>{STYLE}</style>\n</head>\n<body>\n{md.render(markdown)}</body>\n</html>\n"

@@ -3,7 +3,8 @@
 Not a DVC stage: it drives DVC. Run it where you would run ``dvc repro``; it runs the stages
 that ``dvc repro`` would run (changed ones and what is downstream of them; up-to-date stages
 are skipped), each as ``dvc repro --single-item STAGE`` once all its upstream stages succeeded,
-so dvc.lock ends with the hashes a serial run gives (see :mod:`classaware.scaleout`).
+so dvc.lock ends with the hashes a serial run gives at the same thread counts (on the CPU, other
+thread counts give other bytes: see :mod:`classaware.scaleout`).
 
 ``--devices cuda:0,cuda:1`` pins each stage to one GPU through CUDA_VISIBLE_DEVICES, the least
 busy one first: with ``--jobs`` equal to the number of devices that is one stage per GPU, with
@@ -39,6 +40,7 @@ class Config(Options):
         "CUDA devices to pin stages to, comma-separated, e.g. cuda:0,cuda:1 "
         "(default: no pinning: CPU, or every GPU visible to each stage)",
         pattern=r"(cuda:\d+(,cuda:\d+)*)?",
+        expected="CUDA devices separated by commas, e.g. cuda:0,cuda:1 (or nothing)",
     )
     log_dir: Path = help_field(Path("logs/repro"), "folder for each stage's output, STAGE.log", output="dir")
 

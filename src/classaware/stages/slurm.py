@@ -45,6 +45,7 @@ class Config(Options):
         None,
         "time limit per job in sbatch's format, e.g. 12:00:00 or 1-00:00:00 (default: the partition's)",
         pattern=r"\d+(-\d+)?(:\d+){0,2}",
+        expected="a time in sbatch's format: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS or DAYS-HOURS[:MINUTES[:SECONDS]]",
     )
     dry_run: bool = help_field(False, "print the job scripts, submit nothing")
     job_dir: Path = help_field(

@@ -27,6 +27,7 @@ from ..config import Options, device_field, help_field, seed_shift_field, shifte
 from ..data import balanced_split, balanced_subset, load_canonical
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
+from ..progress import progress
 from ..results import GridCell, GridMetrics, NonRobustSet
 from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train
 
@@ -99,7 +100,7 @@ def run(cfg: Config) -> None:
     eval_idx = balanced_subset(data.test_y, cfg.eval_size, cfg.seed_shift)
     test_idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
     results = []
-    for name, aug, recipe in cells(cfg):
+    for name, aug, recipe in progress(cells(cfg), f"{cfg.arch} grid cells", unit="cell"):
         what = "the original set" if pair is None else f"{pair}'s clean images (control)" if cfg.clean else pair
         log.info("%s on %s, labelling %s: grid cell %s", cfg.arch, what, cfg.labelling, name)
         meta = {"data": asdict(data.provenance), "train_set": str(cfg.train_set), "labelling": cfg.labelling,

@@ -15,6 +15,14 @@ A metric without an interval is judged on its value (pass or fail). A pass that 
 metric's alternative readings (Spearman's rho, r without the early version) is kept as a pass
 with a caveat naming it. A failed claim is a result and the stage still succeeds; a claim
 naming an unknown metric, or whose metric cannot be computed where it is assessed, is an error.
+
+A claim's text in claims.yaml states the paper's claim in this run's terms: it names the run's
+models, versions and eps by placeholders (``{early}``, ``{resnet_source}``, ``{eps}``, ... : see
+:func:`run_facts`) that verify fills from the run's records, while the claim's ``paper`` field
+keeps the paper's own numbers and words. Each bound is written as the test it is (">= 0.98",
+"within 0.1 of 0.2"), values with their unit where they have one (:data:`UNITS`), intervals as
+[low, high]. ``metrics_dir`` gets one JSON per claim for `dvc metrics show`, named so that plain
+string order is the paper's claim order (S03.01, S03.02, ..., S03.10, S04.01: ``text.padded``).
 """
 
 from __future__ import annotations
@@ -28,8 +36,17 @@ import yaml
 from ..analysis import Estimate, section3_metrics, section4_metrics
 from ..artifacts import save_json, save_text
 from ..config import Options, help_field
-from ..results import ClaimResults, ClaimVerdict, DistanceResults, Table1, Table2, TransferResults, Verdict
-from ..text import markdown_table, number
+from ..results import (
+    ClaimResults,
+    ClaimVerdict,
+    DistanceResults,
+    Table1,
+    Table2,
+    TransferResults,
+    Verdict,
+    eps_key,
+)
+from ..text import interval, markdown_table, number, padded, percent
 
 log = logging.getLogger(__name__)
 TESTS = (">=", "<=", "within")
@@ -48,7 +65,7 @@ class Config(Options):
     out: Path = help_field(Path("results/claims.json"), "every claim's check, as JSON", output="file")
     table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts", output="file")
     metrics_dir: Path = help_field(
-        Path("metrics/claims"), "one small JSON per claim for `dvc metrics show`", output="dir"
+        Path("metrics/claims"), "one small JSON per claim for `dvc metrics show` (S03.01.json, ...)", output="dir"
     )
 
 
@@ -117,30 +134,105 @@ def check(claim: dict, estimate: Estimate, bound: float | None) -> ClaimVerdict:
     )
 
 
-def headline(v: ClaimVerdict) -> dict:
-    """What `dvc metrics show` shows of a claim."""
-    return {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": v.bound, "verdict": v.verdict}
+# The unit of each metric whose value is not a correlation or a fraction of cases: "l2" (a
+# distance), "%" (a rate, shown also as a percentage), "points" (a difference of accuracies).
+UNITS = {
+    "early_max_dist": "l2",
+    "table1_min_both": "%",
+    "table2_min_gain": "points",
+    "table2_max_abs_deviation": "points",
+    "baseline_max_abs_deviation": "points",
+}
 
 
-def _shown_bound(claim: dict, bound: float | None) -> str:
+def with_unit(x: float | None, unit: str | None) -> str:
+    """A metric's value (or bound) with its unit: 0.603 in "points" -> "0.603 (60.3 accuracy points)"."""
+    if x is None or unit is None:
+        return number(x)
+    if unit == "l2":
+        return f"{number(x)} (l2)"
+    return f"{number(x)} ({percent(x)}{'%' if unit == '%' else ' accuracy points'})"
+
+
+def shown_bound(claim: dict, bound: float | None) -> str:
+    """The bound as the test it is: ">= 0.98", "<= 0.5 (l2)", "within 0.1 of 0.2"."""
     if bound is None:
         return "not assessed at this scale"
-    return f"within {bound} of {claim['target']}" if claim["test"] == "within" else f"{claim['test']} {bound}"
+    unit = UNITS.get(claim["metric"])
+    if claim["test"] == "within":
+        return f"within {with_unit(bound, unit)} of {with_unit(claim['target'], unit)}"
+    return f"{claim['test']} {with_unit(bound, unit)}"
 
 
-def _ours(c: ClaimVerdict) -> str:
-    interval = "" if c.ci_low is None else f" [{number(c.ci_low)}, {number(c.ci_high)}]"
+def metric_file(metrics_dir: Path, claim_id: str) -> Path:
+    """Where a claim's headline is for `dvc metrics show`, which lists files in string order:
+    S3.1 -> S03.01.json, so the claims come in the paper's order (``text.padded``)."""
+    return Path(metrics_dir) / f"{padded(claim_id)}.json"
+
+
+def headline(claim: dict, v: ClaimVerdict) -> dict:
+    """What `dvc metrics show` shows of a claim: the numbers, the bound as the test it is, the verdict."""
+    return {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": shown_bound(claim, v.bound),
+            "verdict": v.verdict}  # fmt: skip
+
+
+def _ours(claim: dict, c: ClaimVerdict) -> str:
+    ci = "" if c.ci_low is None else f" {interval(c.ci_low, c.ci_high)}"
     beside = "; ".join(f"{name}: {number(v)}" for name, v in {**c.alternatives, **c.notes}.items())
-    return number(c.value) + interval + (f" ({beside})" if beside else "")
+    return with_unit(c.value, UNITS.get(claim["metric"])) + ci + (f" ({beside})" if beside else "")
+
+
+def _names(items) -> str:
+    """Distinct items in their first order, "a", "a and b", "a, b and c"; "none" when there are none."""
+    names = list(dict.fromkeys(items))
+    return "none" if not names else names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def run_facts(transfer: TransferResults, table1: Table1, table2: Table2, figure_eps: float) -> dict[str, str]:
+    """What a claim's text may name, as this run made it (its records, not the paper's protocol):
+
+    ``eps`` Fig. 3's eps; ``eps_min``, ``eps_max`` the ends of Fig. 5's sweep; ``cases`` the
+    number of F1 x attack cases; ``early`` the early versions' relation ("v:12"); ``resnet_source`` the sources of the ResNet family; ``construct_eps``
+    Table 1's eps; ``table2_cells`` Table 2's number of accuracies and ``table2_archs`` its
+    architectures; ``baseline_archs`` those trained on the original set.
+    """
+    sources = list(transfer.sources)
+    sweep = sorted({e for s in sources for a in transfer.attack_names(s) for e in transfer.eps_values(s, a)})
+    return {
+        "eps": eps_key(figure_eps),
+        "eps_min": eps_key(sweep[0]) if sweep else "n/a",
+        "eps_max": eps_key(sweep[-1]) if sweep else "n/a",
+        "cases": str(sum(len(transfer.attack_names(s)) for s in sources)),
+        "early": _names(transfer.info(s, t).relation for s in sources for t in transfer.targets_by_relation(s, "v:")),
+        "resnet_source": _names(s for s in sources if transfer.info(s, s).family == "resnet"),
+        "construct_eps": _names(eps_key(r.eps) for r in table1.rows),
+        "table2_cells": str(len(table2.rows)),
+        "table2_archs": _names(r.arch for r in table2.rows),
+        "baseline_archs": _names(b.arch for b in table2.baseline),
+    }
+
+
+def claim_text(claim: dict, facts: dict[str, str]) -> str:
+    """The claim's text with its placeholders filled from ``facts`` (:func:`run_facts`); ValueError
+    naming the claim and the known names for a placeholder the run does not provide."""
+    try:
+        return claim["claim"].format_map(facts)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"claim {claim['id']}: its text {claim['claim']!r} has a placeholder the run does not provide ({exc}); "
+            f"known: {', '.join('{' + k + '}' for k in facts)}"
+        ) from None
 
 
 def run(cfg: Config) -> None:
     claims = load_claims(cfg.claims, cfg.profile)
-    transfer = TransferResults.load(cfg.transfer)
+    transfer, table1, table2 = TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2)
     transfer.check_eps(cfg.figure_eps)
+    facts = run_facts(transfer, table1, table2, cfg.figure_eps)
+    texts = {c["id"]: claim_text(c, facts) for c in claims}  # every placeholder checked before any output
     metrics = {
         **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
-        **section4_metrics(Table1.load(cfg.table1), Table2.load(cfg.table2)),
+        **section4_metrics(table1, table2),
     }
     checked, rows = {}, []
     for c in claims:
@@ -150,18 +242,18 @@ def run(cfg: Config) -> None:
         if estimate.value is None and bound is not None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
         v = checked[c["id"]] = check(c, estimate, bound)
-        result = v.verdict.upper() if v.verdict == "fail" else v.verdict
-        rows.append([c["id"], c["claim"], c["figure"], c["paper"], _ours(v), _shown_bound(c, bound),
-                     result + "".join(f"; {caveat}" for caveat in v.caveats)])  # fmt: skip
+        rows.append([c["id"], texts[c["id"]], c["figure"], c["paper"], _ours(c, v), shown_bound(c, bound),
+                     v.verdict + "".join(f"; {caveat}" for caveat in v.caveats)])  # fmt: skip
     results = ClaimResults(profile=cfg.profile, dataset=transfer.dataset, claims=checked)
     log.info("claims at profile %s: %s", cfg.profile, results.summary())
     results.save(cfg.out)
-    for claim_id, v in checked.items():
-        save_json(headline(v), cfg.metrics_dir / f"{claim_id}.json")
+    for c in claims:
+        save_json(headline(c, checked[c["id"]]), metric_file(cfg.metrics_dir, c["id"]))
     header = [
         f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {results.summary()}. Each value is given with "
         "its 95% interval where it has one. The verdict compares the value with the paper's bound, as the paper "
-        "does; 'within noise' says that the interval straddles the bound, so this sample cannot tell the side.",
+        "does; 'within noise' says that the interval straddles the bound, so this sample cannot tell the side. "
+        "The claims name this run's models, versions and eps; the paper's own numbers are in column 'paper'.",
         "",
     ]
     table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result"], rows)
