@@ -8,10 +8,12 @@ each in a clean copy of the repository: a plain ``dvc repro`` and ``classaware r
 (each computing everything: the two must pin the same hashes), ``--jobs 8`` and SLURM (when a
 one-node cluster can be started; both reuse the serial run's DVC cache, so their stages are
 restored from DVC's run cache: they test the orchestration, the serial/--jobs 2 pair tests the
-arithmetic), two seed replicates (``classaware replicate`` in the --jobs 2 copy), and the GPU
-check's --cpu rehearsal. When the session holds slow tests, these runs start at its beginning
-and go two at a time, every stage on one thread, while the other tests run; a test that needs a
-run waits for it, and the slow tests are moved to the end of the session.
+arithmetic), README's commands up to two seed replicates (README_SEQUENCE: ``classaware profile``
+with the archive beside the copy, ``dvc repro`` restored from the serial run's cache, then
+``classaware replicate``, whose experiments run in copies at another depth), and the GPU check's
+--cpu rehearsal. When the session holds slow tests, these runs start at its beginning and go two
+at a time, every stage on one thread, while the other tests run; a test that needs a run waits
+for it, and the slow tests are moved to the end of the session.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def one_thread():
 
 # ----------------------------------------------------------------------------- the session's pipeline runs
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-SMOKE_PROFILE = f"classaware profile smoke --data {JPEG_ARCHIVE}"
+# README's command: the archive beside the repository, found through a relative path (each copy's
+# folder has ../shared/data/ beside it), brought into the copy under DVC by `classaware profile`
+SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar.gz"
+README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 2"
 # how each clean copy runs the pipeline after switching to the smoke profile
 SMOKE_RUNNERS = {
     "serial": "dvc repro",
@@ -233,6 +238,9 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     cluster = request.getfixturevalue("slurm")
     cluster = None if isinstance(cluster, str) else cluster
     env = smoke_env(cluster.env if cluster else None)
+    shared = tmp_path_factory.getbasetemp() / "shared" / "data"  # ../shared/data of every copy
+    shared.mkdir(parents=True, exist_ok=True)
+    shutil.copy(JPEG_ARCHIVE, shared / JPEG_ARCHIVE.name)
     runs = {name: clean_copy(tmp_path_factory.mktemp(name)) for name in SMOKE_RUNNERS if name != "slurm" or cluster}
     logs = tmp_path_factory.mktemp("logs")
     jobs = {
@@ -243,7 +251,10 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     }  # fmt: skip
     if cluster:  # a SLURM submission is over when its jobs are
         jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
-    jobs["replicates"] = Job(runs["jobs2"], "classaware replicate --runs 2", logs / "replicates.txt", after=("jobs2",))
+    # README's commands exactly, in a copy of their own (its `dvc repro` restored from the serial run's cache)
+    replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
+    jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=("serial",),
+                             prepare=_share_cache(replicates, runs["serial"]))  # fmt: skip
     rehearsal = tmp_path_factory.mktemp("gpu_check_out")
     env["PYTHON"], env["GPU_CHECK_DATA"] = sys.executable, str(JPEG_ARCHIVE)
     # its 280 s budget is for a machine of its own; here it shares 2 cores with the other runs
