@@ -121,14 +121,19 @@ def _ours(c: ClaimVerdict) -> str:
     return number(c.value) + interval + (f" ({beside})" if beside else "")
 
 
-def run(cfg: Config) -> None:
-    claims = load_claims(cfg.claims, cfg.profile)
-    transfer = TransferResults.load(cfg.transfer)
+def claim_metrics(cfg: Config, transfer: TransferResults) -> dict[str, Estimate]:
+    """Every metric a claim can name, from the results below (Fig. 3's eps checked to be attacked)."""
     transfer.check_eps(cfg.figure_eps)
-    metrics = {
+    return {
         **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
         **section4_metrics(Table1.load(cfg.table1), Table2.load(cfg.table2)),
     }
+
+
+def run(cfg: Config) -> None:
+    claims = load_claims(cfg.claims, cfg.profile)
+    transfer = TransferResults.load(cfg.transfer)
+    metrics = claim_metrics(cfg, transfer)
     checked, rows = {}, []
     for c in claims:
         if c["metric"] not in metrics:
@@ -152,3 +157,29 @@ def run(cfg: Config) -> None:
     ]
     table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result"], rows)
     save_text("\n".join(header + table) + "\n", cfg.table)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> dict:
+    return {}  # arithmetic on stored results: no network
+
+
+def audit_claims(cfg: Config, ctx) -> int:
+    """Every claim's check and headline file, recomputed from the results below, are the stored ones."""
+    metrics = claim_metrics(cfg, TransferResults.load(cfg.transfer))
+    stored = ClaimResults.load(cfg.out)
+    n = 0
+    for c in load_claims(cfg.claims, cfg.profile):
+        ours = check(c, metrics[c["metric"]], c["bound"][cfg.profile])
+        ctx.same_json(cfg.metrics_dir / f"{c['id']}.json", headline(ours))
+        if ours != stored.claims[c["id"]]:
+            theirs = stored.claims[c["id"]]
+            raise ctx.Mismatch(
+                f"{cfg.out}: claim {c['id']} recomputes to {ours.value} ({ours.verdict}), "
+                f"stored {theirs.value} ({theirs.verdict})"
+            )
+        n += 1
+    return n
+
+
+AUDIT = {"derived": audit_claims}
