@@ -80,7 +80,7 @@ KEYS = {  # gpu_check.json: top-level key -> the keys of its value (None: free-f
     "steps": None,  # step -> {"rc", "seconds"}
     "pipeline": ("rc", "timed_out", "wall_s", "stages_run"),
     "stages": None,  # DVC stage -> seconds
-    "claims": None,  # claim id -> "pass" | "fail" | "inconclusive" | "not assessed"
+    "claims": None,  # claim id -> a verdict of classaware.results.VERDICTS
     "cuda_tests": ("passed", "failed", "skipped", "errors"),
     "throughput": ("train", "infer", "pgd", "n_targeted", "distance", "concurrent_train", "pipeline"),
     "errors": None,

@@ -243,11 +243,14 @@ def report(out: Path, zoo: dict, sets: dict, trained: dict, env: Environment, wa
         "Each cell: r at or beyond which the interval is wholly on the claim's side (pass) / wholly on the other side (fail).",
         "",
     ]
-    lines += markdown_table(["targets", "z half-width", "S3.1 r >= 0.98", "S3.2 r <= -0.9", "S3.3 r <= 0"], power_rows())
+    lines += markdown_table(
+        ["targets", "z half-width", "S3.1 r >= 0.98", "S3.2 r <= -0.9", "S3.3 r <= 0"], power_rows()
+    )
     lines += ["", f"## Section 4: the pair {'+'.join(PAIR)} (zoo recipe: {ZOO_TRAIN_SIZE} images, "
               f"{ZOO_RECIPE.epochs} epochs, lr {ZOO_RECIPE.lr}, milestones {list(ZOO_RECIPE.milestones)})", ""]  # fmt: skip
     lines += markdown_table(
-        ["model", "clean test acc", "train s"], [[r["arch"], f"{r['test_acc']:.3f}", f"{r['seconds']:.0f}"] for r in zoo.values()]
+        ["model", "clean test acc", "train s"],
+        [[r["arch"], f"{r['test_acc']:.3f}", f"{r['seconds']:.0f}"] for r in zoo.values()],
     )
     lines += ["", f"Non-robust sets (eps {EPS}, step {ALPHA}; Table 1's rates on the whole set):", ""]
     lines += markdown_table(
@@ -263,7 +266,7 @@ def report(out: Path, zoo: dict, sets: dict, trained: dict, env: Environment, wa
         "",
     ]
     rows = []
-    for name, r in trained.items():
+    for r in trained.values():
         c = Cell(**r["cell"])
         if c.control:
             continue

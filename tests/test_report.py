@@ -123,7 +123,7 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert f"Dataset: {DATASET}" in md and "not on the official CIFAR-10" in md and "paper's protocol" in md
     assert "Profile: `smoke`" in md
     assert (project / "results" / "claims.md").read_text().strip() in md
-    assert "**Claims: 1 pass, 1 fail, 0 inconclusive, 1 not assessed (of 3).**" in md
+    assert "**Claims: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 not assessed (of 3).**" in md
     for name in ("fig3.png", "fig4.png", "fig5.png"):
         assert f"]({name})" in md
         assert (tmp_path / "report" / name).read_bytes() == (project / "figures" / name).read_bytes()

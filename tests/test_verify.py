@@ -110,16 +110,17 @@ def test_failed_claims_are_results_and_unassessed_ones_are_marked(tmp_path, inpu
         ],
     )
     verdicts = {k: v.verdict for k, v in out.claims.items()}
-    assert verdicts == {"table1_min_both": "pass", "fails": "fail", "straddles": "inconclusive", "within": "fail",
+    assert verdicts == {"table1_min_both": "pass", "fails": "fail", "straddles": "pass within noise", "within": "fail",
                         "skipped": "not assessed"}  # fmt: skip
-    assert [out.count(v) for v in ("pass", "fail", "inconclusive", "not assessed")] == [1, 2, 1, 1]
-    assert out.summary() == "1 pass, 2 fail, 1 inconclusive, 1 not assessed (of 5)"
+    assert [out.count(v) for v in ("pass", "pass within noise", "fail within noise", "fail", "not assessed")] == [
+        1, 1, 0, 2, 1]  # fmt: skip
+    assert out.summary() == "1 pass, 1 pass within noise, 0 fail within noise, 2 fail, 1 not assessed (of 5)"
     table = (tmp_path / "claims.md").read_text()
-    assert "| FAIL |" in table and "| inconclusive |" in table and "not assessed at this scale" in table
+    assert "| FAIL |" in table and "| pass within noise |" in table and "not assessed at this scale" in table
     assert "0.930 [0.912, 0.944]" in table  # the value with its Wilson interval over 1,000 images
     headline = json.loads((tmp_path / "metrics" / "straddles.json").read_text())
     assert headline == {"value": 0.93, "ci_low": out.claims["straddles"].ci_low, "ci_high": out.claims["straddles"].ci_high,
-                        "bound": 0.93, "verdict": "inconclusive"}  # fmt: skip
+                        "bound": 0.93, "verdict": "pass within noise"}  # fmt: skip
 
 
 def test_an_unknown_metric_is_an_error(tmp_path, inputs):

@@ -36,8 +36,14 @@ from .records import JsonRecord, TensorRecord
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
 DistRule = Literal["all images", "dropping unflipped"]
-Verdict = Literal["pass", "fail", "inconclusive", "not assessed"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "inconclusive", "not assessed")
+# A claim's verdict: the point value against the paper's bound, and whether its 95% interval also
+# clears the bound ("pass", "fail") or straddles it ("... within noise"); see stages/verify.py.
+Verdict = Literal["pass", "pass within noise", "fail within noise", "fail", "not assessed"]
+VERDICTS: tuple[Verdict, ...] = ("pass", "pass within noise", "fail within noise", "fail", "not assessed")
+PASSING: tuple[Verdict, ...] = ("pass", "pass within noise")  # the point value is on the claim's side
+FAILING: tuple[Verdict, ...] = ("fail within noise", "fail")
+# Over replicates: the same words when every replicate is on the same side of the bound, else unstable
+ReplicatedVerdict = Literal["pass", "pass within noise", "fail within noise", "fail", "unstable", "not assessed"]
 RATIOS: tuple[Ratio, ...] = ("unfooled", "different", "same", "fooled")
 # The source's attacks in the paper's order: FGM before PGD, untargeted before targeted.
 _ATTACK_ORDER = {"fgm": 0, "pgd": 1, "untargeted": 0, "targeted": 1}
@@ -449,7 +455,7 @@ class ClaimResults(JsonRecord):
         return sum(c.verdict == verdict for c in self.claims.values())
 
     def summary(self) -> str:
-        """E.g. "10 pass, 1 fail, 2 inconclusive, 2 not assessed (of 15)"."""
+        """E.g. "9 pass, 1 pass within noise, 1 fail within noise, 2 fail, 2 not assessed (of 15)"."""
         counts = ", ".join(f"{self.count(v)} {v}" for v in VERDICTS)
         return f"{counts} (of {len(self.claims)})"
 
@@ -463,21 +469,30 @@ class ReplicatedClaim:
     mean: float | None
     low: float | None
     high: float | None
-    n_pass: int
-    verdict: Literal["pass", "fail", "inconclusive", "unstable", "not assessed"]
+    n_pass: int  # replicates whose point value passes (decided or within noise)
+    verdict: ReplicatedVerdict
 
     @classmethod
     def of(cls, values: list[float | None], verdicts: list[Verdict]) -> ReplicatedClaim:
-        """pass, fail, inconclusive or not assessed when every replicate says so, else unstable."""
+        """The verdict every replicate gives; "pass within noise" (or "fail within noise") when all
+        are on the passing (failing) side of the bound but not all are decided; else unstable:
+        the replicates disagree on the side."""
         known = [v for v in values if v is not None]
-        agreed = verdicts[0] if len(set(verdicts)) == 1 else "unstable"
+        if len(set(verdicts)) == 1:
+            agreed = verdicts[0]
+        elif set(verdicts) <= set(PASSING):
+            agreed = "pass within noise"
+        elif set(verdicts) <= set(FAILING):
+            agreed = "fail within noise"
+        else:
+            agreed = "unstable"
         return cls(
             values=tuple(values),
             verdicts=tuple(verdicts),
             mean=sum(known) / len(known) if known else None,
             low=min(known, default=None),
             high=max(known, default=None),
-            n_pass=verdicts.count("pass"),
+            n_pass=sum(v in PASSING for v in verdicts),
             verdict=agreed,
         )
 

@@ -10,7 +10,9 @@ run --run-all``), so each is an ordinary experiment that ``dvc exp show`` lists,
 claims are read back from ``dvc exp show --json``.
 
 Per claim, the summary gives the mean, lowest and highest value, how many replicates pass,
-and a verdict: pass, fail or inconclusive when every replicate says so, unstable otherwise.
+and a verdict (``results.ReplicatedClaim``): the verdict every replicate gives, "pass within noise" or
+"fail within noise" when they are all on one side of the bound but not all decided, unstable when
+they disagree on the side.
 It is written to ``out`` (JSON) and ``table`` (Markdown, which the report shows when present).
 An interrupted call is run again as it was: it clears what the earlier one left (``clearing``)
 and DVC's run cache gives back every stage that had finished.
@@ -128,7 +130,8 @@ def markdown(replicates: Replicates) -> str:
     lines = [
         f"Each claim over {n} replicates of profile `{replicates.profile}` (seed shifts "
         f"{', '.join(map(str, replicates.seed_shifts))}): the runs differ only in their random draws. A verdict is "
-        "pass, fail or inconclusive when every replicate says so, unstable when they disagree.",
+        "the verdict every replicate gives; within noise when all are on one side of the bound but not all decided; "
+        "unstable when they disagree on the side.",
         "",
     ]
     rows = [
