@@ -15,7 +15,7 @@ import torch
 from ..attacks import fgm, pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
 from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device
@@ -37,8 +37,8 @@ class Config(Options):
     test_size: int = help_field(0, "attack a class-balanced subset of this many test images (0: all)", ge=0)
     target_class_seed: int = help_field(0, "seed of the random target classes of targeted attacks", ge=0)
     batch_size: int = help_field(500, "images per attack batch", ge=1)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 

@@ -25,7 +25,7 @@ import torch
 from ..attacks import n_targeted_pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
 from ..data import balanced_split, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import Proportion
@@ -58,8 +58,8 @@ class Config(Options):
     batch_size: int = help_field(500, "images per attack batch", ge=1)
     probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps", gt=0)
     probe_size: int = help_field(1000, "images for each probe", ge=1)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 

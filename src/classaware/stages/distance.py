@@ -16,7 +16,7 @@ import torch
 from ..batching import map_batches
 from ..boundary import BoundarySearch, distance_from_distances, gradient_direction, search_boundary
 from ..checkpoint import Comparison, load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
 from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import PairDistance
@@ -42,8 +42,8 @@ class Config(Options):
     )
     doublings: int = help_field(3, "at most this many doublings of the search radius", ge=0)
     batch_size: int = help_field(500, "images per batch", ge=1)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 

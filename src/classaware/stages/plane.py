@@ -13,7 +13,7 @@ import torch
 
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
 from ..data import CLASSES, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
@@ -32,8 +32,8 @@ class Config(Options):
     span: int = help_field(50, "grid coordinates run over -span..span", ge=1)
     unit: float = help_field(0.02, "l2 length of one grid unit (paper: 0.02)", gt=0)
     seed: int = help_field(0, "seed of the random orthogonal direction d2", ge=0)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import Comparison, load_refs
-from ..config import Options, device_field, help_field
+from ..config import Options, data_field, device_field, help_field, models_dir_field
 from ..data import load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
@@ -26,8 +26,8 @@ class Config(Options):
     compare: Comparison
     adv_dir: Path = help_field(help="folder holding <source>/*.pt adversarial sets from `attack`")
     out_dir: Path = help_field(help="folder for the prediction tables <source>.pt", output="dir")
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     batch_size: int = help_field(1000, "images per forward pass", ge=1)
     device: str = device_field()
 

@@ -11,7 +11,7 @@ import torch
 
 from ..artifacts import save_json
 from ..checkpoint import load_model
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
 from ..data import Cifar10, balanced_subset, cifar10_labels, load_canonical
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
@@ -36,7 +36,7 @@ class Config(Options):
     data_seed: int = help_field(help="seed of data order, augmentation and dropout", ge=0)
     out: Path = help_field(help="folder for the checkpoints epoch_EEE.pt", output="dir")
     recipe: Recipe = Recipe()
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    data: Path = data_field()
     results: Path | None = help_field(None, "JSON file of the test accuracy of every saved checkpoint", output="file")
     metrics: Path | None = help_field(
         None, "JSON file of the final test accuracy, for `dvc metrics show`", output="file"

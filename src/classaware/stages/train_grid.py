@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from ..checkpoint import load_model
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
 from ..data import balanced_split, balanced_subset, cifar10_labels, load_canonical
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
@@ -51,7 +51,7 @@ class Config(Options):
     data_seed: int = help_field(0, "seed of data order, augmentation and dropout", ge=0)
     eval_size: int = help_field(2000, "test images evaluated after every epoch for the log (0: all)", ge=0)
     test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    data: Path = data_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
     bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
