@@ -161,8 +161,7 @@ def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_pa
         status, report = audit(reviewer, "--sample", "1000", "--only", check)  # every batch of the smoke sets
         (result,) = report["checks"]
         assert status == 1 and result["result"] == "fail" and name in result["first_mismatch"], result
-    finally:
+    finally:  # the bytes dvc.lock pinned before, and dvc.lock itself: nothing to re-commit
         for p, data in saved.items():
             p.write_bytes(data)
-        ok(["dvc", "commit", "--force", "dvc.yaml"], reviewer)
     assert changed(reviewer) == {}
