@@ -16,7 +16,7 @@ from classaware.artifacts import load_tensors, save_tensors
 from classaware.data import load_canonical, to_float
 from classaware.results import AdversarialSet, NonRobustSet, PredictionTable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.smoke_run("serial")]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 

@@ -22,6 +22,7 @@ import gpu_check  # noqa: E402  (benchmarks/ is not a package)
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.smoke_run("gpu_check"),
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
 ]
 

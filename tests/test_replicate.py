@@ -146,6 +146,7 @@ def test_the_environment_says_what_decides_bit_identity():
 
 # ----------------------------------------------------------------------------- two replicates of smoke
 @pytest.mark.slow
+@pytest.mark.smoke_run("replicates")
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     """``classaware replicate --runs 2`` after the --jobs 2 run (conftest.py): replicate 0 is that
     run itself, replicate 1 draws other seeds; both are DVC experiments."""

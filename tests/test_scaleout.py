@@ -367,6 +367,7 @@ def _peak_concurrency(output: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_run("serial", "jobs2", "jobs8")
 def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
     serial, jobs8, jobs2 = smoke_runs["serial"], smoke_runs["jobs8"], smoke_runs["jobs2"]
     assert serial.returncode == 0 and jobs8.returncode == 0, jobs8.output[-6000:]
@@ -376,6 +377,7 @@ def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_run("serial", "slurm")
 def test_smoke_through_slurm_pins_the_hashes_of_a_serial_dvc_repro(slurm, smoke_runs):
     _cluster(slurm)
     serial, run = smoke_runs["serial"], smoke_runs["slurm"]
