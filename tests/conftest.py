@@ -163,6 +163,7 @@ class Background:
 
     def __init__(self, jobs: dict[str, Job], env: dict, paths: dict[str, Path]):
         self.jobs, self.env, self.paths = jobs, env, paths  # paths: where a job writes what tests read
+        self.began = time.perf_counter()
         self.lock = threading.Condition()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -301,12 +302,19 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
             ended = j.skipped or "not started"
         else:
             ended = f"{j.seconds:.0f} s, exit {j.proc.returncode}" if j.seconds is not None else "stopped unfinished"
+            ended += f" (started {j.started - background.began:.0f} s into the session)"
         terminalreporter.write_line(f"{name:<11} {ended}")
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The slow tests last, so that the others run while the pipeline runs they check go on."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    """The slow tests last, so that the others run while the pipeline runs they check go on;
+    among them, those reading runs that start later come later (AFTER's order)."""
+
+    def last_run(item) -> int:
+        names = [name for mark in item.iter_markers("smoke_run") for name in mark.args if name in AFTER]
+        return max((list(AFTER).index(name) for name in names), default=-1)
+
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is not None, last_run(item)))
 
 
 class SmokeRuns:
