@@ -97,18 +97,28 @@ SETS = (SetSpec(3000, 10), SetSpec(3000, 30), SetSpec(3000, 100), SetSpec(10000,
 
 
 def cells() -> list[Cell]:
-    """The learner cells: epoch curves on quick's set (3000 images, 30 steps) for both
-    architectures, one augmentation check, the other attack steps at 60 epochs, and the larger
-    set; each with its control (controls of one size are shared by every steps setting)."""
+    """The learner cells, most telling first: epoch curves without augmentation on quick's set
+    (3000 images, 30 steps) for both architectures, the other attack steps at 60 epochs, the
+    larger set, and standard augmentation at 60 epochs; each with its control (controls of one
+    size are shared by every steps setting).
+
+    The study began with standard augmentation everywhere (random crops and flips, the zoo's):
+    on the 10,000-image set at 60 epochs neither learner fitted its own labels (fit 0.12 and
+    0.16) and the VGG stayed below its control, so it turned to no augmentation; the two cells
+    it had finished are kept, and the ResNet's control was not run (``NO_CONTROL``)."""
     out = []
     for arch in PAIR:
-        out += [Cell("n3000-s30", False, arch, e, "standard") for e in (15, 30, 60, 100)]
-        out += [Cell("n3000-s30", False, arch, 60, "none")]
-        out += [Cell(f"n3000-s{s}", False, arch, 60, "standard") for s in (10, 100)]
-    out += [Cell("n10000-s30", False, "vgg11_bn_w8", e, "standard") for e in (15, 30, 60)]
-    out += [Cell("n10000-s30", False, "resnet10_w8", 60, "standard")]
-    controls = {c.name: c for c in (control_of(c) for c in out)}
+        out += [Cell("n3000-s30", False, arch, e, "none") for e in (15, 30, 60, 100)]
+        out += [Cell(f"n3000-s{s}", False, arch, 60, "none") for s in (10, 100)]
+    out += [Cell("n10000-s30", False, "vgg11_bn_w8", e, "none") for e in (30, 60)]
+    out += [Cell("n10000-s30", False, "resnet10_w8", 30, "none")]
+    out += [Cell("n3000-s30", False, "vgg11_bn_w8", 60, "standard")]
+    out += [Cell("n10000-s30", False, arch, 60, "standard") for arch in PAIR]
+    controls = {c.name: c for c in (control_of(c) for c in out) if c.name not in NO_CONTROL}
     return out + list(controls.values())
+
+
+NO_CONTROL = {"control-n10000-clean-resnet10_w8-e60-standard"}
 
 
 def control_of(cell: Cell) -> Cell:
@@ -154,7 +164,7 @@ def construct_set(data_path: str, out: str, size: int, steps: int) -> dict:
     seconds = time.perf_counter() - start
     torch.save(x_adv, Path(out) / "sets" / f"n{size}-s{steps}.pt")
     rates = table1_rates(predict(models[0], x_adv), predict(models[1], x_adv), y1, y2)
-    return {"set": f"n{size}-s{steps}", "seconds": seconds, **{k: asdict(v) for k, v in asdict(rates).items()}}
+    return {"set": f"n{size}-s{steps}", "seconds": seconds, **asdict(rates)}
 
 
 def train_cell(data_path: str, out: str, cell: Cell) -> dict:
@@ -270,13 +280,18 @@ def report(out: Path, zoo: dict, sets: dict, trained: dict, env: Environment, wa
         c = Cell(**r["cell"])
         if c.control:
             continue
-        ctrl = trained[control_of(c).name]
-        d, low, high = difference(r["test"], ctrl["test"])
-        t, k = r["test"], ctrl["test"]
-        rows.append([c.set_name, c.arch, c.epochs, c.augment,
-                     f"{t['ratio']:.3f} [{t['ci_low']:.3f}, {t['ci_high']:.3f}]", f"{r['fit']:.3f}",
-                     f"{k['ratio']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}]", f"{ctrl['fit']:.3f}",
-                     f"{d:+.3f} [{low:+.3f}, {high:+.3f}]", f"{r['seconds']:.0f}", f"{ctrl['seconds']:.0f}"])  # fmt: skip
+        t = r["test"]
+        row = [c.set_name, c.arch, c.epochs, c.augment, f"{t['ratio']:.3f} [{t['ci_low']:.3f}, {t['ci_high']:.3f}]",
+               f"{r['fit']:.3f}"]  # fmt: skip
+        ctrl = trained.get(control_of(c).name)
+        if ctrl is None:
+            row += ["not run", "", "", f"{r['seconds']:.0f}", ""]
+        else:
+            d, low, high = difference(r["test"], ctrl["test"])
+            k = ctrl["test"]
+            row += [f"{k['ratio']:.3f} [{k['ci_low']:.3f}, {k['ci_high']:.3f}]", f"{ctrl['fit']:.3f}",
+                    f"{d:+.3f} [{low:+.3f}, {high:+.3f}]", f"{r['seconds']:.0f}", f"{ctrl['seconds']:.0f}"]  # fmt: skip
+        rows.append(row)
     lines += markdown_table(
         ["set", "learner", "epochs", "augment", "test acc", "fit", "control test acc", "control fit",
          "set - control", "set s", "control s"], rows)  # fmt: skip
@@ -304,8 +319,7 @@ def main() -> None:
         zoo = run_jobs(pool, out, {f"zoo-{a}": (train_zoo, args.data, str(out), a) for a in PAIR})
         sets = run_jobs(pool, out, {f"set-{s.name}": (construct_set, args.data, str(out), s.size, s.steps)
                                     for s in sorted(SETS, key=lambda s: -s.size * s.steps)})  # fmt: skip
-        todo = sorted(cells(), key=lambda c: -int(c.set_name.split("-")[0][1:]) * c.epochs)
-        trained = run_jobs(pool, out, {c.name: (train_cell, args.data, str(out), c) for c in todo})
+        trained = run_jobs(pool, out, {c.name: (train_cell, args.data, str(out), c) for c in cells()})
     text = report(out, zoo, sets, trained, Environment.current(), time.perf_counter() - start)
     (out.parent / f"{out.name}.md").write_text(text)
     print(text)

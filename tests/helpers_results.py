@@ -9,6 +9,7 @@ expected value by hand.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from classaware.environment import Environment
@@ -16,6 +17,7 @@ from classaware.metrics import ClassAwareTransfer, PairDistance, Proportion
 from classaware.results import (
     AttackTransfer,
     BaselineRow,
+    ControlRow,
     DistanceResults,
     ModelInfo,
     Probe,
@@ -143,16 +145,58 @@ def table1(both: list[float], probes: dict[str, list[float]] | None = None) -> T
 
 
 def table2(
-    rows: list[tuple[str, str, str, float]], n_test: int = 10000, papers: list[float | None] | None = None
+    rows: list[tuple[str, str, str, float]],
+    n_test: int = 10000,
+    papers: list[float | None] | None = None,
+    controls: dict[tuple[str, str], float] | None = None,
 ) -> Table2:
-    """A Table 2 from (pair, labelling, arch, test accuracy) rows; no baseline rows."""
+    """A Table 2 from (pair, labelling, arch, test accuracy) rows and {(labelling, arch): control
+    accuracy} (default 0.1 for every labelling and arch of the rows); no baseline rows."""
     papers = papers or [None] * len(rows)
     built = tuple(
-        Table2Row(p, lab, arch, acc, n_test, None, "c", ref)
+        Table2Row(p, lab, arch, acc, n_test, None, 1.0, "c", ref)
         for (p, lab, arch, acc), ref in zip(rows, papers, strict=True)
     )
-    return Table2("hand-built", 0.1, built, ())
+    controls = controls or {(lab, arch): 0.1 for _, lab, arch, _ in rows}
+    made = tuple(ControlRow(lab, arch, acc, n_test, 1.0, "c") for (lab, arch), acc in controls.items())
+    return Table2("hand-built", 0.1, built, made, ())
 
 
 def baseline(rows: list[tuple[float, float | None]]) -> tuple[BaselineRow, ...]:
     return tuple(BaselineRow(f"arch{i}", acc, "c", ref) for i, (acc, ref) in enumerate(rows))
+
+
+def correlated_study(n_targets: int, r: float, n: int = 1_000_000) -> tuple[TransferResults, DistanceResults]:
+    """Two sources with ``n_targets`` targets each (the early version, w:same, w:diff and others),
+    where in every case (source x attack, at eps 1) the same-mistake ratio has Pearson's r =
+    ``r`` with Dist(F1, F2), up to the rounding of counts out of ``n``: same = 0.4 + 0.1 (r u +
+    sqrt(1 - r^2) e), with u and e orthonormal, zero-mean directions, u along the Dists."""
+    dist = [0.5 + 0.2 * j for j in range(n_targets)]
+    mean = sum(dist) / n_targets
+    u = [d - mean for d in dist]
+    e = [math.cos(1.7 * j) for j in range(n_targets)]
+    for basis in ([1.0] * n_targets, u):  # Gram-Schmidt: e orthogonal to the constant and to u
+        scale = sum(a * b for a, b in zip(e, basis, strict=True)) / sum(b * b for b in basis)
+        e = [a - scale * b for a, b in zip(e, basis, strict=True)]
+    u, e = ([a / math.sqrt(sum(b * b for b in v)) for a in v] for v in (u, e))
+    same = [0.4 + 0.1 * (r * a + math.sqrt(1 - r * r) * b) for a, b in zip(u, e, strict=True)]
+    sources, distances = {}, {}
+    for arch, family in (("resnet10_w8", "resnet"), ("vgg11_bn_w8", "vgg")):
+        source = family
+        names = [f"{source}@4", f"{source}_ws", f"{source}_wd", *(f"other{j}" for j in range(n_targets - 3))]
+        relations = ["v:4", "w:same", "w:diff", *(["other"] * (n_targets - 3))]
+        info = {source: ModelInfo(arch, family, 5, 0, 0, "source")}
+        info |= {t: ModelInfo(arch if rel != "other" else "densenet_s", family if rel != "other" else "densenet",
+                              4 if rel == "v:4" else 5, int(rel == "w:diff"), int(rel != "v:4"), rel)
+                 for t, rel in zip(names, relations, strict=True)}  # fmt: skip
+        by_target = {t: cell(round(0.05 * n), round(p * n), n) for t, p in zip(names, same, strict=True)}
+        attacks = {name: AttackTransfer(m, o, {eps_key(1.0): by_target}) for name, (m, o) in ATTACKS.items()}
+        sources[source] = SourceTransfer((source, *names), info, {m: 0.9 for m in info}, n, attacks)
+        pairs = {t: PairDistance(d, d - 0.01, d + 0.01, 500, 0, d, 500) for t, d in zip(names, dist, strict=True)}
+        models = [source, *names]
+        distances[source] = SourceDistance(pairs, dict.fromkeys(models, 0), dict.fromkeys(models, 10.0),
+                                           dict.fromkeys(models, 1.0))  # fmt: skip
+    settings = SearchSettings(10.0, 0.02, 1e-3, 0.01, 3)
+    return TransferResults("hand-built", sources), DistanceResults(
+        "hand-built", 500, 600, settings, distances, Environment.current()
+    )

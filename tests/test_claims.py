@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import REPO
-from helpers_results import EPS, SOURCES, Study, baseline, table1, table2, targets
+from helpers_results import EPS, SOURCES, Study, correlated_study, table1, table2, targets
 
 from classaware import analysis
-from classaware.metrics import Proportion
+from classaware.metrics import Proportion, difference_interval
 from classaware.results import Table2
 from classaware.stages import verify
 
@@ -75,14 +75,15 @@ def test_the_early_versions_largest_dist_must_be_below_a_half():
 
 
 # ----------------------------------------------------------------------------- S3.7
-def _set_untargeted(study: Study, wins: int, ties: int) -> int:
-    """Make ``wins`` untargeted cases at eps 1 same > different, ``ties`` equal, the rest
-    same < different; targeted cases the opposite of what they would need. Returns the count."""
+def _set_untargeted(study: Study, wins: int, ties: int, near: int = 0) -> int:
+    """Make ``wins`` untargeted cases at eps 1 clearly same > different, then ``near`` cases
+    same > different by a near-tie (210 vs 190 of 400 fooled: the Wilson interval of 0.525
+    straddles 1/2), ``ties`` equal, the rest clearly same < different; targeted cases the
+    opposite of what they would need. Returns the count."""
     cases = [(s, a, t) for s in SOURCES for a in ("fgm-untargeted", "pgd-untargeted") for t in targets(s)]
+    kinds = [(100, 300)] * wins + [(190, 210)] * near + [(200, 200)] * ties
     for i, key in enumerate(cases):
-        study.counts[(key[0], key[1], 1.0, key[2])] = (
-            (100, 300) if i < wins else (200, 200) if i < wins + ties else (300, 100)
-        )
+        study.counts[(key[0], key[1], 1.0, key[2])] = kinds[i] if i < len(kinds) else (300, 100)
     for s in SOURCES:
         for t in targets(s):
             study.counts[s, "fgm-targeted", 1.0, t] = study.counts[s, "pgd-targeted", 1.0, t] = (300, 100)
@@ -93,10 +94,24 @@ def test_same_mistakes_outnumber_different_ones_in_most_untargeted_cases():
     study = Study()
     n = _set_untargeted(study, wins=18, ties=1)
     m = section3(study)["frac_same_majority_untargeted"]
-    assert n == 24 and m.value == 18 / 24 and m.notes == {"ties (same = different)": 1 / 24}
-    assert judge("S3.7", m) == "pass"  # 0.75
+    assert n == 24 and m.value == 18 / 24 and m.notes == {"undecided cases": 1 / 24, "ties (same = different)": 1 / 24}
+    assert (m.ci_low, m.ci_high) == (18 / 24, 19 / 24)  # the tie could go either way
+    assert judge("S3.7", m) == "pass"  # 0.75, and no undecided case can take it below
     _set_untargeted(study, wins=17, ties=2)  # a tie is not a majority
+    assert judge("S3.7", section3(study)["frac_same_majority_untargeted"]) == "fail within noise"  # [17, 19] / 24
+    _set_untargeted(study, wins=17, ties=0)  # 7 clear losses: no near-tie can lift it
     assert judge("S3.7", section3(study)["frac_same_majority_untargeted"]) == "fail"
+
+
+def test_near_ties_make_the_majority_claim_within_noise_only_when_they_could_cross_the_bound():
+    study = Study()
+    share = Proportion.of(210, 400)  # a near-tie's same / (same + different)
+    assert share.ci_low < 0.5 < share.ci_high
+    _set_untargeted(study, wins=16, ties=0, near=3)  # 19 of 24 by the point values, 16 decided
+    m = section3(study)["frac_same_majority_untargeted"]
+    assert (m.value, m.ci_low, m.ci_high) == (19 / 24, 16 / 24, 19 / 24) and judge("S3.7", m) == "pass within noise"
+    _set_untargeted(study, wins=18, ties=0, near=3)  # 21 by the point values, 18 decided: clear of 0.75
+    assert judge("S3.7", section3(study)["frac_same_majority_untargeted"]) == "pass"
 
 
 # ----------------------------------------------------------------------------- S3.8
@@ -120,30 +135,47 @@ def _curves() -> list[tuple[str, str, str]]:
 
 
 def test_same_mistakes_rise_with_eps_in_nine_curves_of_ten():
-    study = Study()
+    study = Study()  # every background curve rises from 400-ish to 500-ish of 1,000: decided
     curves = _curves()
-    for s, a, t in curves[:4]:  # 4 of 48 curves fall from the smallest to the largest eps
-        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (50, 500), (50, 400)
+    for s, a, t in curves[:4]:  # 4 of 48 curves fall clearly from the smallest to the largest eps
+        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (50, 500), (50, 300)
     m = section3(study)["frac_same_rises_with_eps"]
-    assert m.value == 44 / 48 and judge("S3.9", m) == "pass"
+    assert (m.value, m.ci_low, m.ci_high) == (44 / 48, 44 / 48, 44 / 48) and judge("S3.9", m) == "pass"
+    assert m.notes["untargeted curves"] == 20 / 24 and m.notes["targeted curves"] == 1.0  # the 4 are untargeted
     s, a, t = curves[4]
     study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (50, 500), (50, 500)  # flat: not a rise
-    assert section3(study)["frac_same_rises_with_eps"].value == 43 / 48
-    assert judge("S3.9", section3(study)["frac_same_rises_with_eps"]) == "fail"
+    m = section3(study)["frac_same_rises_with_eps"]
+    assert (m.value, m.ci_low, m.ci_high) == (43 / 48, 43 / 48, 44 / 48)  # flat is undecided
+    assert judge("S3.9", m) == "fail within noise"  # 43/48 < 0.9 <= 44/48: the flat curve could cross it
+
+
+def test_a_rise_within_noise_counts_by_its_value_and_leaves_the_verdict_within_noise():
+    study = Study()
+    curves = _curves()
+    for s, a, t in curves[:4]:  # four curves rise by 0.02 of 1,000 AEs: not significant
+        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (50, 500), (50, 520)
+    low, high = difference_interval(Proportion.of(520, 1000), Proportion.of(500, 1000))
+    assert low < 0 < high
+    for s, a, t in curves[4:8]:  # four fall clearly
+        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (50, 500), (50, 300)
+    m = section3(study)["frac_same_rises_with_eps"]
+    assert (m.value, m.ci_low, m.ci_high) == (44 / 48, 40 / 48, 44 / 48) and judge("S3.9", m) == "pass within noise"
 
 
 def test_different_mistakes_fall_by_at_most_five_points_in_nine_curves_of_ten():
     study = Study()
     curves = _curves()
-    for s, a, t in curves[:4]:  # falls by 0.06: counted as falling
-        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (160, 400), (100, 500)
-    for s, a, t in curves[4:10]:  # falls by 0.05: still "almost constant"
+    for s, a, t in curves[:4]:  # fall by 0.2: counted as falling, decided
+        study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (300, 400), (100, 500)
+    m = section3(study)["frac_different_holds_with_eps"]
+    assert (m.value, m.ci_low, m.ci_high) == (44 / 48, 44 / 48, 44 / 48) and judge("S3.10", m) == "pass"
+    for s, a, t in curves[4:8]:  # fall by exactly 0.05 of 1,000: "almost constant" by the value, undecided
         study.counts[s, a, EPS[0], t], study.counts[s, a, EPS[-1], t] = (150, 400), (100, 500)
     m = section3(study)["frac_different_holds_with_eps"]
-    assert m.value == 44 / 48 and judge("S3.10", m) == "pass"
+    assert (m.value, m.ci_low, m.ci_high) == (44 / 48, 40 / 48, 44 / 48) and judge("S3.10", m) == "pass within noise"
     s, a, t = curves[4]
-    study.counts[s, a, EPS[0], t] = (151, 400)
-    assert judge("S3.10", section3(study)["frac_different_holds_with_eps"]) == "fail"
+    study.counts[s, a, EPS[0], t] = (151, 400)  # falls by 0.051: over the line by the value
+    assert judge("S3.10", section3(study)["frac_different_holds_with_eps"]) == "fail within noise"
 
 
 # ----------------------------------------------------------------------------- S3.1-S3.3
@@ -187,6 +219,19 @@ def test_a_correlation_carried_by_the_early_version_alone_is_flagged():
     assert v.verdict == "pass" and any("r without the early version" in c for c in v.caveats)
 
 
+@pytest.mark.parametrize("r, verdict", [(-0.93, "pass within noise"), (-0.85, "fail within noise")])
+def test_the_papers_own_design_can_pass_s32(r, verdict):
+    """The paper's design, 15 targets per source, with r(Dist, same) = -0.93 in every case (like
+    the paper's): the value passes S3.2's -0.9 though the Fisher interval straddles it, so the
+    verdict is a pass within noise; at -0.85 every case is on the other side: a fail."""
+    transfer, distance = correlated_study(15, r)
+    m = analysis.section3_metrics(transfer, distance, 1.0)["max_corr_dist_same"]
+    assert m.value == pytest.approx(r, abs=1e-4)
+    assert all(c.dist_same.n == 15 for c in analysis.correlations(transfer, distance, 1.0))
+    assert m.ci_low < -0.9 < m.ci_high  # 15 targets cannot decide either side
+    assert judge("S3.2", m) == verdict
+
+
 def test_correlations_use_every_case_and_the_worst_one_decides():
     study = Study()
     _line(study, [0.9, 0.7, 0.6, 0.5, 0.4, 0.3], [0.85, 0.66, 0.55, 0.46, 0.37, 0.28], [0.3, 0.6, 0.9, 1.2, 1.5, 1.8])
@@ -208,75 +253,24 @@ def test_table1_claim_is_the_worst_pairs_both_hit_rate_with_its_interval_and_the
     assert both.notes == {"at eps 0.1 (probe)": 0.01}
     assert judge("S4.1", both) == "pass"  # [0.913, 0.944] above 0.9
     assert (
-        judge("S4.1", analysis.section4_metrics(table1([0.97, 0.85]), Table2("x", 0.1, (), ()))["table1_min_both"])
+        judge("S4.1", analysis.section4_metrics(table1([0.97, 0.85]), Table2("x", 0.1, (), (), ()))["table1_min_both"])
         == "fail"
     )
 
 
-def test_table2_claim_is_the_worst_labellings_best_architecture():
+def test_table2_claim_is_the_weakest_sets_best_gain_over_its_control():
     rows = [("p1", "y1", "res", 0.50), ("p1", "y1", "vgg", 0.30), ("p1", "y2", "res", 0.12), ("p1", "y2", "vgg", 0.18),
             ("p2", "y1", "res", 0.40), ("p2", "y1", "vgg", 0.60), ("p2", "y2", "res", 0.25), ("p2", "y2", "vgg", 0.05)]  # fmt: skip
-    m = analysis.section4_metrics(table1([0.95]), table2(rows))["table2_min_best_arch"]
-    p = Proportion.of(1800, 10000)
-    assert (m.value, m.ci_low, m.ci_high) == (0.18, p.ci_low, p.ci_high)  # (p1, y2)'s best
-    assert judge("S4.2", m) == "pass"
-    rows[3] = ("p1", "y2", "vgg", 0.14)  # now the best of (p1, y2) is near chance
-    assert judge("S4.2", analysis.section4_metrics(table1([0.95]), table2(rows))["table2_min_best_arch"]) == "fail"
-
-
-def test_table2_and_baseline_deviations_from_the_paper():
-    t2 = table2([("p", "y1", "a", 0.50), ("p", "y1", "b", 0.60), ("p", "y2", "a", 0.10)], papers=[51.3, 53.9, None])
-    t2 = Table2(t2.dataset, t2.chance, t2.rows, baseline([(0.86, 88.0), (0.94, 93.0)]))
-    m = analysis.section4_metrics(table1([0.95]), t2)
-    assert m["table2_max_abs_deviation"].value == pytest.approx(0.061)
-    assert m["baseline_max_abs_deviation"].value == pytest.approx(0.02)
-    assert (
-        judge("S4.3", m["table2_max_abs_deviation"]) == "pass"
-        and judge("S4.4", m["baseline_max_abs_deviation"]) == "pass"
-    )
-
-
-# ----------------------------------------------------------------------------- verdicts
-@pytest.mark.parametrize(
-    "test, bound, target, value, interval, expected",
-    [
-        (">=", 0.9, None, 0.93, (0.91, 0.95), "pass"),
-        (">=", 0.9, None, 0.87, (0.85, 0.89), "fail"),
-        (">=", 0.9, None, 0.91, (0.88, 0.92), "pass within noise"),
-        (">=", 0.9, None, 0.89, (0.88, 0.92), "fail within noise"),
-        (">=", 0.9, None, 0.9, (0.88, 0.92), "pass within noise"),  # the bound itself passes
-        ("<=", -0.9, None, -0.97, (-0.99, -0.95), "pass"),
-        ("<=", -0.9, None, -0.7, (-0.85, -0.5), "fail"),
-        ("<=", -0.9, None, -0.92, (-0.95, -0.85), "pass within noise"),
-        ("<=", -0.9, None, -0.88, (-0.95, -0.85), "fail within noise"),
-        ("within", 0.1, 0.2, 0.2, (0.15, 0.25), "pass"),
-        ("within", 0.1, 0.2, 0.35, (0.31, 0.40), "fail"),
-        ("within", 0.1, 0.2, 0.02, (0.0, 0.05), "fail"),
-        ("within", 0.1, 0.2, 0.12, (0.05, 0.15), "pass within noise"),
-        ("within", 0.1, 0.2, 0.08, (0.05, 0.15), "fail within noise"),
-        ("within", 0.1, 0.2, 0.2, (0.05, 0.35), "pass within noise"),  # wider than the band on both sides
-    ],
-)
-def test_verdicts_judge_the_value_and_say_whether_the_interval_clears_the_bound(
-    test, bound, target, value, interval, expected
-):
-    claim = {"test": test, "target": target}
-    estimate = analysis.Estimate(value, *interval)
-    assert verify.verdict(claim, estimate, bound) == expected
-    assert verify.verdict(claim, estimate, None) == "not assessed"
-    value_only = analysis.Estimate(estimate.value)  # no interval: the value decides
-    assert verify.verdict(claim, value_only, bound) == ("pass" if expected.startswith("pass") else "fail")
-
-
-def test_a_value_outside_its_own_interval_is_an_error():
-    with pytest.raises(ValueError, match="outside its interval"):
-        verify.verdict({"id": "X", "test": ">="}, analysis.Estimate(0.5, 0.6, 0.7), 0.55)
-
-
-def test_every_claim_bound_is_the_same_at_every_assessed_profile_and_says_why():
-    for c in CLAIMS.values():
-        assessed = {v for v in c["bound"].values() if v is not None}
-        assert len(assessed) <= 1, c["id"]  # never tuned per profile
-        assert len(c["why"]) > 20, c["id"]
-        if c["test"] == "within":
-            assert c["bound"]["paper"] < c["target"], c["id"]  # zero must fail: the side that matters
+    controls = {("y1", "res"): 0.12, ("y1", "vgg"): 0.13, ("y2", "res"): 0.11, ("y2", "vgg"): 0.14}
+    m = analysis.section4_metrics(table1([0.95]), table2(rows, controls=controls))["table2_min_gain"]
+    # best gains: (p1, y1) res +0.38, (p1, y2) vgg +0.04 (res +0.01), (p2, y1) vgg +0.47, (p2, y2) res +0.14
+    low, high = difference_interval(Proportion.of(1800, 10000), Proportion.of(1400, 10000))
+    assert (m.value, m.ci_low, m.ci_high) == (pytest.approx(0.04), pytest.approx(low), pytest.approx(high))
+    assert low > 0 and judge("S4.2", m) == "pass"
+    assert m.notes["lowest best test accuracy"] == 0.18 and m.notes["chance"] == 0.1
+    controls["y2", "res"], controls["y2", "vgg"] = 0.115, 0.175  # (p1, y2)'s best gain is +0.005: within noise
+    m = analysis.section4_metrics(table1([0.95]), table2(rows, controls=controls))["table2_min_gain"]
+    assert m.value == pytest.approx(0.005) and m.ci_low < 0 and judge("S4.2", m) == "pass within noise"
+    controls["y2", "res"], controls["y2", "vgg"] = 0.2, 0.3  # no learner of (p1, y2) beats its control
+    m = analysis.section4_metrics(table1([0.95]), table2(rows, controls=controls))["table2_min_gain"]
+    assert m.value == pytest.approx(-0.08) and judge("S4.2", m) == "fail"

@@ -10,12 +10,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classaware.checkpoint import save_checkpoint
-from classaware.data import Cifar10, Provenance, to_float
+from classaware.checkpoint import load_model, save_checkpoint
+from classaware.data import Cifar10, Provenance, load_canonical, to_float
+from classaware.metrics import Proportion, difference_interval
 from classaware.models import build
-from classaware.results import ConstructMetrics, GridMetrics, NonRobustSet, Table1, Table2, Table2Row
+from classaware.results import ConstructMetrics, ControlRow, GridMetrics, NonRobustSet, Table1, Table2, Table2Row
 from classaware.stages import construct, tables, train_grid
-from classaware.training import Schedule
+from classaware.training import Schedule, accuracy
 
 N_PER_CLASS = 12
 
@@ -136,15 +137,17 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
     (nonrobust_dir).mkdir()
     (nonrobust_dir / "a+b.json").write_text((project / "set.json").read_text())
     for labelling in ("y1", "y2"):
-        train_grid.run(
-            train_grid.Config(
-                labelling=labelling,
-                train_set=project / "set.pt",
-                out=project / "nr" / labelling,
-                results=train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json",
-                **common,
+        for clean, folder in ((False, "a+b"), (True, "control")):
+            train_grid.run(
+                train_grid.Config(
+                    labelling=labelling,
+                    train_set=project / "set.pt",
+                    clean=clean,
+                    out=project / "nr" / folder / labelling,
+                    results=train_dir / folder / f"{labelling}-vgg11_bn_w8.json",
+                    **common,
+                )
             )
-        )
     train_grid.run(
         train_grid.Config(
             labelling="y",
@@ -158,7 +161,18 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
     assert [c.cell for c in m.cells] == ["lr0.01-bs32-none", "lr0.05-bs32-none"]
     best = max(m.cells, key=lambda c: c.val_acc)
     assert m.selected == best.cell and m.test_acc == best.test_acc and m.n_val == 20
-    assert all((project / "nr" / "y1" / c.cell / "epoch_001.pt").is_file() for c in m.cells)
+    assert all((project / "nr" / "a+b" / "y1" / c.cell / "epoch_001.pt").is_file() for c in m.cells)
+    s = NonRobustSet.load(project / "set.pt")
+    control = GridMetrics.load(train_dir / "control" / "y1-vgg11_bn_w8.json")
+    assert (m.clean, control.clean) == (False, True) and m.labels_digest == control.labels_digest == s.labels_digest(
+        "y1"
+    )
+    assert s.labels_digest("y1") != s.labels_digest("y2")
+    # the control trained on the clean images X: its fit is its accuracy on (X, Y1), the set's on (X', Y1)
+    control_model, _ = load_model(project / "nr" / "control" / "y1" / control.selected / "epoch_001.pt")
+    data = load_canonical(project / "data.pt")
+    clean_fit = accuracy(control_model, data.train_x[s.indices], s.y1)
+    assert next(c.fit for c in control.cells if c.cell == control.selected) == clean_fit
 
     tables.run(
         tables.Config(
@@ -172,9 +186,12 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
     )
     t2 = Table2.load(project / "results" / "table2.json")
     headline = json.loads((project / "metrics" / "table2-a+b-y1-vgg11_bn_w8.json").read_text())
-    assert headline == {"test_acc": t2.rows[0].test_acc} and t2.rows[0].n_test == 20
+    gain = t2.rows[0].test_acc - t2.control(t2.rows[0]).test_acc
+    assert headline == {"test_acc": t2.rows[0].test_acc, "gain_over_control": pytest.approx(gain)}
+    assert t2.rows[0].n_test == 20 and t2.control(t2.rows[0]).test_acc == control.test_acc
     assert sorted(p.name for p in (project / "metrics").iterdir()) == [
-        "table1-a+b.json", "table2-a+b-y1-vgg11_bn_w8.json", "table2-a+b-y2-vgg11_bn_w8.json", "table2-original-vgg11_bn_w8.json",
+        "table1-a+b.json", "table2-a+b-y1-vgg11_bn_w8.json", "table2-a+b-y2-vgg11_bn_w8.json",
+        "table2-control-y1-vgg11_bn_w8.json", "table2-control-y2-vgg11_bn_w8.json", "table2-original-vgg11_bn_w8.json",
     ]  # fmt: skip
     assert [(r.labelling, r.test_acc) for r in t2.rows] == [
         (labelling, GridMetrics.load(train_dir / "a+b" / f"{labelling}-vgg11_bn_w8.json").test_acc)
@@ -187,6 +204,13 @@ def test_train_grid_selects_on_held_out_clean_images_and_tables_report_it(projec
     )
     assert "chance: 10%" in (project / "results" / "tables.md").read_text()
 
+    # a control made from other images or labels than the set is refused, naming both
+    other = train_dir / "control" / "y2-vgg11_bn_w8.json"
+    (train_dir / "control" / "y1-vgg11_bn_w8.json").write_text(other.read_text())
+    with pytest.raises(ValueError, match="the y1 set of a\\+b and its control .* label other images or labels"):
+        tables.build_tables(tables.Config(pairs=("a+b",), archs=("vgg11_bn_w8",), construct_dir=nonrobust_dir,
+                                          train_dir=train_dir, out_dir=project / "results", metrics_dir=project / "metrics"))  # fmt: skip
+
 
 def test_train_grid_needs_a_set_for_non_robust_labellings(project):
     with pytest.raises(ValueError, match="train_set"):
@@ -197,12 +221,17 @@ def test_train_grid_needs_a_set_for_non_robust_labellings(project):
         )
 
 
-def test_table2_marks_accuracies_below_one_and_a_half_times_chance():
+def test_table2_sets_each_row_beside_its_control_with_the_gain_and_its_interval():
     rows = (
-        Table2Row("a+b", "y1", "m", 0.149, 1000, None, "c", None),
-        Table2Row("a+b", "y2", "m", 0.151, 1000, None, "c", None),
+        Table2Row("a+b", "y1", "m", 0.30, 1000, None, 0.99, "c", None),
+        Table2Row("a+b", "y2", "m", 0.12, 1000, None, 0.98, "c", None),
     )
-    md = tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, ())).splitlines()
-    assert any("| y1 | m | 14.9 (near chance) |" in line for line in md)
-    assert any("| y2 | m | 15.1 |" in line for line in md)
-    assert any("'near chance': below 15%" in line for line in md)
+    controls = (ControlRow("y1", "m", 0.13, 1000, 0.95, "c"), ControlRow("y2", "m", 0.13, 1000, 0.96, "c"))
+    md = tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, controls, ())).splitlines()
+    # 0.30 - 0.13 = +17.0 points; Newcombe's interval from the two Wilson intervals over 1,000 images
+    low, high = difference_interval(Proportion.of(300, 1000), Proportion.of(130, 1000))
+    assert any(f"| y1 | m | 30.0 (fit 99.0) | 13.0 (fit 95.0) | +17.0 [{low * 100:+.1f}, {high * 100:+.1f}] |" in line
+               for line in md)  # fmt: skip
+    assert any("| y2 | m | 12.0 (fit 98.0) | 13.0 (fit 96.0) | -1.0 [" in line for line in md)
+    with pytest.raises(ValueError, match="no control for labelling y2 and learner m"):
+        tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, controls[:1], ()))

@@ -15,6 +15,7 @@ from classaware.metrics import (
     Proportion,
     class_aware_counts,
     class_aware_transfer,
+    difference_interval,
     fooled_set,
     wilson_interval,
 )
@@ -267,3 +268,22 @@ def test_proportion_of():
     assert Proportion.of(0, 0) == Proportion(0, 0, None, None, None)
     with pytest.raises(ValueError):
         Proportion.of(3, 2)
+
+
+# ----------------------------------------------------------------------------- Newcombe
+def test_difference_interval_matches_newcombes_worked_example():
+    """Newcombe (1998), Statistics in Medicine 17:873, Table II example (a): 56/70 - 48/80 = 0.2,
+    his method 10 (the hybrid score interval) gives 0.0524 to 0.3339."""
+    low, high = difference_interval(Proportion.of(56, 70), Proportion.of(48, 80))
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+@given(st.integers(1, 200), st.integers(1, 200), st.data())
+def test_difference_interval_holds_the_difference_and_mirrors(n1, n2, data):
+    k1, k2 = data.draw(st.integers(0, n1)), data.draw(st.integers(0, n2))
+    a, b = Proportion.of(k1, n1), Proportion.of(k2, n2)
+    low, high = difference_interval(a, b)
+    assert -1 <= low <= a.ratio - b.ratio <= high <= 1
+    mlow, mhigh = difference_interval(b, a)  # swapping the two mirrors the interval
+    assert (mlow, mhigh) == (pytest.approx(-high), pytest.approx(-low))
+    assert difference_interval(a, Proportion.of(0, 0)) is None

@@ -9,7 +9,16 @@ from torch import nn
 from classaware.models import ARCHITECTURES, CIFAR10_MEAN, CIFAR10_STD, Normalized, build, family, predict
 
 PAPER_ARCHS = ["resnet18", "resnet34", "vgg16", "vgg19", "vgg16_bn", "densenet121"]
-REDUCED_ARCHS = ["resnet18_w16", "resnet10_w8", "vgg11_w8", "vgg11_bn_w8", "densenet_s"]
+REDUCED_ARCHS = [
+    "resnet18_w16",
+    "resnet18_w8",
+    "resnet10_w8",
+    "vgg11_w8",
+    "vgg11_bn_w8",
+    "vgg13_bn_w8",
+    "densenet_s",
+    "densenet_xs",
+]
 
 
 def test_registry_is_the_paper_zoo_plus_reduced_members():
@@ -153,3 +162,23 @@ def test_convolutions_get_he_normal_fan_out_init():
     fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
     assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
     assert torch.equal(conv.bias, torch.zeros_like(conv.bias))
+
+
+@pytest.mark.parametrize(
+    "arch, convs, blocks, norms",
+    [
+        ("vgg13_bn_w8", 10, 0, 10),  # VGG-13: ten 3x3 convolutions, each with batch norm
+        ("vgg11_w8", 8, 0, 0),  # VGG-11 without batch norm
+        ("resnet18_w8", 8 * 2 + 1 + 3, 8, 8 * 2 + 1 + 3),  # stem, 8 basic blocks, 3 projection shortcuts
+        ("resnet10_w8", 4 * 2 + 1 + 3, 4, 4 * 2 + 1 + 3),
+        ("densenet_xs", 1 + 3 * 2 * 2 + 2, 0, 3 * 2 * 2 + 2 + 1),  # stem, 6 dense layers of 2 convs, 2 transitions
+    ],
+)
+def test_reduced_architectures_have_their_familys_topology(arch, convs, blocks, norms):
+    model = build(arch)
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == convs
+    assert sum(type(m).__name__ == "BasicBlock" for m in model.modules()) == blocks
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == norms
+    width = {"resnet18_w8": 8, "resnet10_w8": 8}.get(arch)
+    if width:  # stages of width w, 2w, 4w, 8w
+        assert model.net[-1].in_features == 8 * width

@@ -140,3 +140,14 @@ def test_every_stage_depends_on_the_code_it_runs():
         module = REPO / "src" / "classaware" / "stages" / f"{COMMANDS[command][0]}.py"
         listed = {d for d in body["deps"] if d.startswith("src/")}
         assert listed == _imported_modules(module), name
+
+
+def test_a_table2_learner_may_not_start_from_a_zoo_models_initial_weights(tmp_path):
+    for name in ("paper.yaml", "quick.yaml"):
+        (tmp_path / name).write_text((PROFILES / name).read_text())
+    (tmp_path / "quick.yaml").write_text((PROFILES / "quick.yaml").read_text() + "\n" + "grid:\n  init_seed: 1\n")
+    with pytest.raises(ValueError, match=r"grid.init_seed 1 is a zoo model's init_seed \(\[0, 1\]\)"):
+        profiles.merged_params("quick", tmp_path)
+    for name in NAMES:  # every profile's learners start from a seed of their own
+        params = profiles.merged_params(name, PROFILES)
+        assert params["grid"]["init_seed"] not in {m["init_seed"] for m in params["zoo"].values()}

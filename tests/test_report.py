@@ -67,7 +67,7 @@ def project(tmp_path_factory) -> Path:
     results = root / "results"
     inputs = write_inputs(results)
     run_figures(inputs, root / "figures")
-    empty1, empty2 = Table1(DATASET, ()), Table2(DATASET, 0.1, (), ())
+    empty1, empty2 = Table1(DATASET, ()), Table2(DATASET, 0.1, (), (), ())
     empty1.save(results / "table1.json")
     empty2.save(results / "table2.json")
     save_text(tables.markdown(empty1, empty2), results / "tables.md")

@@ -63,6 +63,23 @@ class Proportion:
         return cls(count, n, count / n if n else None, *(ci if ci else (None, None)))
 
 
+def difference_interval(a: Proportion, b: Proportion) -> tuple[float, float] | None:
+    """95% interval of the difference a.ratio - b.ratio of two independent proportions:
+    Newcombe's hybrid score interval (method 10 of Newcombe, Statistics in Medicine 17:873,
+    1998), from their Wilson intervals (l1, u1) and (l2, u2), with d = p1 - p2:
+
+        (d - sqrt((p1 - l1)^2 + (u2 - p2)^2),  d + sqrt((u1 - p1)^2 + (p2 - l2)^2)).
+
+    ``None`` when either is empty. Like Wilson's, it keeps its coverage near 0 and 1, where the
+    Wald interval of a difference does not, and it never leaves [-1, 1]."""
+    if a.n == 0 or b.n == 0:
+        return None
+    d = a.ratio - b.ratio
+    low = d - math.sqrt((a.ratio - a.ci_low) ** 2 + (b.ci_high - b.ratio) ** 2)
+    high = d + math.sqrt((a.ci_high - a.ratio) ** 2 + (b.ratio - b.ci_low) ** 2)
+    return max(-1.0, low), min(1.0, high)
+
+
 @dataclass(frozen=True)
 class ClassAwareTransfer:
     """Class-aware transferability of one AE set from a source F1 to one target F2."""

@@ -8,8 +8,11 @@ CIFAR variants follow the usual conventions for 32x32 inputs (a 3x3 stem with st
 no max-pool in ResNet/DenseNet stems). The paper's VGGs use dropout (section 3.2 names
 dropout as a source of randomness between "w:same" models), so every VGG here has the
 classic two-hidden-layer classifier with dropout 0.5. The reduced members (``*_w8``,
-``*_w16``, ``resnet10_*``, ``densenet_s``) keep each family's topology at a fraction of
-the width or depth, for CPU-sized runs.
+``*_w16``, ``resnet10_*``, ``densenet_s``, ``densenet_xs``) keep each family's topology at a
+fraction of the width or depth, for CPU-sized runs; the `cpu` profile's zoo plays the paper's five
+architectures with resnet10_w8 / resnet18_w8 (ResNet-18 / -34), vgg11_bn_w8 / vgg13_bn_w8
+(VGG-16 / -19), densenet_xs (DenseNet-121) and vgg11_w8 (a VGG without batch norm, as the
+paper's VGGs are).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def resnet(blocks: tuple[int, ...], width: int = 64, num_classes: int = 10) -> n
 # ----------------------------------------------------------------------------- VGG
 VGG_CFG = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
     19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
@@ -157,10 +161,13 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     # reduced members of the same families, for CPU-sized runs (the reduced VGGs' classifiers
     # are 256 wide: dropout 0.5 on a 64-unit layer leaves too little signal to learn from)
     "resnet18_w16": partial(resnet, (2, 2, 2, 2), 16),
+    "resnet18_w8": partial(resnet, (2, 2, 2, 2), 8),
     "resnet10_w8": partial(resnet, (1, 1, 1, 1), 8),
     "vgg11_w8": partial(vgg, 11, False, 8, 256),
     "vgg11_bn_w8": partial(vgg, 11, True, 8, 256),
+    "vgg13_bn_w8": partial(vgg, 13, True, 8, 256),
     "densenet_s": partial(densenet, (2, 4, 6, 4), 12),
+    "densenet_xs": partial(densenet, (2, 2, 2), 8),
 }
 
 

@@ -65,6 +65,12 @@ def merged_params(name: str, profiles_dir: Path, data: Path | None = None) -> di
     early, saved = params["compare"]["early_epoch"], params["train"]["save_epochs"]
     if early and early not in saved:
         raise ValueError(f"profile {name}: compare.early_epoch {early} is not among train.save_epochs {saved}")
+    zoo_seeds = {spec["init_seed"] for spec in params["zoo"].values()}
+    if params["grid"]["init_seed"] in zoo_seeds:
+        raise ValueError(
+            f"profile {name}: grid.init_seed {params['grid']['init_seed']} is a zoo model's init_seed "
+            f"({sorted(zoo_seeds)}): Table 2's learners would start from their sources' initial weights"
+        )
     params["profile"] = name
     if data is not None:
         params["data"] = {**params["data"], "archive": str(data)}

@@ -23,6 +23,7 @@ ClaimResults           JSON        verify                      report
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -305,6 +306,13 @@ class NonRobustSet(TensorRecord):
     def labels(self, labelling: Literal["y1", "y2"]) -> torch.Tensor:
         return self.y1 if labelling == "y1" else self.y2
 
+    def labels_digest(self, labelling: Literal["y1", "y2"]) -> str:
+        """sha256 of the training images' indices and one labelling: equal for two sets (or a set
+        and its control) exactly when they label the same images the same way."""
+        h = hashlib.sha256(self.indices.to(torch.int64).numpy().tobytes())
+        h.update(self.labels(labelling).to(torch.int64).numpy().tobytes())
+        return h.hexdigest()
+
 
 @dataclass(frozen=True)
 class Table1Rates:
@@ -350,18 +358,22 @@ class GridCell:
     augment: str
     val_acc: float | None
     test_acc: float
+    fit: float  # accuracy on its own (un-augmented) training images and labels: does it fit them?
 
 
 @dataclass(frozen=True)
 class GridMetrics(JsonRecord):
-    """Every grid cell of one training on a non-robust (or the original) set, and the cell
-    chosen on the held-out clean training images."""
+    """Every grid cell of one training on a non-robust set, on its matched control (``clean``:
+    the set's clean images X with the same labels) or on the original set, and the cell chosen
+    on the held-out clean training images."""
 
-    FORMAT = "classaware-grid-metrics/1"
+    FORMAT = "classaware-grid-metrics/2"
     WHAT = "train-grid metrics"
     arch: str
     labelling: Literal["y1", "y2", "y"]
     pair: str | None  # None: the original set
+    clean: bool  # the control: the clean images of ``pair``'s set with its labelling
+    labels_digest: str | None  # NonRobustSet.labels_digest of the images and labels trained on
     dataset: str
     n_train: int
     n_val: int
@@ -400,6 +412,7 @@ class Table2Row:
     test_acc: float
     n_test: int
     val_acc: float | None
+    fit: float  # the selected cell's accuracy on its own training labels
     selected: str
     paper: float | None  # %
 
@@ -413,13 +426,34 @@ class BaselineRow:
 
 
 @dataclass(frozen=True)
+class ControlRow:
+    """The matched negative control of every set with this labelling, for one learner: the same
+    learner and schedule on the clean images X with the same random labels."""
+
+    labelling: Literal["y1", "y2"]
+    arch: str
+    test_acc: float
+    n_test: int
+    fit: float
+    selected: str
+
+
+@dataclass(frozen=True)
 class Table2(JsonRecord):
-    FORMAT = "classaware-table2/1"
+    FORMAT = "classaware-table2/2"
     WHAT = "Table 2"
     dataset: str
     chance: float
     rows: tuple[Table2Row, ...]
+    controls: tuple[ControlRow, ...]
     baseline: tuple[BaselineRow, ...]
+
+    def control(self, row: Table2Row) -> ControlRow:
+        """The control matched to ``row``: same labelling, same learner."""
+        for c in self.controls:
+            if (c.labelling, c.arch) == (row.labelling, row.arch):
+                return c
+        raise ValueError(f"Table 2 has no control for labelling {row.labelling} and learner {row.arch}")
 
 
 # ----------------------------------------------------------------------------- claims

@@ -1,7 +1,15 @@
-"""Stage ``train-grid``: train one architecture on a non-robust set (X', Y1) or (X', Y2), or on
-the original set (X, Y) as the baseline, over a grid of initial lr x batch size x augmentation
-(section 4.2 chose these "by a grid search" it does not detail), and report the clean test
-accuracy of the cell with the best accuracy on the clean held-out training images (Table 2).
+"""Stage ``train-grid``: train one architecture on a non-robust set (X', Y1) or (X', Y2), on its
+matched negative control (``--clean``: the set's clean images X with the same labels Y1 or Y2),
+or on the original set (X, Y) as the baseline, over a grid of initial lr x batch size x
+augmentation (section 4.2 chose these "by a grid search" it does not detail), and report the
+clean test accuracy of the cell with the best accuracy on the clean held-out training images
+(Table 2), and each cell's accuracy on its own training labels (does it fit them?).
+
+The control answers what a learner gets from the random labels alone: Y1 is uniform over all ten
+classes, the true one included, so a tenth of it is right and a control can rise above chance by
+learning that tenth. A non-robust set teaches non-robust features only where it beats its control.
+The learner's initial weights should come from a seed no zoo model uses, so that no learner starts
+from its source's weights (``classaware profile`` refuses one that does).
 
 Selection never sees the test set: the held-out images are the ``val_size`` clean training
 images that ``construct`` left unattacked (the baseline holds out the same ones).
@@ -39,6 +47,7 @@ class Config(Options):
     out: Path = help_field(help="folder for one sub-folder of checkpoints per grid cell", output="dir")
     results: Path = help_field(help="JSON file of every cell's accuracies and the selected one", output="file")
     train_set: Path | None = help_field(None, "non-robust set from `construct` (required unless --labelling y)")
+    clean: bool = help_field(False, "the control: train on the set's clean images X with its labels, not on X'")
     schedule: Schedule = SECTION4_SCHEDULE
     grid_lr: tuple[float, ...] = help_field((0.01, 0.1), "initial learning rates to try", gt=0, nonempty=True)
     grid_batch_size: tuple[int, ...] = help_field((128,), "batch sizes to try", ge=1, nonempty=True)
@@ -59,6 +68,8 @@ class Config(Options):
     def check(self) -> list[str]:
         if (self.labelling == "y") != (self.train_set is None):
             return ["--train_set is needed for labellings y1/y2 and not allowed for the original labels y"]
+        if self.clean and self.train_set is None:
+            return ["--clean (the control) needs the --train_set whose clean images and labels it trains on"]
         return []
 
 
@@ -90,16 +101,24 @@ def run(cfg: Config) -> None:
     data = load_canonical(cfg.data)
     if cfg.train_set is None:
         idx, val_idx = baseline_split(cfg, data.train_y)
-        x, y, pair = data.train_x[idx], data.train_y[idx], None
+        x, y, pair, digest = data.train_x[idx], data.train_y[idx], None, None
     else:
         s = NonRobustSet.load(cfg.train_set)
-        x, y, val_idx, pair = s.x, s.labels(cfg.labelling), s.val_indices, "+".join(s.pair)
+        x = data.train_x[s.indices] if cfg.clean else s.x
+        y, val_idx, pair, digest = (
+            s.labels(cfg.labelling),
+            s.val_indices,
+            "+".join(s.pair),
+            s.labels_digest(cfg.labelling),
+        )
     x_val, y_val = data.train_x[val_idx], data.train_y[val_idx]
     eval_idx, test_idx = test_subsets(cfg, data.test_y)
     results = []
     for name, aug, recipe in cells(cfg):
-        log.info("%s on %s, labelling %s: grid cell %s", cfg.arch, pair or "the original set", cfg.labelling, name)
-        meta = {"data": asdict(data.provenance), "train_set": str(cfg.train_set), "labelling": cfg.labelling}
+        what = "the original set" if pair is None else f"{pair}'s clean images (control)" if cfg.clean else pair
+        log.info("%s on %s, labelling %s: grid cell %s", cfg.arch, what, cfg.labelling, name)
+        meta = {"data": asdict(data.provenance), "train_set": str(cfg.train_set), "labelling": cfg.labelling,
+                "clean": cfg.clean}  # fmt: skip
         model = train(
             TrainSpec(cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), recipe),
             x,
@@ -119,6 +138,7 @@ def run(cfg: Config) -> None:
                 augment=aug,
                 val_acc=accuracy(model, x_val, y_val) if len(y_val) else None,
                 test_acc=accuracy(model, data.test_x[test_idx], data.test_y[test_idx]),
+                fit=accuracy(model, x, y),
             )
         )
     best = max(results, key=lambda r: -1.0 if r.val_acc is None else r.val_acc)
@@ -126,6 +146,8 @@ def run(cfg: Config) -> None:
         arch=cfg.arch,
         labelling=cfg.labelling,
         pair=pair,
+        clean=cfg.clean,
+        labels_digest=digest,
         dataset=data.dataset,
         n_train=len(y),
         n_val=len(val_idx),
@@ -141,7 +163,7 @@ def run(cfg: Config) -> None:
 # ----------------------------------------------------------------------------- its cost and its audit
 def work(cfg: Config, upstream) -> Counter:
     """Each cell's training (:func:`classaware.training.work_units`), then its accuracy on the
-    held-out images and on the test images."""
+    held-out images, on the test images and on its own training images (the fit)."""
     if cfg.train_set is None:
         n, n_val = map(len, baseline_split(cfg, cifar10_labels("train")))
     else:
@@ -151,7 +173,7 @@ def work(cfg: Config, upstream) -> Counter:
     units = Counter()
     for _, _, recipe in cells(cfg):
         units.update(work_units(cfg.arch, n, recipe.epochs, len(eval_idx)))
-        units["forward", cfg.arch] += n_val + len(test_idx)
+        units["forward", cfg.arch] += n_val + len(test_idx) + n
     return units
 
 
