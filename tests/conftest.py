@@ -9,10 +9,13 @@ each in a clean copy of the repository: a plain ``dvc repro`` and ``classaware r
 (each computing everything: the two must pin the same hashes), ``--jobs 8`` and SLURM (when a
 one-node cluster can be started; both reuse the serial run's DVC cache, so their stages are
 restored from DVC's run cache: they test the orchestration, the serial/--jobs 2 pair tests the
-arithmetic), two seed replicates (``classaware replicate`` in the --jobs 2 copy), and the GPU
-check's --cpu rehearsal. The runs the session's tests read (and those they need first) start at
-its beginning and go two at a time, every stage on one thread, while the other tests run; a
-test that needs a run waits for it, and the slow tests are moved to the end of the session.
+arithmetic), README's commands up to two seed replicates (README_SEQUENCE: ``classaware profile``
+with the archive beside the copy, ``dvc repro`` restored from the serial run's cache, then
+``classaware replicate``, whose experiments run in copies at another depth), and the GPU check's
+--cpu rehearsal. The runs the session's tests read (``smoke_run`` marks, and the runs those need
+first) start at its beginning and go two at a time, every stage on one thread, while the other
+tests run; a test that needs a run waits for it, and the slow tests are moved to the end of the
+session.
 """
 
 from __future__ import annotations
@@ -62,7 +65,10 @@ def one_thread():
 
 # ----------------------------------------------------------------------------- the session's pipeline runs
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-SMOKE_PROFILE = f"classaware profile smoke --data {JPEG_ARCHIVE}"
+# README's command: the archive beside the repository, found through a relative path (each copy's
+# folder has ../shared/data/ beside it), brought into the copy under DVC by `classaware profile`
+SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar.gz"
+README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 2"
 # how each clean copy runs the pipeline after switching to the smoke profile
 SMOKE_RUNNERS = {
     "serial": "dvc repro",
@@ -263,6 +269,9 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     cluster = request.getfixturevalue("slurm") if "slurm" in wanted else None
     cluster = None if isinstance(cluster, str) else cluster
     env = smoke_env(cluster.env if cluster else None)
+    shared = tmp_path_factory.getbasetemp() / "shared" / "data"  # ../shared/data of every copy
+    shared.mkdir(parents=True, exist_ok=True)
+    shutil.copy(JPEG_ARCHIVE, shared / JPEG_ARCHIVE.name)
     smoke = [name for name in SMOKE_RUNNERS if name in wanted and (name != "slurm" or cluster)]
     runs = {name: clean_copy(tmp_path_factory.mktemp(name)) for name in smoke}
     logs = tmp_path_factory.mktemp("logs")
@@ -274,9 +283,10 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     if cluster:  # a SLURM submission is over when its jobs are
         jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
     if "replicates" in wanted:
-        jobs["replicates"] = Job(
-            runs["jobs2"], "classaware replicate --runs 2", logs / "replicates.txt", after=AFTER["replicates"]
-        )
+        # README's commands exactly, in a copy of their own (its `dvc repro` restored from the serial run's cache)
+        replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
+        jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=AFTER["replicates"],
+                                 prepare=_share_cache(replicates, runs["serial"]))  # fmt: skip
     paths = {}
     if "gpu_check" in wanted:
         paths["gpu_check"] = rehearsal = tmp_path_factory.mktemp("gpu_check_out")

@@ -43,6 +43,7 @@ def test_smoke_work_counted_by_hand():
         "construct": 1,
         "train_nonrobust": 4,
         "train_baseline": 2,
+        "train_control": 4,
         "tables": 1,
         "verify": 1,
         "report": 1,
@@ -52,9 +53,9 @@ def test_smoke_work_counted_by_hand():
     dist_per_image = 1 + (1 + 3) * (50 + 4)
     per_cell = {
         "train": 200 * 4,
-        "forward": 200 * 4 + 100 + 500,
+        "forward": 200 * 4 + 100 + 500 + 200,
         "save": 1,
-    }  # 4 epochs on 200 images; eval, val, test; a checkpoint
+    }  # 4 epochs on 200 images; eval, val, test, the fit on its 200 training images; a checkpoint
     assert units(work) == {
         "prepare": {("decode", ""): 60_000},
         # three members per architecture: 1,000 images x 4 epochs; 200 eval images per epoch and 500 test
@@ -86,6 +87,8 @@ def test_smoke_work_counted_by_hand():
         # per architecture: 2 labellings x 2 grid cells; the baseline: 2 grid cells
         "train_nonrobust": {(k, a): 4 * n for a in (R, V) for k, n in per_cell.items()},
         "train_baseline": {(k, a): 2 * n for a in (R, V) for k, n in per_cell.items()},
+        # the controls: each labelling's clean images, per architecture, 2 grid cells each
+        "train_control": {(k, a): 4 * n for a in (R, V) for k, n in per_cell.items()},
         "transfer": {},
         "figures": {},
         "tables": {},
@@ -161,7 +164,7 @@ def test_estimate_runs_on_every_profile(name, tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[0] == f"profile: {name} ({PROFILES}/{name}.yaml)"
         assert lines[-1].startswith("total: ")
-        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 14
+        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 15
 
 
 def test_estimate_reads_params_yaml_with_the_committed_h100_figures_or_says_there_are_none(capsys, monkeypatch):

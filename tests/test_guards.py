@@ -9,6 +9,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,6 +146,27 @@ def test_bad_options_give_a_clear_error_and_exit_2(argv, message, tmp_path, monk
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("test_size", None, "test_size must be an integer, got None"),
+        ("test_size", True, "test_size must be an integer, got True"),
+        ("test_size", 2.5, "test_size must be an integer, got 2.5"),
+        ("test_size", "3", "test_size must be an integer, got '3'"),
+        ("alpha_ratio", None, "alpha_ratio must be a number, got None"),
+        ("alpha_ratio", False, "alpha_ratio must be a number, got False"),
+        ("eps", (0.5, True), "eps must be a number, got True"),
+    ],
+)
+def test_a_value_of_another_kind_in_a_numeric_option_is_refused(field, value, message):
+    """Options built in Python (not parsed from a command line) get the same check: the ranges
+    alone let None and booleans through (True >= 0)."""
+    from classaware.stages import attack
+
+    with pytest.raises(ValueError, match=f"^invalid config options: {re.escape(message)}$"):
+        attack.Config(source="s", method="pgd", objective="untargeted", out=Path("a.pt"), **{field: value})
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -4,18 +4,22 @@ resolves it for every profile, parses into that stage's validated Config."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, clean_copy, smoke_env
+from helpers_data import folder_images, write_image_folder
 
-from classaware import profiles
+from classaware import cli, profiles
 from classaware.cli import COMMANDS, build_parser
 from classaware.config import from_args
+from classaware.data import file_digests
 from classaware.stages import profile
 
 PROFILES = REPO / "profiles"
@@ -151,3 +155,178 @@ def test_a_table2_learner_may_not_start_from_a_zoo_models_initial_weights(tmp_pa
     for name in NAMES:  # every profile's learners start from a seed of their own
         params = profiles.merged_params(name, PROFILES)
         assert params["grid"]["init_seed"] not in {m["init_seed"] for m in params["zoo"].values()}
+
+
+# ----------------------------------------------------------------------------- the archive, wherever the workspace sits
+def _workspace(root: Path, git: bool = True) -> Path:
+    """The files `classaware profile` and DVC read (dvc.yaml, params.yaml, .dvc/config, profiles/), in a git repository."""
+    names = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "data.dvc"]
+    for path in names + [f"profiles/{n}.yaml" for n in NAMES]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / path, root / path)
+    if git:
+        for cmd in (
+            ["git", "init", "-q"],
+            ["git", "add", "-A"],
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "w"],
+        ):
+            subprocess.run(cmd, cwd=root, check=True)
+    return root
+
+
+def _archive(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_image_folder(path, folder_images(1))
+
+
+def _staged(root: Path) -> set[str]:
+    done = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], cwd=root, capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+def test_an_archive_outside_the_repository_is_brought_in_under_dvc(tmp_path, monkeypatch):
+    """README's `classaware profile NAME --data ../shared/...`: data.archive is a path inside the
+    repository, the archive's .dvc file is staged for DVC's experiments, and a second call changes nothing."""
+    root = _workspace(tmp_path / "repo")
+    archive = _archive(tmp_path / "shared" / "data" / "c10.tar.gz")
+    monkeypatch.chdir(root)
+    assert cli.main(["profile", "smoke", "--data", "../shared/data/c10.tar.gz"]) == 0
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": "data/c10.tar.gz"}
+    assert (root / "data/c10.tar.gz").read_bytes() == archive.read_bytes()
+    tracked = yaml.safe_load((root / "data/c10.tar.gz.dvc").read_text())["outs"]
+    assert tracked == [
+        {"md5": file_digests(archive)[0], "size": archive.stat().st_size, "hash": "md5", "path": "c10.tar.gz"}
+    ]
+    assert _staged(root) == {"data/c10.tar.gz.dvc", "data/.gitignore"}
+    before = {p: p.stat().st_mtime_ns for p in (root / "data").iterdir()}
+    assert cli.main(["profile", "quick", "--data", str(archive)]) == 0  # the same archive, by another path
+    assert {p: p.stat().st_mtime_ns for p in (root / "data").iterdir()} == before
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": "data/c10.tar.gz"}
+
+
+def test_an_experiment_in_another_folder_finds_the_archive(tmp_path):
+    """`dvc exp run --temp` runs in a copy under .dvc/tmp/exps, at another depth: the issue's
+    `classaware replicate` failure, on the prepare stage alone."""
+    root = clean_copy(tmp_path / "repo")
+    _archive(tmp_path / "shared" / "data" / "c10.tar.gz")
+    env = smoke_env()
+    done = subprocess.run("classaware profile smoke --data ../shared/data/c10.tar.gz && dvc exp run --temp prepare",
+                          shell=True, cwd=root, env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    (exp,) = [e for b in json.loads(shown.stdout) for e in b.get("experiments") or []]
+    assert (
+        exp["revs"][0]["data"]["deps"]["data/c10.tar.gz"]["hash"]
+        == file_digests(tmp_path / "shared/data/c10.tar.gz")[0]
+    )
+
+
+@pytest.mark.parametrize("inside", ["data/own.tar.gz", "elsewhere/own.tar.gz"])
+def test_an_archive_inside_the_repository_stays_where_it_is(inside, tmp_path, monkeypatch):
+    root = _workspace(tmp_path)
+    _archive(root / inside)
+    monkeypatch.chdir(root)
+    assert cli.main(["profile", "smoke", "--data", inside]) == 0
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": inside}
+    assert (root / f"{inside}.dvc").is_file() and f"{inside}.dvc" in _staged(root)
+
+
+def test_the_official_archive_keeps_its_own_dvc_file(tmp_path, monkeypatch, capsys):
+    root = _workspace(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    assert cli.main(["profile", "smoke"]) == 0
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": "data/cifar-10-python.tar.gz"}
+    outside = _archive(tmp_path / "cifar-10-python.tar.gz")
+    assert cli.main(["profile", "quick", "--data", str(outside)]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"--data {outside}: data/cifar-10-python.tar.gz is the output of data.dvc; rename the archive, or copy it "
+        "to data/cifar-10-python.tar.gz and leave out --data\n"
+    )
+    assert not (root / "data").exists() and not _staged(root)
+    assert yaml.safe_load((root / "params.yaml").read_text())["profile"] == "smoke"  # not rewritten
+
+
+@pytest.mark.parametrize("name", ["my cifar.tar.gz", "c10$(x).tar.gz"])
+def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_fine(
+    name, tmp_path, monkeypatch, capsys
+):
+    root = _workspace(tmp_path / "repo")
+    monkeypatch.chdir(root)
+    spaced = _archive(tmp_path / "my data" / name)
+    assert cli.main(["profile", "smoke", "--data", str(spaced)]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"  data.archive: {json.dumps('data/' + name)} holds characters a shell splits or expands, and DVC writes "
+        "some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only\n"
+    )
+    assert (root / "params.yaml").read_text() == (PROFILES / "paper.yaml").read_text()
+    assert not (root / "data").exists()
+    fine = _archive(tmp_path / "my data" / "cifar.tar.gz")  # the issue's path: the space is in a folder
+    assert cli.main(["profile", "smoke", "--data", str(fine)]) == 0
+    assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": "data/cifar.tar.gz"}
+
+
+# ----------------------------------------------------------------------------- every stage accepts the params
+@pytest.mark.parametrize(
+    "override, lines",
+    [
+        ({"attack": {"test_size": None}},
+         ["attack.test_size: null has no value on a command line (DVC would write None); give one"]),
+        ({"attack": {"test_size": True}},
+         ["attack.test_size: true is refused by attack@resnet10_w8-fgm-untargeted: argument --test_size: expected one argument (and 7 more stages)"]),
+        ({"train": {"bf16": 1}},
+         ["train.bf16: 1 is refused by train@resnet10_w8: unrecognized arguments: 1 (and 5 more stages)"]),
+        ({"attack": {"eps": [0.5, True]}},
+         ["attack.eps: [0.5, true] is refused by attack@resnet10_w8-fgm-untargeted: argument --eps: invalid float value: 'True' (and 7 more stages)"]),
+        ({"plane": {"unit": "wide"}},
+         ["plane.unit: \"wide\" is refused by plane: argument --unit: invalid float value: 'wide'"]),
+        ({"plane": {"image_class": "horse cart"}},
+         ["plane.image_class: \"horse cart\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
+        ({"distance": {"step": 50.0}},
+         ["distance.max_radius: 5.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
+          "distance.step: 50.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
+          "distance.tol: 0.01 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0"]),
+        ({"data": {"archive": "data/my cifar.tar.gz"}},
+         ["data.archive: \"data/my cifar.tar.gz\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
+        ({"compare": {"targets": ["vgg11_bn_w8", "resnet10_w8_wsame;ls"]}},
+         ["compare.targets: [\"vgg11_bn_w8\", \"resnet10_w8_wsame;ls\"] holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
+    ],
+    ids=["null", "bool for an int", "int for a bool", "bool in a list of floats", "string for a float", "string with a space", "relation", "space", "shell"],
+)  # fmt: skip
+def test_profile_refuses_params_some_stage_would_refuse_naming_the_key(override, lines, tmp_path, monkeypatch, capsys):
+    """Before params.yaml is written or the archive brought in: the pipeline never starts on them."""
+    root = _workspace(tmp_path / "repo")
+    bad = yaml.safe_load((root / "profiles/smoke.yaml").read_text())
+    for group, value in override.items():
+        bad[group] = {**bad.get(group, {}), **value} if isinstance(value, dict) else value
+    (root / "profiles/bad.yaml").write_text(yaml.safe_dump(bad))
+    _archive(tmp_path / "shared" / "c10.tar.gz")
+    monkeypatch.chdir(root)
+    data = [] if "data" in override else ["--data", "../shared/c10.tar.gz"]  # --data would set data.archive
+    assert cli.main(["profile", "bad", *data]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "classaware profile: error: profile bad: parameters some stage of dvc.yaml refuses:\n"
+        + "".join(f"  {line}\n" for line in lines).rstrip("\n")
+        + "\n"
+    ), err
+    assert (root / "params.yaml").read_text() == (PROFILES / "paper.yaml").read_text()
+    assert not (root / "data").exists() and not _staged(root)
+
+
+def test_dvc_quotes_unpacked_strings_but_not_scalar_ones():
+    """Why every string of the params must be one a shell leaves alone: DVC quotes the strings a
+    ${group} unpacks into options, but writes a ${key.path} scalar as it is."""
+    params = yaml.safe_load(profiles.render("smoke", PROFILES))
+    params["data"]["archive"] = "data/my cifar.tar.gz"
+    params["plane"]["image_class"] = "horse cart"
+    rendered = profile.commands(yaml.safe_dump(params), REPO)
+    assert "--archive data/my cifar.tar.gz --out" in rendered["prepare"]
+    assert "--image_class 'horse cart'" in rendered["plane"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_profile_is_accepted_by_every_stage(name):
+    assert profile.pipeline_problems(profiles.render(name, PROFILES), REPO) == []

@@ -9,10 +9,11 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import JPEG_ARCHIVE, smoke_env
+from conftest import JPEG_ARCHIVE, README_SEQUENCE, REPO, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
+from classaware import cli
 from classaware.config import shifted
 from classaware.data import balanced_split, balanced_subset
 from classaware.environment import Environment
@@ -96,7 +97,7 @@ def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
     ]  # fmt: skip
     found = replicate.experiments(shown, {"smoke-seed0", "smoke-seed1"})
     assert set(found) == {"smoke-seed0", "smoke-seed1"}
-    runs = {s: replicate.claim_values(found[f"smoke-seed{s}"]) for s in (0, 1)}
+    runs = {s: replicate.claim_values(f"smoke-seed{s}", found[f"smoke-seed{s}"]) for s in (0, 1)}
     assert set(runs[0]) == {"S1", "S2"}  # the zoo's metrics are not claims
     summary = replicate.summarize("smoke", [0, 1], runs)
     assert summary.claims["S1"].values == (0.4, 0.6) and summary.claims["S1"].verdict == "unstable"
@@ -109,6 +110,120 @@ def test_the_summary_lists_the_claims_in_the_papers_order_not_by_file_name():
     claims = {cid: {"value": 0.5, "verdict": "pass"} for cid in ["S3.10", "S3.1", "S4.2", "S3.5b", "S3.5a", "S3.9"]}
     summary = replicate.summarize("quick", [0], {0: claims})
     assert list(summary.claims) == ["S3.1", "S3.5a", "S3.5b", "S3.9", "S3.10", "S4.2"]
+
+
+def _unreadable(exp: dict, claim: str) -> dict:
+    """``exp`` with DVC's error in place of the data of claim file ``claim``, as dvc exp show gives it."""
+    error = {
+        "type": "YAMLFileCorruptedError",
+        "msg": f"unable to read: 'metrics/claims/{claim}.json', JSON file structure is corrupted",
+    }
+    exp["revs"][0]["data"]["metrics"][f"metrics/claims/{claim}.json"] = {"error": error}
+    return exp
+
+
+SHOWN = {
+    f"smoke-seed{s}": {"S1": ((4 + s) / 10, "pass"), "S2": (0.2, "pass"), "S3.10": (0.1, "fail")} for s in range(3)
+}
+
+
+@pytest.mark.parametrize("broken", [0, 2])  # the issue: replicate 2 raised KeyError, replicate 0 dropped the claim
+def test_an_unreadable_claim_file_in_any_replicate_is_an_error_naming_experiment_file_and_dvcs_error(broken):
+    exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
+    _unreadable(exps[broken], "S2")
+    names = list(SHOWN)
+    found = replicate.experiments([{"experiments": exps}], set(names))
+    with pytest.raises(ValueError) as info:
+        replicate.replicate_claims(found, names)
+    assert str(info.value) == (
+        f"experiment smoke-seed{broken}: DVC could not read metrics/claims/S2.json: YAMLFileCorruptedError: "
+        "unable to read: 'metrics/claims/S2.json', JSON file structure is corrupted"
+    )
+
+
+@pytest.mark.parametrize("missing", [0, 1])
+def test_a_claim_missing_from_one_replicate_is_an_error_never_dropped(missing):
+    exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
+    del exps[missing]["revs"][0]["data"]["metrics"]["metrics/claims/S3.10.json"]
+    names = list(SHOWN)
+    with pytest.raises(ValueError) as info:
+        replicate.replicate_claims(replicate.experiments([{"experiments": exps}], set(names)), names)
+    assert str(info.value) == (
+        f"experiment smoke-seed{missing} has no metrics/claims/S3.10.json, which the other replicates have; "
+        "no claim is left out of the summary"
+    )
+
+
+def test_every_claim_of_every_replicate_reaches_the_summary():
+    names = list(SHOWN)
+    found = replicate.experiments([{"experiments": [_exp(n, s, SHOWN[n]) for s, n in enumerate(names)]}], set(names))
+    summary = replicate.summarize("smoke", [0, 1, 2], dict(enumerate(replicate.replicate_claims(found, names))))
+    assert list(summary.claims) == ["S1", "S2", "S3.10"] and summary.claims["S1"].values == (0.4, 0.5, 0.6)
+
+
+@pytest.mark.parametrize(
+    "rev, message",
+    [
+        ({"data": None, "error": {"type": "SCMError", "msg": "bad ref"}}, "experiment smoke-seed0: DVC could not read it: SCMError: bad ref"),
+        ({"data": {"metrics": {"metrics/claims/S1.json": {"data": {"value": 0.1}}}}},
+         "experiment smoke-seed0: metrics/claims/S1.json holds no claim (value and verdict): {'value': 0.1}"),
+        ({"data": {"metrics": {"metrics/zoo/m.json": {"data": {"test_acc": 0.5}}}}},
+         "no experiment has claim metrics (metrics/claims/*.json): smoke-seed0"),
+    ],
+)  # fmt: skip
+def test_an_experiment_without_readable_claims_is_an_error(rev, message):
+    exp = {"name": "smoke-seed0", "revs": [rev], "executor": {"state": "success"}}
+    with pytest.raises(ValueError) as info:
+        replicate.replicate_claims(replicate.experiments([{"experiments": [exp]}], {"smoke-seed0"}), ["smoke-seed0"])
+    assert str(info.value) == message
+
+
+def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, monkeypatch, capsys):
+    """The command end to end on hand-made ``dvc exp show --json`` output (DVC itself is not run)."""
+    exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
+    _unreadable(exps[1], "S1")
+    calls = []
+
+    def dvc(*args):
+        calls.append(args)
+        return json.dumps([{"experiments": exps}]) if args[:2] == ("exp", "show") else ""
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("profile: smoke\ndata: {archive: data/c.tar.gz}\n")
+    monkeypatch.setattr(replicate, "_dvc", dvc)
+    monkeypatch.setattr(replicate.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=""))
+    assert cli.main(["replicate", "--runs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "classaware replicate: error: experiment smoke-seed1: DVC could not read metrics/claims/S1.json: YAMLFileCorruptedError"
+        in err
+    )
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "archive, untracked, message",
+    [
+        ("../shared/data/c.tar.gz", [], "data.archive ../shared/data/c.tar.gz lies outside the repository, where DVC's "
+         "experiment copies (.dvc/tmp/exps/...) do not find it; bring it in with `classaware profile smoke --data "
+         "../shared/data/c.tar.gz`"),
+        ("/data/c.tar.gz", [], "data.archive /data/c.tar.gz lies outside the repository"),
+        ("data/c.tar.gz", ["data/c.tar.gz.dvc"], "DVC's experiments start from git's index, which lacks "
+         "data/c.tar.gz.dvc: `git add` it first"),
+    ],
+)  # fmt: skip
+def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
+    archive, untracked, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "smoke", "data": {"archive": archive}}))
+    for path in untracked:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("outs: []\n")
+    monkeypatch.setattr(replicate, "_dvc", lambda *args: pytest.fail(f"dvc {args} ran"))
+    assert cli.main(["replicate", "--runs", "2"]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_failed_replicate_is_an_error_naming_it():
@@ -145,11 +260,18 @@ def test_the_environment_says_what_decides_bit_identity():
 
 
 # ----------------------------------------------------------------------------- two replicates of smoke
+def test_the_readme_gives_the_sequence_the_suite_runs():
+    assert f"`{README_SEQUENCE}`" in (REPO / "README.md").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.smoke_run("replicates")
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
-    """``classaware replicate --runs 2`` after the --jobs 2 run (conftest.py): replicate 0 is that
-    run itself, replicate 1 draws other seeds; both are DVC experiments."""
+    """README's commands as written (conftest.py's README_SEQUENCE: ``classaware profile smoke --data
+    ../shared/data/cifar10-jpeg.tar.gz && dvc repro && classaware replicate --runs 2``), in a copy
+    of their own: replicate 0 is that run itself, replicate 1 draws other seeds; both are DVC
+    experiments, run in copies under .dvc/tmp/exps, where the archive's relative path of the
+    issue pointed nowhere."""
     if background is None:
         pytest.skip(f"needs the CIFAR-10 archive {JPEG_ARCHIVE}")
     run = background.wait("replicates")

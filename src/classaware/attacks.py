@@ -16,24 +16,26 @@ result satisfies both constraints. A zero gradient gives d(g) = 0 (the image sta
 l2 normalisation rescales by max|g| first, so tiny gradients give exact unit steps, with no
 norm floor. No random start unless asked: the paper states none.
 
-Models run in eval mode and get their mode back; gradients are taken with respect to the
-input only (``torch.autograd.grad``), so parameter ``.grad`` is never computed or touched,
-and the input tensor is never mutated. Work happens on the model's device; the result is
-returned on the input's device.
+Models run in eval mode, and every submodule gets its own mode back; gradients are taken with
+respect to the input only (``torch.autograd.grad``), so parameter ``.grad`` is never computed or
+touched, and the input tensor is never mutated. Work happens on the model's device, in the
+widest of float32, the images' dtype and the models' dtypes; the result is returned on the
+input's device in its dtype, rounded toward x so that the eps bound still holds (see
+:mod:`classaware.contracts`). Labels may be of any integer dtype. An empty batch gives an
+empty result without calling the model.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contracts import check_images, check_labels, model_device, num_classes
+from .contracts import as_labels, check_images, eval_mode, logits, model_device, narrowed, num_classes, work_dtype
 
 Norm = Literal["l2", "linf"]
 NORMS = ("l2", "linf")
@@ -78,32 +80,25 @@ def project(delta: torch.Tensor, eps: float, norm: Norm = "l2") -> torch.Tensor:
     return torch.where(n > eps, delta * (eps / torch.where(n > 0, n, torch.ones_like(n))), delta)
 
 
-@contextmanager
-def eval_mode(models: Sequence[nn.Module]) -> Iterator[None]:
-    """Put ``models`` in eval mode, restoring each one's mode afterwards."""
-    modes = [m.training for m in models]
-    try:
-        for m in models:
-            m.eval()
-        yield
-    finally:
-        for m, mode in zip(models, modes, strict=True):
-            m.train(mode)
-
-
-def _check_inputs(
+def _labels(
     models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor], names: Sequence[str]
-) -> None:
-    """The library's contract (see :mod:`classaware.contracts`), checked before any gradient."""
+) -> list[torch.Tensor]:
+    """The library's contract (see :mod:`classaware.contracts`), checked before any gradient;
+    the labels as int64."""
     check_images(x)
-    for model, label, name in zip(models, labels, names, strict=True):
-        check_labels(label, len(x), num_classes(model, x) if len(x) else None, name)
+    return [
+        as_labels(label, len(x), num_classes(model, x) if len(x) else None, name)
+        for model, label, name in zip(models, labels, names, strict=True)
+    ]
 
 
 def loss_gradient(models: Sequence[nn.Module], x: torch.Tensor, labels: Sequence[torch.Tensor]) -> torch.Tensor:
-    """grad_x sum_i sum_batch CE(f_i(x), labels_i), per sample (models must be in eval mode)."""
+    """grad_x sum_i sum_batch CE(f_i(x), labels_i), per sample, in x's dtype (models must be in
+    eval mode; each sees x in its own dtype, its loss is summed in x's)."""
     x = x.detach().requires_grad_(True)
-    loss = sum(F.cross_entropy(m(x), t, reduction="sum") for m, t in zip(models, labels, strict=True))
+    loss = sum(
+        F.cross_entropy(logits(m, x).to(x.dtype), t, reduction="sum") for m, t in zip(models, labels, strict=True)
+    )
     (g,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if g is None else g  # None: the output does not depend on x
 
@@ -114,7 +109,7 @@ def _random_start(x: torch.Tensor, eps: float, norm: Norm, seed: int) -> torch.T
     if norm == "linf":
         delta = (torch.rand(x.shape, generator=g) * 2 - 1) * eps
     else:
-        d = x[0].numel()
+        d = math.prod(x.shape[1:])
         direction = unit_direction(torch.randn(x.shape, generator=g))
         radius = eps * torch.rand(len(x), generator=g).pow(1 / d).view(-1, *([1] * (x.dim() - 1)))
         delta = direction * radius
@@ -123,16 +118,17 @@ def _random_start(x: torch.Tensor, eps: float, norm: Norm, seed: int) -> torch.T
 
 def _pgd(models, x, labels, sign: float, eps, alpha, steps, norm, random_start, seed) -> torch.Tensor:
     """The shared loop of :func:`pgd` and :func:`n_targeted_pgd` (see the module docstring)."""
-    _validate(eps, norm, alpha, steps)
+    if len(x) == 0:  # nothing to attack: no model is called on an empty batch
+        return x.detach().clone()
     device = model_device(models[0], x.device)
-    x0 = x.detach().to(device)
+    x0 = x.detach().to(device, work_dtype(models, x))
     labels = [t.to(device) for t in labels]
     x_adv = _random_start(x0, eps, norm, seed) if random_start else x0.clone()
-    with eval_mode(models):
+    with eval_mode(*models):
         for _ in range(steps):
             step = sign * alpha * unit_direction(loss_gradient(models, x_adv, labels), norm)
             x_adv = (x0 + project(x_adv + step - x0, eps, norm)).clamp(0, 1)
-    return x_adv.to(x.device)
+    return narrowed(x_adv, x)
 
 
 def fgm(
@@ -150,12 +146,14 @@ def fgm(
     """
     _validate(eps, norm)
     label, sign = (y, 1.0) if target_classes is None else (target_classes, -1.0)
-    _check_inputs([model], x, [label], ["y" if target_classes is None else "target_classes"])
+    (label,) = _labels([model], x, [label], ["y" if target_classes is None else "target_classes"])
+    if len(x) == 0:  # nothing to attack: the model is not called on an empty batch
+        return x.detach().clone()
     device = model_device(model, x.device)
-    x0 = x.detach().to(device)
-    with eval_mode([model]):
+    x0 = x.detach().to(device, work_dtype([model], x))
+    with eval_mode(model):
         g = loss_gradient([model], x0, [label.to(device)])
-    return (x0 + sign * eps * unit_direction(g, norm)).clamp(0, 1).to(x.device)
+    return narrowed((x0 + sign * eps * unit_direction(g, norm)).clamp(0, 1), x)
 
 
 def pgd(
@@ -172,9 +170,10 @@ def pgd(
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al.): ``steps`` steps of size ``alpha`` inside the
     eps-ball, ascending CE(f(x'), y) (eq. 2) or, with ``target_classes``, descending CE(f(x'), t) (eq. 3)."""
+    _validate(eps, norm, alpha, steps)
     label, sign = (y, 1.0) if target_classes is None else (target_classes, -1.0)
-    _check_inputs([model], x, [label], ["y" if target_classes is None else "target_classes"])
-    return _pgd([model], x, [label], sign, eps, alpha, steps, norm, random_start, seed)
+    labels = _labels([model], x, [label], ["y" if target_classes is None else "target_classes"])
+    return _pgd([model], x, labels, sign, eps, alpha, steps, norm, random_start, seed)
 
 
 def n_targeted_pgd(
@@ -194,8 +193,9 @@ def n_targeted_pgd(
         raise ValueError(
             f"need one tensor of target classes per model, got {len(models)} models and {len(target_classes)}"
         )
-    _check_inputs(models, x, target_classes, [f"target_classes[{i}]" for i in range(len(models))])
-    return _pgd(list(models), x, list(target_classes), -1.0, eps, alpha, steps, norm, random_start, seed)
+    _validate(eps, norm, alpha, steps)
+    labels = _labels(models, x, target_classes, [f"target_classes[{i}]" for i in range(len(models))])
+    return _pgd(list(models), x, labels, -1.0, eps, alpha, steps, norm, random_start, seed)
 
 
 def random_target_classes(
@@ -209,8 +209,7 @@ def random_target_classes(
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}")
+    y = as_labels(y, None, num_classes)
     if not exclude_true:
         return torch.randint(0, num_classes, y.shape, generator=generator).to(y.device)
     k = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)

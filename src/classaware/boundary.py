@@ -39,9 +39,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from .attacks import eval_mode, loss_gradient, unit_direction
+from .attacks import loss_gradient, unit_direction
 from .batching import map_batches
-from .contracts import check_images, check_labels, model_device, num_classes
+from .contracts import as_labels, check_images, eval_mode, logits, model_device, num_classes, work_dtype
 from .metrics import Z_95, PairDistance
 from .models import predict
 
@@ -49,19 +49,44 @@ UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
 REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled")
 
 
-def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """v = grad_x L(x, y; f) / ||.||_2 per image (on x's device)."""
+def _labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Images and labels checked against the library's contract (:mod:`classaware.contracts`); y as int64."""
     check_images(x)
-    check_labels(y, len(x), num_classes(model, x) if len(x) else None)
+    return as_labels(y, len(x), num_classes(model, x) if len(x) else None)
+
+
+def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """v = grad_x L(x, y; f) / ||.||_2 per image, shaped like x, on x's device, in the work dtype
+    (float32, or x's or the model's dtype when wider; :func:`classaware.contracts.work_dtype`)."""
+    y = _labels(model, x, y)
+    dtype = work_dtype([model], x)
+    if len(x) == 0:
+        return torch.zeros_like(x, dtype=dtype)
     device = model_device(model, x.device)
-    with eval_mode([model]):
-        g = loss_gradient([model], x.to(device), [y.to(device)])
+    with eval_mode(model):
+        g = loss_gradient([model], x.to(device, dtype), [y.to(device)])
     return unit_direction(g).to(x.device)
 
 
 @torch.no_grad()
 def _labels_along(model: nn.Module, x: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    return model(x + r.view(-1, 1, 1, 1) * v).argmax(1)
+    return logits(model, x + r.view(-1, 1, 1, 1) * v).argmax(1)
+
+
+def _check_search(max_radius: float, step: float, tol: float, min_radius: float = 0.0) -> None:
+    if not (0 < tol <= step <= max_radius - min_radius and min_radius >= 0 and math.isfinite(max_radius)):
+        raise ValueError(
+            f"need 0 < tol <= step <= max_radius - min_radius, min_radius >= 0 and a finite max_radius, "
+            f"got tol={tol}, step={step}, min_radius={min_radius}, max_radius={max_radius}"
+        )
+
+
+def _check_directions(v: torch.Tensor, x: torch.Tensor) -> None:
+    if not (isinstance(v, torch.Tensor) and v.is_floating_point() and v.shape == x.shape):
+        got = f"{v.dtype} {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"v must be floating-point directions shaped like x {tuple(x.shape)}, got {got}")
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError("v must be finite directions; it holds inf or nan")
 
 
 @torch.no_grad()
@@ -78,29 +103,28 @@ def boundary_distance(
     """d(f, x) along unit directions ``v`` for a batch (see module docstring), scanning
     (min_radius, max_radius]: inf where f never leaves class y there, 0 where f(x) != y
     already (checked only from min_radius = 0; a larger one says the images are known not to
-    flip below it)."""
-    if not (0 < tol <= step <= max_radius - min_radius and min_radius >= 0 and math.isfinite(max_radius)):
-        raise ValueError(
-            f"need 0 < tol <= step <= max_radius - min_radius, min_radius >= 0 and a finite max_radius, "
-            f"got tol={tol}, step={step}, min_radius={min_radius}, max_radius={max_radius}"
-        )
-    check_images(x)
-    check_labels(y, len(x), num_classes(model, x) if len(x) else None)
-    if v.shape != x.shape or not bool(torch.isfinite(v).all()):
-        raise ValueError(f"v must be finite directions shaped like x {tuple(x.shape)}, got {tuple(v.shape)}")
+    flip below it). Radii come in the work dtype (float32, or x's or the model's dtype when
+    wider), on x's device; ValueError for bad arguments (before any compute)."""
+    _check_search(max_radius, step, tol, min_radius)
+    y = _labels(model, x, y)
+    _check_directions(v, x)
+    dtype = work_dtype([model], x)
+    if len(x) == 0:
+        return torch.empty(0, dtype=dtype, device=x.device)
     device = model_device(model, x.device)
-    x, y, v = x.to(device), y.to(device), v.to(device)
-    with eval_mode([model]):
-        hi = torch.full((len(y),), math.inf, device=device)
+    x, y, v = x.to(device, dtype), y.to(device), v.to(device, dtype)
+    with eval_mode(model):
+        hi = torch.full((len(y),), math.inf, device=device, dtype=dtype)
         if min_radius == 0:
-            hi[_labels_along(model, x, v, torch.zeros(len(y), device=device)) != y] = 0.0
+            hi[_labels_along(model, x, v, torch.zeros(len(y), device=device, dtype=dtype)) != y] = 0.0
         n_steps = math.ceil((max_radius - min_radius) / step - 1e-9)
         for k in range(1, n_steps + 1):
             todo = torch.isinf(hi).nonzero().squeeze(1)
             if len(todo) == 0:
                 break
             r = min(min_radius + k * step, max_radius)
-            flipped = _labels_along(model, x[todo], v[todo], torch.full((len(todo),), r, device=device)) != y[todo]
+            radii = torch.full((len(todo),), r, device=device, dtype=dtype)
+            flipped = _labels_along(model, x[todo], v[todo], radii) != y[todo]
             hi[todo[flipped]] = r
         # bisection on (hi - step, hi] for the images that flipped at a positive radius
         idx = (torch.isfinite(hi) & (hi > 0)).nonzero().squeeze(1)
@@ -115,6 +139,23 @@ def boundary_distance(
             lo = torch.where(flipped, lo, mid)
         hi[idx] = up
     return hi.to(x.device)
+
+
+def _check_settings(
+    max_radius: float = 10.0,
+    step: float = 0.02,
+    tol: float = 1e-3,
+    max_censored: float = 0.01,
+    doublings: int = 3,
+    batch_size: int = 500,
+) -> None:
+    """The settings of :func:`search_boundary`, checked (TypeError for an unknown one)."""
+    _check_search(max_radius, step, tol)
+    if not 0 <= max_censored <= 1 or doublings < 0 or batch_size < 1:
+        raise ValueError(
+            f"need 0 <= max_censored <= 1, doublings >= 0 and batch_size >= 1, "
+            f"got {max_censored}, {doublings}, {batch_size}"
+        )
 
 
 @dataclass(frozen=True)
@@ -139,9 +180,14 @@ def search_boundary(
     batch_size: int = 500,
 ) -> BoundarySearch:
     """d(f, x) for every image, the search going on past ``max_radius`` while more than
-    ``max_censored`` of the images are unflipped (see the module docstring), in batches."""
-    if not 0 <= max_censored <= 1 or doublings < 0:
-        raise ValueError(f"need 0 <= max_censored <= 1 and doublings >= 0, got {max_censored}, {doublings}")
+    ``max_censored`` of the images are unflipped (see the module docstring), in batches.
+    ValueError for bad arguments or inputs (before any compute); an empty batch gives an empty search."""
+    _check_settings(max_radius, step, tol, max_censored, doublings, batch_size)
+    y = _labels(model, x, y)
+    _check_directions(v, x)
+    if len(x) == 0:
+        empty = torch.empty(0, dtype=work_dtype([model], x), device=x.device)
+        return BoundarySearch(empty, torch.zeros(0, dtype=torch.bool, device=x.device), max_radius)
     d = map_batches(
         partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol), x, y, v, batch_size=batch_size
     )
@@ -183,10 +229,13 @@ def distance_from_distances(source: BoundarySearch, target: BoundarySearch, firs
 def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:
     """Dist(F1, F2) (eq. 4) over the images of ``x`` that both models classify correctly, along
     F1's gradient directions; ``search`` goes to :func:`search_boundary`. A study comparing
-    many models should restrict ``x`` to images every model gets right, as the paper does."""
+    many models should restrict ``x`` to images every model gets right, as the paper does.
+    ValueError for bad inputs or settings, and when no image of ``x`` is right for both models."""
+    _check_settings(**search)
+    y = _labels(f2, x, _labels(f1, x, y)).to(x.device)
     keep = (predict(f1, x) == y) & (predict(f2, x) == y)
     if not keep.any():
-        raise ValueError("Dist needs at least one image both models classify correctly; none of x is")
+        raise ValueError(f"Dist needs at least one image both models classify correctly; none of the {len(x)} of x is")
     x, y = x[keep], y[keep]
     v = gradient_direction(f1, x, y)
     first_radius = search.get("max_radius", 10.0)
@@ -211,8 +260,7 @@ def _plane_labels(models, x, d1, d2, coords, batch_size):
     points = x + u.reshape(-1, 1, 1, 1) * d1 + v.reshape(-1, 1, 1, 1) * d2
     out = []
     for m in models:
-        device = model_device(m)
-        labels = [m(points[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(points), batch_size)]
+        labels = [logits(m, points[i : i + batch_size]).argmax(1).cpu() for i in range(0, len(points), batch_size)]
         out.append(torch.cat(labels).view(len(coords), len(coords)))
     return torch.stack(out)
 
@@ -227,10 +275,19 @@ def decision_plane(
     seed: int = 0,
     batch_size: int = 1024,
 ) -> DecisionPlane:
-    """The decision plane of one image ``x`` (3, 32, 32) with true label ``y`` (Fig. 4)."""
-    if span < 1 or not (unit > 0 and math.isfinite(unit)):
-        raise ValueError(f"need span >= 1 and a finite unit > 0, got span={span}, unit={unit}")
+    """The decision plane of one image ``x`` (C, H, W) with true label ``y`` (an int) (Fig. 4).
+    ValueError for bad arguments (before any compute)."""
+    if span < 1 or not (unit > 0 and math.isfinite(unit)) or batch_size < 1:
+        raise ValueError(
+            f"need span >= 1, a finite unit > 0 and batch_size >= 1, got span={span}, unit={unit}, batch_size={batch_size}"
+        )
+    if len(models) == 0:
+        raise ValueError("models must hold at least one model whose labels to map")
     check_images(x, dims=3)
+    if isinstance(y, torch.Tensor) and y.dim() == 0 and not (y.is_floating_point() or y.dtype == torch.bool):
+        y = int(y)
+    if not isinstance(y, int) or isinstance(y, bool):
+        raise ValueError(f"y must be the image's class label as an int, got {y!r}")
     x = x.detach().cpu()
     d1 = gradient_direction(source, x[None], torch.tensor([y]))[0].cpu()
     g = torch.Generator().manual_seed(seed)
@@ -238,7 +295,7 @@ def decision_plane(
     r = r - (r * d1).sum() * d1  # Gram-Schmidt: orthogonal to d1
     d2 = r / r.norm()
     coords = torch.arange(-span, span + 1, dtype=torch.float32)
-    with eval_mode(models):
+    with eval_mode(*models):
         labels = _plane_labels(models, x, d1 * unit, d2 * unit, coords, batch_size)
     return DecisionPlane(coords, labels, int(y), unit)
 

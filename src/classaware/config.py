@@ -8,7 +8,7 @@ boolean_optional`` in ``.dvc/config``). A field whose type is itself a dataclass
 own fields, unprefixed, so ``Recipe`` options sit beside ``--arch``.
 
 Validation happens on construction, before any compute: every number (and every item of a
-tuple of numbers) must be finite and inside the range its field declares (``ge``, ``gt``,
+tuple of numbers) must be a number of its field's type (not None or a bool), finite and inside the range its field declares (``ge``, ``gt``,
 ``le``), strings must match their ``choices`` or ``pattern``, ``nonempty`` tuples need a value;
 then the class's own :meth:`Options.check` looks at how fields relate. Fields declared
 ``output="file"`` or ``output="dir"`` are what :func:`outputs` returns, so the CLI can check
@@ -109,15 +109,27 @@ def _value_problem(name: str, value: Any, meta: typing.Mapping) -> str | None:
     return None
 
 
+def _kind_problem(name: str, value: Any, hint: Any) -> str | None:
+    """A value of another kind in a numeric field (None, a bool, a string, a float for an int):
+    the ranges below would let it through, and the stage would fail later."""
+    kind = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+    if kind not in (int, float):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+        return f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+    return None
+
+
 def field_problems(obj) -> list[str]:
-    """What is wrong with each field of dataclass ``obj`` by its own declared constraints."""
+    """What is wrong with each field of dataclass ``obj`` by its own declared type and constraints."""
     problems = []
+    hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if f.metadata.get("nonempty") and not value:
             problems.append(f"{f.name} needs at least one value")
         for item in value if isinstance(value, tuple) else (value,):
-            problem = _value_problem(f.name, item, f.metadata)
+            problem = _kind_problem(f.name, item, hints[f.name]) or _value_problem(f.name, item, f.metadata)
             if problem:
                 problems.append(problem)
                 break

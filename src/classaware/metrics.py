@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .contracts import as_label_rows, as_labels
+
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
@@ -100,9 +102,25 @@ def fooled_set(y: torch.Tensor, source_clean: torch.Tensor, source_adv: torch.Te
     return (source_clean == y) & (source_adv != y)
 
 
+def _labels(y, source_clean, source_adv, target_adv, target_classes=None) -> tuple:
+    """The inputs of :func:`class_aware_transfer` checked (ValueError naming the argument) and
+    as int64 on y's device: four (N,) label tensors (target_classes None when not given) and
+    target_adv as (M, N)."""
+    y = as_labels(y, None, name="y")
+    n, device = len(y), y.device
+    source_clean = as_labels(source_clean, n, name="source_clean").to(device)
+    source_adv = as_labels(source_adv, n, name="source_adv").to(device)
+    target_adv = as_label_rows(target_adv, n, "target_adv").to(device)
+    if target_classes is not None:
+        target_classes = as_labels(target_classes, n, name="target_classes").to(device)
+    return y, source_clean, source_adv, target_adv, target_classes
+
+
 def class_aware_counts(y, source_clean, source_adv, target_adv) -> torch.Tensor:
-    """(M, 3) counts of un-fooled, different, same over D'_F1 for M targets' predictions
-    ``target_adv`` (M, N); the rows sum to |D'_F1|."""
+    """(M, 3) int64 counts of un-fooled, different, same over D'_F1 for M targets' predictions
+    ``target_adv`` (M, N) (or (N,): M = 1); the rows sum to |D'_F1|. Every input is integer
+    labels (any integer dtype), the others of shape (N,); ValueError naming the argument otherwise."""
+    y, source_clean, source_adv, target_adv, _ = _labels(y, source_clean, source_adv, target_adv)
     mask = fooled_set(y, source_clean, source_adv)
     t, y_, y1 = target_adv[:, mask], y[mask], source_adv[mask]
     unfooled = (t == y_).sum(1)
@@ -118,11 +136,14 @@ def class_aware_transfer(
     target_classes: torch.Tensor | None = None,
 ) -> list[ClassAwareTransfer] | ClassAwareTransfer:
     """Class-aware transferability for one target (``target_adv`` of shape (N,)) or several
-    ((M, N): one result per row). All inputs are label tensors of length N."""
-    single = target_adv.dim() == 1
-    target_adv = target_adv[None] if single else target_adv
-    if not (len(source_clean) == len(source_adv) == len(y)) or target_adv.dim() != 2 or target_adv.shape[1] != len(y):
-        raise ValueError("y, source_clean, source_adv and target_adv rows must all have length N")
+    ((M, N): one result per row). Every input holds predicted or true labels, integers of any
+    integer dtype: ``y``, ``source_clean`` (F1(x)), ``source_adv`` (F1(x')) and
+    ``target_classes`` of shape (N,), ``target_adv`` (F2(x')) of shape (N,) or (M, N).
+    ValueError naming the argument otherwise (logits are refused: pass their argmax)."""
+    single = isinstance(target_adv, torch.Tensor) and target_adv.dim() == 1
+    y, source_clean, source_adv, target_adv, target_classes = _labels(
+        y, source_clean, source_adv, target_adv, target_classes
+    )
     mask = fooled_set(y, source_clean, source_adv)
     n = int(mask.sum())
     counts = class_aware_counts(y, source_clean, source_adv, target_adv).tolist()

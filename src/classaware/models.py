@@ -23,7 +23,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .contracts import check_images, model_device
+from .contracts import check_images, eval_mode, logits
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -195,16 +195,15 @@ def build(arch: str, num_classes: int = 10) -> Normalized:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels argmax f(x) for float images in [0, 1], in eval mode, batched on the
-    model's device; returns int64 labels on ``x``'s device. The model's mode is restored."""
+    """Predicted labels argmax f(x) for floating images in [0, 1] (N, C, H, W), in eval mode,
+    batched on the model's device and in its dtype; returns (N,) int64 labels on ``x``'s device.
+    Every submodule's mode is restored. ValueError for images or model outputs outside the
+    contract (:mod:`classaware.contracts`), and for ``batch_size`` < 1."""
     check_images(x)
-    device = model_device(model, x.device)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    with eval_mode(model):
+        out = [logits(model, x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
     return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
 
 

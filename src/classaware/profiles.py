@@ -5,7 +5,8 @@ profile file states only what differs from it: mappings are merged key by key, w
 the zoo (whose keys are member names) are replaced whole, so a profile never inherits half a
 zoo. Every key a profile names must exist in paper.yaml, with the same kind of value: a
 misspelt group or option is an error that names it, never a silent fallback to the paper's
-value. ``data`` points the ``prepare`` stage at a local archive.
+value. ``data`` points the ``prepare`` stage at a local archive, by its path inside the
+repository (``classaware profile --data`` brings an outside one in: ``stages/profile.py``).
 """
 
 from __future__ import annotations

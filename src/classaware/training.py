@@ -33,6 +33,7 @@ from tqdm import tqdm
 from .artifacts import load_tensors, save_tensors
 from .checkpoint import save_checkpoint
 from .config import Options, help_field
+from .contracts import as_labels
 from .data import to_float
 from .environment import Environment
 from .models import build, predict
@@ -184,7 +185,9 @@ def train_epoch(
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy on uint8 images ``x`` (any device) with labels ``y``."""
+    """Top-1 accuracy on uint8 images ``x`` (N, C, H, W) (any device) with integer labels ``y``
+    (N,); nan for N = 0. ValueError for labels outside the contract (:mod:`classaware.contracts`)."""
+    y = as_labels(y, len(x), name="y")
     if len(y) == 0:
         return float("nan")
     pred = predict(model, to_float(x))

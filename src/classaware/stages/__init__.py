@@ -83,10 +83,8 @@ def parse(cmd: str, root: Path | None = None) -> tuple[str, Options] | None:
         argv = [e for a in argv for e in (_expand(a, root) if glob.has_magic(a) else [a])]
     command = argv[1] if len(argv) > 1 else ""
     config = load(command).Config
-    parser = _Parser(prog=f"classaware {command}")
-    add_arguments(parser, config)
     try:
-        return command, from_args(config, parser.parse_args(argv[2:]))
+        return command, from_args(config, parser(command).parse_args(argv[2:]))
     except ValueError as exc:
         raise ValueError(f"`{cmd}` does not parse: {exc}") from exc
 
@@ -96,6 +94,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise ValueError(message)
+
+
+def parser(command: str) -> argparse.ArgumentParser:
+    """The options of subcommand ``command`` alone, as the CLI reads them, raising ValueError
+    where the CLI would print and exit."""
+    found = _Parser(prog=f"classaware {command}")
+    add_arguments(found, load(command).Config)
+    return found
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ random (initial weights, data order, target classes, image selections) shifts it
 as it is, which DVC restores from its run cache when the workspace already ran it. The
 experiments are queued and run by DVC's own queue (``dvc exp run --queue``, then ``dvc exp
 run --run-all``), so each is an ordinary experiment that ``dvc exp show`` lists, and their
-claims are read back from ``dvc exp show --json``.
+claims are read back from ``dvc exp show --json``. Queued experiments start from git's index
+(tracked files and staged changes): the ``.dvc`` file of an archive ``classaware profile
+--data`` brought in is staged for that reason. A claim file DVC could not read (an ``error``
+entry in place of ``data``) or a claim missing from one replicate is an error naming the
+experiment, the file and DVC's error: no claim is left out of the summary.
 
 Per claim, the summary gives the mean, lowest and highest value, how many replicates pass,
 and a verdict (``results.ReplicatedClaim``): the verdict every replicate gives, "pass within noise" or
@@ -30,9 +34,9 @@ import yaml
 
 from ..artifacts import save_text
 from ..config import Options, help_field
-from ..profiles import render
 from ..results import ReplicatedClaim, Replicates
 from ..text import markdown_table, natural_key, number
+from .profile import write
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
@@ -80,13 +84,23 @@ def _state(exp: dict) -> str:
     return (exp.get("executor") or {}).get("state", "success")  # no executor: a finished experiment
 
 
+def _error(entry: dict) -> str:
+    """DVC's error of an entry of ``dvc exp show --json`` ({"type", "msg"}), as text."""
+    error = entry.get("error") or {}
+    return ": ".join(filter(None, (error.get("type"), error.get("msg")))) or "no data and no error given"
+
+
 def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
-    """The data of the named experiments in ``dvc exp show --json``'s output, newest first."""
+    """The data of the named experiments in ``dvc exp show --json``'s output, newest first;
+    ValueError naming an experiment that failed, or that DVC could not read (with DVC's error)."""
     found = {}
     for name, exp in _named(shown, names).items():
         if (state := _state(exp)) != "success":
             raise ValueError(f"experiment {name} ended in state {state!r}; see `dvc queue logs`")
-        found[name] = exp["revs"][0]["data"]
+        rev = exp["revs"][0]
+        if not rev.get("data"):
+            raise ValueError(f"experiment {name}: DVC could not read it: {_error(rev)}")
+        found[name] = rev["data"]
     return found
 
 
@@ -107,16 +121,39 @@ def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
     ]
 
 
-def claim_values(data: dict) -> dict[str, dict]:
-    """{claim id: {"value", "verdict", ...}} from one experiment's metrics."""
-    return {
-        Path(path).stem: entry["data"]
-        for path, entry in (data.get("metrics") or {}).items()
-        if Path(path).parent.as_posix() == CLAIMS_DIR and "data" in entry
-    }
+def claim_values(name: str, data: dict) -> dict[str, dict]:
+    """{claim id: {"value", "verdict", ...}} from experiment ``name``'s metrics; ValueError
+    naming the experiment, the file and DVC's error for a claim file DVC could not read."""
+    claims = {}
+    for path, entry in (data.get("metrics") or {}).items():
+        if Path(path).parent.as_posix() != CLAIMS_DIR:
+            continue
+        if "data" not in entry:
+            raise ValueError(f"experiment {name}: DVC could not read {path}: {_error(entry)}")
+        if not isinstance(entry["data"], dict) or not {"value", "verdict"} <= set(entry["data"]):
+            raise ValueError(f"experiment {name}: {path} holds no claim (value and verdict): {entry['data']!r}")
+        claims[Path(path).stem] = entry["data"]
+    return claims
+
+
+def replicate_claims(found: dict[str, dict], names: list[str]) -> list[dict[str, dict]]:
+    """Each named experiment's claims (:func:`claim_values`), in the order of ``names``;
+    ValueError unless every one has the same claims, and at least one."""
+    claims = [claim_values(name, found[name]) for name in names]
+    every = set().union(*claims)
+    if not every:
+        raise ValueError(f"no experiment has claim metrics ({CLAIMS_DIR}/*.json): {', '.join(names)}")
+    for name, theirs in zip(names, claims, strict=True):
+        if missing := sorted(every - set(theirs), key=natural_key):
+            raise ValueError(
+                f"experiment {name} has no {', '.join(f'{CLAIMS_DIR}/{c}.json' for c in missing)}, "
+                "which the other replicates have; no claim is left out of the summary"
+            )
+    return claims
 
 
 def summarize(profile: str, shifts: list[int], runs: dict[int, dict[str, dict]]) -> Replicates:
+    """Each claim over the replicates; every replicate must have the same claims (:func:`replicate_claims`)."""
     ids = sorted(runs[shifts[0]], key=natural_key)  # dvc exp show lists the metric files by name
     claims = {
         cid: ReplicatedClaim.of([runs[s][cid]["value"] for s in shifts], [runs[s][cid]["verdict"] for s in shifts])
@@ -141,10 +178,32 @@ def markdown(replicates: Replicates) -> str:
     return "\n".join(lines + markdown_table(["claim", "mean", "range", "replicates passing", "verdict"], rows)) + "\n"
 
 
+def check_workspace(params: dict) -> None:
+    """What the experiments' copies of the repository would lack, as ValueError: an archive outside
+    the repository (a relative path points elsewhere from .dvc/tmp/exps/...), or a .dvc file
+    git does not track (the copies start from git's index)."""
+    archive = Path(params["data"]["archive"])
+    if archive.is_absolute() or ".." in archive.parts:
+        raise ValueError(
+            f"data.archive {archive} lies outside the repository, where DVC's experiment copies "
+            f"(.dvc/tmp/exps/...) do not find it; bring it in with `classaware profile {params['profile']} --data {archive}`"
+        )
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "--", "*.dvc"], capture_output=True, text=True
+    )
+    if listed.returncode == 0 and (untracked := listed.stdout.split()):
+        raise ValueError(
+            f"DVC's experiments start from git's index, which lacks {', '.join(untracked)}: `git add` "
+            f"{'it' if len(untracked) == 1 else 'them'} first"
+        )
+
+
 def run(cfg: Config) -> None:
     if cfg.profile is not None:
-        save_text(render(cfg.profile, Path("profiles"), cfg.data), cfg.params)
-    profile = yaml.safe_load(cfg.params.read_text())["profile"]
+        write(cfg.profile, Path("profiles"), cfg.data, cfg.params)
+    params = yaml.safe_load(cfg.params.read_text())
+    check_workspace(params)
+    profile = params["profile"]
     shifts = list(range(cfg.runs))
     names = [name(profile, s) for s in shifts]
     for cmd in clearing(json.loads(_dvc("exp", "show", "--json")), set(names)):
@@ -159,7 +218,7 @@ def run(cfg: Config) -> None:
     if done.returncode != 0 or len(found) != len(names):
         missing = sorted(set(names) - set(found))
         raise ValueError(f"replicates failed or missing: {', '.join(missing) or 'see above'}; see `dvc queue logs`")
-    summary = summarize(profile, shifts, {s: claim_values(found[n]) for s, n in zip(shifts, names, strict=True)})
+    summary = summarize(profile, shifts, dict(zip(shifts, replicate_claims(found, names), strict=True)))
     summary.save(cfg.out)
     save_text(markdown(summary), cfg.table)
     log.info("replicates of %s: %s", profile, ", ".join(f"{k} {c.verdict}" for k, c in summary.claims.items()))
