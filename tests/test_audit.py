@@ -35,7 +35,9 @@ def ok(cmd: list[str], cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def reviewer(smoke_runs, tmp_path_factory) -> Path:
     """The run's side commits and pushes to a folder remote; the reviewer clones and pulls."""
-    run = smoke_runs["serial"].repo
+    serial = smoke_runs["serial"]
+    assert serial.returncode == 0, f"the serial smoke run failed in {serial.repo}:\n{serial.output[-6000:]}"
+    run = serial.repo
     remote = tmp_path_factory.mktemp("remote")
     ok(["dvc", "remote", "add", "--force", "-d", "store", str(remote)], run)
     ok(["git", "add", "-A"], run)
