@@ -234,7 +234,7 @@ class Config(Options):
     out: Path = help_field(Path("audit"), "folder for audit.json and audit.md", output="dir")
     seed: int = help_field(0, "seed of the random choice of batches", ge=0)
     device: str = help_field("cpu", "cpu, cuda or cuda:N: where to recompute", pattern=DEVICE_PATTERN)
-    only: tuple[str, ...] = help_field((), "run only these checks (default: all)")
+    only: tuple[str, ...] = help_field((), "run only these checks, by name (none given: every check)")
 
     def check(self) -> list[str]:
         known = check_names()
