@@ -15,7 +15,10 @@ the stage's command in ``dvc.lock``):
 * the transfer ratios, Dist, Tables 1 and 2 and the claims, recomputed from the artifacts
   below them, equal the stored ones.
 
-Recomputations are compared bit for bit when the artifact was made in this environment (same
+Each stage module says how its own outputs are recomputed, with the functions its ``run`` uses
+(its ``AUDIT``, see :mod:`classaware.stages`); this module finds the stages in ``dvc.lock``
+through the registry, runs their checks in order with the comparisons below, and writes the
+report. Recomputations are compared bit for bit when the artifact was made in this environment (same
 torch build, CPU kernels and threads: ``Environment.reproduces``); otherwise within the stated
 tolerances below, since other kernels change the last bits and attacks amplify them. Whole
 batches are re-run, in the stage's own batching, because a network's arithmetic (and so its
