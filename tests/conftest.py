@@ -3,7 +3,8 @@
 Profiles (chosen by HYPOTHESIS_PROFILE; tox sets ``ci``): ``ci`` is derandomized, so a CI run
 is repeatable, with no deadline (CPU timings vary); ``dev`` explores more examples.
 
-The end-to-end tests (marked ``slow``) check what a few real runs of the `smoke` pipeline left,
+The end-to-end tests (marked ``slow``, and ``smoke_run(NAMES)`` with the runs they read) check
+what a few real runs of the `smoke` pipeline left,
 each in a clean copy of the repository: a plain ``dvc repro`` and ``classaware repro --jobs 2``
 (each computing everything: the two must pin the same hashes), ``--jobs 8`` and SLURM (when a
 one-node cluster can be started; both reuse the serial run's DVC cache, so their stages are
@@ -11,9 +12,10 @@ restored from DVC's run cache: they test the orchestration, the serial/--jobs 2 
 arithmetic), README's commands up to two seed replicates (README_SEQUENCE: ``classaware profile``
 with the archive beside the copy, ``dvc repro`` restored from the serial run's cache, then
 ``classaware replicate``, whose experiments run in copies at another depth), and the GPU check's
---cpu rehearsal. When the session holds slow tests, these runs start at its beginning and go two
-at a time, every stage on one thread, while the other tests run; a test that needs a run waits
-for it, and the slow tests are moved to the end of the session.
+--cpu rehearsal. The runs the session's tests read (``smoke_run`` marks, and the runs those need
+first) start at its beginning and go two at a time, every stage on one thread, while the other
+tests run; a test that needs a run waits for it, and the slow tests are moved to the end of the
+session.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class Background:
 
     def __init__(self, jobs: dict[str, Job], env: dict, paths: dict[str, Path]):
         self.jobs, self.env, self.paths = jobs, env, paths  # paths: where a job writes what tests read
+        self.began = time.perf_counter()
         self.lock = threading.Condition()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -211,6 +214,8 @@ class Background:
                     os.killpg(j.proc.pid, signal.SIGKILL)
 
     def wait(self, name: str) -> SmokeRun:
+        if name not in self.jobs:
+            pytest.fail(f"the session did not start run {name!r}: mark the test pytest.mark.smoke_run({name!r})")
         j = self.jobs[name]
         with self.lock:
             self.lock.wait_for(lambda: j.seconds is not None or not self.thread.is_alive())
@@ -229,38 +234,67 @@ def _share_cache(copy: Path, serial: Path) -> Callable[[], None]:
     return link
 
 
+# what each background run needs before it starts (they also run in this order, as slots free up)
+AFTER = {
+    "serial": (),
+    "jobs2": (),
+    "jobs8": ("serial",),
+    "slurm": ("serial",),
+    "replicates": ("jobs2",),
+    "gpu_check": (),
+}
+
+
+def needed_runs(items) -> list[str]:
+    """The background runs the session's tests read (their ``smoke_run`` marks), with the runs
+    those need first, in AFTER's order."""
+    named = {name for item in items for mark in item.iter_markers("smoke_run") for name in mark.args}
+    unknown = named - set(AFTER)
+    if unknown:
+        raise pytest.UsageError(f"smoke_run marks name unknown runs {sorted(unknown)}; known: {', '.join(AFTER)}")
+    while True:
+        more = named | {before for name in named for before in AFTER[name]}
+        if more == named:
+            return [name for name in AFTER if name in named]
+        named = more
+
+
 @pytest.fixture(scope="session", autouse=True)
 def background(request, tmp_path_factory) -> Iterator[Background | None]:
-    """The session's pipeline runs, started at its beginning when it holds a slow test."""
-    if not JPEG_ARCHIVE.is_file() or not any(item.get_closest_marker("slow") for item in request.session.items):
+    """The session's pipeline runs that its tests read, started at its beginning."""
+    wanted = needed_runs(request.session.items)
+    if not JPEG_ARCHIVE.is_file() or not wanted:
         yield None
         return
-    cluster = request.getfixturevalue("slurm")
+    cluster = request.getfixturevalue("slurm") if "slurm" in wanted else None
     cluster = None if isinstance(cluster, str) else cluster
     env = smoke_env(cluster.env if cluster else None)
     shared = tmp_path_factory.getbasetemp() / "shared" / "data"  # ../shared/data of every copy
     shared.mkdir(parents=True, exist_ok=True)
     shutil.copy(JPEG_ARCHIVE, shared / JPEG_ARCHIVE.name)
-    runs = {name: clean_copy(tmp_path_factory.mktemp(name)) for name in SMOKE_RUNNERS if name != "slurm" or cluster}
+    smoke = [name for name in SMOKE_RUNNERS if name in wanted and (name != "slurm" or cluster)]
+    runs = {name: clean_copy(tmp_path_factory.mktemp(name)) for name in smoke}
     logs = tmp_path_factory.mktemp("logs")
     jobs = {
-        name: Job(repo, f"{SMOKE_PROFILE} && {SMOKE_RUNNERS[name]}", logs / f"{name}.txt",
-                  after=("serial",) if name in SHARES_SERIAL_CACHE else (),
+        name: Job(repo, f"{SMOKE_PROFILE} && {SMOKE_RUNNERS[name]}", logs / f"{name}.txt", after=AFTER[name],
                   prepare=_share_cache(repo, runs["serial"]) if name in SHARES_SERIAL_CACHE else None)
         for name, repo in runs.items()
     }  # fmt: skip
     if cluster:  # a SLURM submission is over when its jobs are
         jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
-    # README's commands exactly, in a copy of their own (its `dvc repro` restored from the serial run's cache)
-    replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
-    jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=("serial",),
-                             prepare=_share_cache(replicates, runs["serial"]))  # fmt: skip
-    rehearsal = tmp_path_factory.mktemp("gpu_check_out")
-    env["PYTHON"], env["GPU_CHECK_DATA"] = sys.executable, str(JPEG_ARCHIVE)
-    # its 280 s budget is for a machine of its own; here it shares 2 cores with the other runs
-    env["GPU_CHECK_BUDGET_S"] = "900"
-    jobs["gpu_check"] = Job(REPO, f"bash benchmarks/gpu_check.sh --cpu {rehearsal}", logs / "gpu_check.txt")
-    background = Background(jobs, env, {"gpu_check": rehearsal})
+    if "replicates" in wanted:
+        # README's commands exactly, in a copy of their own (its `dvc repro` restored from the serial run's cache)
+        replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
+        jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=AFTER["replicates"],
+                                 prepare=_share_cache(replicates, runs["serial"]))  # fmt: skip
+    paths = {}
+    if "gpu_check" in wanted:
+        paths["gpu_check"] = rehearsal = tmp_path_factory.mktemp("gpu_check_out")
+        env["PYTHON"], env["GPU_CHECK_DATA"] = sys.executable, str(JPEG_ARCHIVE)
+        # its 280 s budget is for a machine of its own; here it shares 2 cores with the other runs
+        env["GPU_CHECK_BUDGET_S"] = "900"
+        jobs["gpu_check"] = Job(REPO, f"bash benchmarks/gpu_check.sh --cpu {rehearsal}", logs / "gpu_check.txt")
+    background = Background({name: jobs[name] for name in AFTER if name in jobs}, env, paths)
     request.config.stash[BACKGROUND] = background
     yield background
     background.stop()  # an interrupted session leaves nothing running
@@ -278,12 +312,19 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
             ended = j.skipped or "not started"
         else:
             ended = f"{j.seconds:.0f} s, exit {j.proc.returncode}" if j.seconds is not None else "stopped unfinished"
+            ended += f" (started {j.started - background.began:.0f} s into the session)"
         terminalreporter.write_line(f"{name:<11} {ended}")
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """The slow tests last, so that the others run while the pipeline runs they check go on."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    """The slow tests last, so that the others run while the pipeline runs they check go on;
+    among them, those reading runs that start later come later (AFTER's order)."""
+
+    def last_run(item) -> int:
+        names = [name for mark in item.iter_markers("smoke_run") for name in mark.args if name in AFTER]
+        return max((list(AFTER).index(name) for name in names), default=-1)
+
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is not None, last_run(item)))
 
 
 class SmokeRuns:
@@ -305,6 +346,15 @@ def smoke_runs(background) -> SmokeRuns:
     if background is None:
         pytest.skip(f"needs the CIFAR-10 archive {JPEG_ARCHIVE}")
     return SmokeRuns(background)
+
+
+@pytest.fixture(scope="session")
+def prepared(smoke_runs) -> Path:
+    """The canonical file the serial run's ``prepare`` stage made from the JPEG archive: the
+    tests of the real data read it rather than decode the 60,000 images again."""
+    serial = smoke_runs["serial"]
+    assert serial.returncode == 0, f"{SMOKE_RUNNERS['serial']} failed in {serial.repo}:\n{serial.output[-6000:]}"
+    return serial.repo / "data" / "cifar10.pt"
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ smoke profile, times from throughput figures by hand, and the command on every p
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -10,11 +11,17 @@ import pytest
 from conftest import REPO
 
 from classaware import cli, profiles
-from classaware.costs import Rates, stage_work, table
+from classaware.costs import Rates, pipeline_work, table
 from classaware.stages import estimate
 
 PROFILES = REPO / "profiles"
 R, V = "resnet10_w8", "vgg11_bn_w8"
+
+
+@functools.cache
+def stage_work(name: str) -> list:
+    """Every stage's work at profile ``name``, as ``classaware estimate`` counts it."""
+    return pipeline_work(estimate.stages(profiles.merged_params(name, PROFILES), REPO / "dvc.yaml"))
 
 
 def units(work) -> dict:
@@ -22,7 +29,7 @@ def units(work) -> dict:
 
 
 def test_smoke_work_counted_by_hand():
-    work = stage_work(profiles.merged_params("smoke", PROFILES))
+    work = stage_work("smoke")
     runs = {w.stage: w.runs for w in work}
     assert runs == {
         "prepare": 1,
@@ -36,6 +43,7 @@ def test_smoke_work_counted_by_hand():
         "construct": 1,
         "train_nonrobust": 4,
         "train_baseline": 2,
+        "train_control": 4,
         "tables": 1,
         "verify": 1,
         "report": 1,
@@ -45,9 +53,9 @@ def test_smoke_work_counted_by_hand():
     dist_per_image = 1 + (1 + 3) * (50 + 4)
     per_cell = {
         "train": 200 * 4,
-        "forward": 200 * 4 + 100 + 500,
+        "forward": 200 * 4 + 100 + 500 + 200,
         "save": 1,
-    }  # 4 epochs on 200 images; eval, val, test; a checkpoint
+    }  # 4 epochs on 200 images; eval, val, test, the fit on its 200 training images; a checkpoint
     assert units(work) == {
         "prepare": {("decode", ""): 60_000},
         # three members per architecture: 1,000 images x 4 epochs; 200 eval images per epoch and 500 test
@@ -79,6 +87,8 @@ def test_smoke_work_counted_by_hand():
         # per architecture: 2 labellings x 2 grid cells; the baseline: 2 grid cells
         "train_nonrobust": {(k, a): 4 * n for a in (R, V) for k, n in per_cell.items()},
         "train_baseline": {(k, a): 2 * n for a in (R, V) for k, n in per_cell.items()},
+        # the controls: each labelling's clean images, per architecture, 2 grid cells each
+        "train_control": {(k, a): 4 * n for a in (R, V) for k, n in per_cell.items()},
         "transfer": {},
         "figures": {},
         "tables": {},
@@ -89,7 +99,7 @@ def test_smoke_work_counted_by_hand():
 
 
 def test_paper_resume_states_every_tenth_epoch_and_at_checkpoints():
-    saves = {w.stage: w.total("save") for w in stage_work(profiles.merged_params("paper", PROFILES))}
+    saves = {w.stage: w.total("save") for w in stage_work("paper")}
     # zoo: 15 x (states at 10, 20, ..., 90 (80 among them) + checkpoints 80, 100); grid: 48 + 8 cells x (19 states + 1)
     assert saves["train"] == 15 * (9 + 2) and saves["train_nonrobust"] == 48 * 20 and saves["train_baseline"] == 8 * 20
 
@@ -112,7 +122,7 @@ def figures(**pipeline) -> dict:
 
 def test_times_follow_from_the_rates_by_hand():
     rates = Rates.from_results(figures())
-    work = {w.stage: w for w in stage_work(profiles.merged_params("smoke", PROFILES))}
+    work = {w.stage: w for w in stage_work("smoke")}
     assert rates.per_s["grad", R] == 2000.0 and rates.per_s["grad", V] == 4000.0  # forward rate x 0.5
     assert rates.seconds(work["prepare"]) == pytest.approx(60_000 / 6000 + 2.0)
     train = 3 * (4_000 / 1000 + 1_800 / 4000 + 3 * 0.5) + 3 * (4_000 / 2000 + 1_800 / 8000 + 3 * 0.25) + 6 * 2.0
@@ -126,7 +136,7 @@ def test_times_follow_from_the_rates_by_hand():
 
 def test_the_table_ends_with_the_total_of_its_stages():
     rates = Rates.from_results(figures())
-    work = stage_work(profiles.merged_params("smoke", PROFILES))
+    work = stage_work("smoke")
     last = table(work, rates)[-1]
     hours = float(
         re.fullmatch(r"total: ([0-9.]+) h \(an upper bound: Dist's scan counted at its bound\)", last).group(1)
@@ -136,7 +146,7 @@ def test_the_table_ends_with_the_total_of_its_stages():
 
 def test_missing_figures_leave_the_time_unknown_and_say_which():
     rates = Rates.from_results(figures(stage_overhead_s=None))
-    work = stage_work(profiles.merged_params("paper", PROFILES))  # the paper's architectures were not measured
+    work = stage_work("paper")  # the paper's architectures were not measured
     last = table(work, rates)[-1]
     assert last.startswith("total: ? h (not measured: ") and "train resnet18" in last and "stage start-up" in last
     assert table(work, None)[-1] == "total: ? h (no throughput figures)"
@@ -154,13 +164,7 @@ def test_estimate_runs_on_every_profile(name, tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[0] == f"profile: {name} ({PROFILES}/{name}.yaml)"
         assert lines[-1].startswith("total: ")
-        assert (
-            sum(
-                line.split()[0] in {w.stage for w in stage_work(profiles.merged_params(name, PROFILES))}
-                for line in lines
-            )
-            == 14
-        )
+        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 15
 
 
 def test_estimate_reads_params_yaml_with_the_committed_h100_figures_or_says_there_are_none(capsys, monkeypatch):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import JPEG_ARCHIVE
 from helpers_data import expected_split, folder_images, random_images, write_image_folder, write_official_format
 from hypothesis import given
 from hypothesis import strategies as st
@@ -213,9 +212,10 @@ def test_official_format_layout_is_decoded_as_rgb_planes(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason="the shared JPEG copy of CIFAR-10 is not present")
-def test_real_jpeg_archive_reads_as_full_cifar10():
-    d = read_archive(JPEG_ARCHIVE)
+@pytest.mark.smoke_run("serial")
+def test_real_jpeg_archive_reads_as_full_cifar10(prepared):
+    """As the smoke run's ``prepare`` stage read it (conftest.py)."""
+    d = load_canonical(prepared)
     assert tuple(d.train_x.shape) == (50000, 3, 32, 32) and tuple(d.test_x.shape) == (10000, 3, 32, 32)
     assert torch.bincount(d.train_y).tolist() == [5000] * 10
     assert torch.bincount(d.test_y).tolist() == [1000] * 10

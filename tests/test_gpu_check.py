@@ -7,7 +7,6 @@ claim's verdict and each throughput a positive number; ``classaware estimate`` r
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from conftest import JPEG_ARCHIVE, REPO, SmokeRun
 
+from classaware import cli
 from classaware.results import VERDICTS
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -22,6 +22,7 @@ import gpu_check  # noqa: E402  (benchmarks/ is not a package)
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.smoke_run("gpu_check"),
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
 ]
 
@@ -100,20 +101,9 @@ def test_every_throughput_is_a_positive_number(rehearsal):
     assert set(t["concurrent_train"]["img_per_s"]) == {str(k) for k in gpu_check.CONCURRENT}
 
 
-def test_the_estimate_reads_the_rehearsals_figures(rehearsal):
+def test_the_estimate_reads_the_rehearsals_figures(rehearsal, capsys, monkeypatch):
     _, out = rehearsal
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "classaware"),
-            "estimate",
-            "--profile",
-            "quick",
-            "--throughput",
-            str(out / "gpu_check.json"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1].startswith("total: ") and "total: ?" not in done.stdout
+    monkeypatch.chdir(REPO)
+    assert cli.main(["estimate", "--profile", "quick", "--throughput", str(out / "gpu_check.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip().splitlines()[-1].startswith("total: ") and "total: ?" not in printed

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images, labels
 from torch import nn
 
-from classaware import cli, profiles
+from classaware import cli, profiles, stages
 from classaware.artifacts import atomic_path
 from classaware.attacks import fgm, n_targeted_pgd, pgd
 from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
@@ -60,7 +60,7 @@ MINIMAL = {
 
 
 def _config(command: str):
-    return cli._stage(command).Config
+    return stages.load(command).Config
 
 
 def _numeric_options(cls) -> list[tuple[dataclasses.Field, type]]:

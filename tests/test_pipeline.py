@@ -24,6 +24,7 @@ from classaware.text import unpadded
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.smoke_run("serial", "jobs2"),
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
 ]
 

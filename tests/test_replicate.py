@@ -268,6 +268,7 @@ def test_the_readme_gives_the_sequence_the_suite_runs():
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_run("replicates")
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     """README's commands as written (conftest.py's README_SEQUENCE: ``classaware profile smoke --data
     ../shared/data/cifar10-jpeg.tar.gz && dvc repro && classaware replicate --runs 2``), in a copy

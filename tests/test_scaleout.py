@@ -5,13 +5,18 @@ runs, see conftest.py; ``--jobs 2`` is checked in test_pipeline.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -19,7 +24,7 @@ from conftest import SMOKE_RUNNERS, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classaware import scaleout
+from classaware import cli, scaleout
 from classaware.scaleout import Pipeline, SlurmJob
 
 
@@ -226,7 +231,39 @@ def _toy(folder: Path, fail: str | None = None) -> Path:
 
 
 def _classaware(folder: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["classaware", *args], cwd=folder, env=smoke_env(env), capture_output=True, text=True)
+    """``classaware ARGS`` in ``folder`` with the environment ``smoke_env(env)``, in this process
+    (no interpreter start-up): its exit status, what it printed, and its log after its stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with (
+            contextlib.chdir(folder),
+            mock.patch.dict(os.environ, smoke_env(env), clear=True),
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                returncode = cli.main(list(args))
+            except SystemExit as exc:  # as the interpreter ends: a message goes to stderr, with status 1
+                returncode = exc.code if isinstance(exc.code, int) else (print(exc.code, file=sys.stderr), 1)[1]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess(args, returncode, out.getvalue(), err.getvalue())
+
+
+def _cli(capsys, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """``classaware ARGS`` in ``folder``, in this process (no interpreter start-up), for the
+    commands that refuse or only print; its exit status and what it printed."""
+    capsys.readouterr()
+    with contextlib.chdir(folder):
+        returncode = cli.main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, returncode, out.out, out.err)
 
 
 def _started(output: str) -> list[str]:
@@ -298,28 +335,28 @@ def toy(tmp_path_factory) -> Path:
         (["slurm", "status"], "no logs/slurm/jobs.json: nothing was submitted from here"),
     ],
 )
-def test_bad_options_give_a_clear_error_and_exit_2(argv, message, toy):
-    done = _classaware(toy, *argv)
+def test_bad_options_give_a_clear_error_and_exit_2(argv, message, toy, capsys):
+    done = _cli(capsys, toy, *argv)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-def test_status_says_when_slurm_cannot_be_asked(toy, tmp_path):
+def test_status_says_when_slurm_cannot_be_asked(toy, tmp_path, capsys, monkeypatch):
     (tmp_path / scaleout.JOBS_FILE).write_text(json.dumps({"a": "1"}))
     (tmp_path / "empty.conf").touch()  # a missing file would make SLURM's clients retry for a minute
-    no_cluster = {**os.environ, "SLURM_CONF": str(tmp_path / "empty.conf")}
-    done = _classaware(toy, "slurm", "status", "--job_dir", str(tmp_path), env=no_cluster)
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "empty.conf"))
+    done = _cli(capsys, toy, "slurm", "status", "--job_dir", str(tmp_path))
     assert done.returncode == 2 and "squeue" in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-def test_outside_a_dvc_workspace_repro_and_slurm_refuse_to_start(tmp_path):
+def test_outside_a_dvc_workspace_repro_and_slurm_refuse_to_start(tmp_path, capsys):
     for argv in (["repro"], ["slurm", "submit"]):
-        done = _classaware(tmp_path, *argv)
+        done = _cli(capsys, tmp_path, *argv)
         assert done.returncode == 2 and "holds no DVC pipeline" in done.stderr, done.stderr
     assert not any(tmp_path.iterdir())
 
 
-def test_a_dry_run_prints_one_job_script_per_stage_and_submits_nothing(toy):
-    done = _classaware(toy, "slurm", "submit", "--dry_run", "--partition", "p", "--time", "30:00")
+def test_a_dry_run_prints_one_job_script_per_stage_and_submits_nothing(toy, capsys):
+    done = _cli(capsys, toy, "slurm", "submit", "--dry_run", "--partition", "p", "--time", "30:00")
     assert done.returncode == 0, done.stderr
     commands = [line for line in done.stdout.splitlines() if line.startswith("dvc ")]
     assert commands == [f"dvc --wait-for-lock repro --single-item {s}" for s in "abcd"]
@@ -373,6 +410,7 @@ def _peak_concurrency(output: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_run("serial", "jobs2", "jobs8")
 def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
     serial, jobs8, jobs2 = smoke_runs["serial"], smoke_runs["jobs8"], smoke_runs["jobs2"]
     assert serial.returncode == 0 and jobs8.returncode == 0, jobs8.output[-6000:]
@@ -382,6 +420,7 @@ def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke_run("serial", "slurm")
 def test_smoke_through_slurm_pins_the_hashes_of_a_serial_dvc_repro(slurm, smoke_runs):
     _cluster(slurm)
     serial, run = smoke_runs["serial"], smoke_runs["slurm"]

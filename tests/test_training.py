@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import JPEG_ARCHIVE
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -407,30 +406,29 @@ def test_save_json_is_sorted_and_stable(tmp_path):
 
 # ----------------------------------------------------------------------------- real data
 @pytest.mark.slow
-@pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason="the shared JPEG copy of CIFAR-10 is not present")
-def test_prepare_and_train_on_real_cifar10_beats_chance(tmp_path):
+@pytest.mark.smoke_run("serial")
+def test_train_on_real_cifar10_beats_chance(prepared, tmp_path):
     """End to end through the CLI: resnet10_w8 on a 2,000-image class-balanced subset of the
-    JPEG copy, 6 epochs, evaluated on the full test set (about 0.39 here; chance is 0.10)."""
+    JPEG copy (as the smoke run's ``prepare`` stage made it, conftest.py), 6 epochs, evaluated on
+    the full test set (about 0.39 here; chance is 0.10)."""
     t0 = time.perf_counter()
-    data, metrics = tmp_path / "cifar10.pt", tmp_path / "metrics.json"
-    assert cli.main(["prepare", "--archive", str(JPEG_ARCHIVE), "--out", str(data)]) == 0
-    t1 = time.perf_counter()
+    metrics = tmp_path / "metrics.json"
     argv = [
         *"train --arch resnet10_w8 --init_seed 0 --data_seed 0 --out".split(),
         str(tmp_path / "m"),
         *"--data".split(),
-        str(data),
+        str(prepared),
         *"--epochs 6 --lr 0.05 --milestones 5 --batch_size 64 --train_size 2000 --results".split(),
         str(metrics),
         *"--device cpu".split(),
     ]
     assert cli.main(argv) == 0
-    t2 = time.perf_counter()
+    t1 = time.perf_counter()
     m = TrainMetrics.load(metrics)
     acc = m.test_acc["6"]
     print(
         f"\nreal-data resnet10_w8, 2000 train images, 6 epochs: test accuracy {acc:.4f} on 10000 images "
-        f"({m.dataset}); prepare {t1 - t0:.1f} s, train+eval {t2 - t1:.1f} s"
+        f"({m.dataset}); train+eval {t1 - t0:.1f} s"
     )
     assert m.dataset == "CIFAR-10 (JPEG q75 copy)" and m.n_train == 2000
     assert acc > 0.30

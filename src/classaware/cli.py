@@ -17,7 +17,6 @@ they are kept out of every hashed artifact, which stay bit-identical across reru
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -32,41 +31,13 @@ from pathlib import Path
 from .artifacts import check_writable
 from .config import add_arguments, from_args, outputs
 from .environment import CodeVersion
+from .stages import COMMANDS, load
 
 log = logging.getLogger("classaware")
-
-# subcommand -> (stage module, one-line help); modules are imported only when run
-COMMANDS = {
-    "download": ("download", "fetch the official CIFAR-10 archive (internet, md5-checked)"),
-    "prepare": ("prepare", "CIFAR-10 archive -> canonical tensor file"),
-    "train": ("train", "train one zoo member"),
-    "attack": ("attack", "adversarial examples of one source model, attack and objective"),
-    "predict": ("predict", "every model's predictions on a source's adversarial examples"),
-    "transfer": ("transfer", "class-aware transferability ratios with confidence intervals"),
-    "distance": ("distance", "decision-boundary distances Dist(F1, F2)"),
-    "plane": ("plane", "decision planes of one image (Fig. 4 data)"),
-    "figures": ("figures", "Figs. 3-5 as PNG plus their data as CSV"),
-    "construct": ("construct", "non-robust set of one model pair by the N-targeted attack (Table 1)"),
-    "train-grid": ("train_grid", "grid-searched training on a non-robust or the original set (Table 2)"),
-    "tables": ("tables", "Tables 1 and 2 from the section 4 metrics"),
-    "verify": ("verify", "check the paper's claims against the metrics"),
-    "report": ("report", "report.md / report.html for reviewers"),
-    "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
-    "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
-    "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
-    "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
-    "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),
-    "slurm": ("slurm", "submit the pipeline to SLURM as one job per stage, or show the jobs' status"),
-}
-
 
 # what a researcher runs; every other command is a pipeline stage, run by `dvc repro`
 USER_COMMANDS = ("profile", "replicate", "audit", "estimate", "repro", "slurm", "download")
 VERBOSE_HELP = "debug logging (before or after the command)"
-
-
-def _stage(command: str):
-    return importlib.import_module(f".stages.{COMMANDS[command][0]}", __package__)
 
 
 def _command_list(width: int = 100) -> str:
@@ -100,7 +71,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         # SUPPRESS: when -v is not given after the command, the value before it stands
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
         if name == command:  # only the chosen stage's module is imported
-            add_arguments(p, _stage(name).Config)
+            add_arguments(p, load(name).Config)
     return parser
 
 
@@ -137,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    stage = _stage(args.command)
+    stage = load(args.command)
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main_thread else None
     start = time.perf_counter()

@@ -80,6 +80,16 @@ def device_field() -> Any:
     )
 
 
+def data_field() -> Any:
+    """The ``--data`` option of every stage that reads the images: the canonical file ``prepare`` writes."""
+    return help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+
+
+def models_dir_field() -> Any:
+    """The ``--models_dir`` option of every stage that loads zoo models by reference."""
+    return help_field(Path("models"), "folder of the zoo's checkpoints")
+
+
 def seed_shift_field() -> Any:
     """The ``--seed_shift`` option of every stage that draws at random (``classaware replicate``)."""
     return help_field(0, "replicate index: shifts every seed and image selection of the stage (0: as given)", ge=0)

@@ -1,8 +1,8 @@
 """Cost model of the pipeline: the work every DVC stage does at a profile's sizes, and the time
 that work takes on a device whose throughput was measured (``benchmarks/gpu_check.py``).
 
-Work is counted from the parameters alone (a profile's merged ``params.yaml``), per
-architecture, in units of one image:
+Each stage module counts its own work from its configuration (its ``work``, see
+:mod:`classaware.stages`), per architecture, in units of one image:
 
   train    one image through one SGD step (forward, backward, update) at the recipe's batch size
   forward  one image through one eval-mode forward pass (predictions, accuracies, Dist's scan,
@@ -12,7 +12,7 @@ architecture, in units of one image:
   save     one write of a training's resume state or checkpoint (``training.state_epochs``)
   decode   one image decoded from the CIFAR-10 archive (``prepare``)
 
-plus the processes each stage starts (``runs``: one per DVC stage instance). Time is
+plus one process per DVC stage instance (``runs``). Time is
 
   seconds = sum over (kind, arch) of units / rate(kind, arch)  +  runs * stage_overhead_s
 
@@ -25,163 +25,100 @@ convolutions through the same layers). ``decode`` and the
 per-process overhead (start-up, loading data and checkpoints, DVC's bookkeeping) come from the
 measured pipeline run.
 
-Everything is counted exactly except Dist's scan, whose length depends on where each model's
-boundary lies: it is counted at its bound, every image scanned to ``max_radius`` (``ceil(R /
-step)`` forwards after the one at r = 0) and bisected (``ceil(log2(step / tol))``), and
-``n_images`` images searched, so the distance stage's figures are upper bounds. Training rates
+A stage counts exactly unless it declares why its counts are upper bounds (``WORK_BOUND``,
+e.g. Dist's scan, whose length depends on where each model's boundary lies). Training rates
 are measured at one batch size (128) and apply to every batch size of a grid.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import product
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
 
-from .training import state_epochs
-
-CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_TEST_PER_CLASS = 50_000, 10_000, 1_000
 KINDS = ("train", "forward", "grad", "save", "decode")
-ATTACKS = len(("fgm", "pgd")) * len(("untargeted", "targeted"))  # adversarial sets per source
 DECODE = ""  # the "architecture" of decode units: none
+
+
+class PipelineStage(Protocol):
+    """One DVC stage as the estimate sees it (:class:`classaware.stages.Stage`)."""
+
+    name: str  # DVC's name, e.g. train@resnet18 (foreach and matrix stages: group@key)
+    config: Any  # the stage's Config
+
+    @property
+    def module(self) -> ModuleType: ...
 
 
 @dataclass
 class Work:
-    """One stage's work: ``units[(kind, arch)]`` images, ``runs`` processes; ``bound``: the
-    counts are upper bounds (Dist's scan)."""
+    """One row of the estimate, a dvc.yaml stage with every instance of it: ``units[(kind,
+    arch)]`` images, ``runs`` processes; ``bounds``: why the counts are upper bounds (empty:
+    exact)."""
 
     stage: str
     runs: int = 0
     units: Counter = field(default_factory=Counter)
-    bound: bool = False
+    bounds: tuple[str, ...] = ()
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.bounds)
 
     def total(self, kind: str) -> float:
         return sum(n for (k, _), n in self.units.items() if k == kind)
 
 
-def _all(size: int, total: int) -> int:
-    """A size option: 0 means all ``total`` images."""
-    return size or total
+class Upstream:
+    """What the pipeline's stages write, as the work of the stages after them needs it: each
+    stage module's ``shapes(config)``, ``{output path: {"images": N, ...}}``."""
+
+    def __init__(self, stages: Iterable[PipelineStage]):
+        self._shapes: dict[Path, dict] = {}
+        for s in stages:
+            shapes = getattr(s.module, "shapes", None)
+            for path, shape in (shapes(s.config) if shapes else {}).items():
+                self._shapes[Path(path)] = shape
+
+    def shape(self, path: str | Path) -> dict:
+        """What the stage writing ``path`` says of it; ValueError when no stage writes it."""
+        if Path(path) not in self._shapes:
+            raise ValueError(f"no stage of the pipeline writes {path}: its work cannot be counted")
+        return self._shapes[Path(path)]
+
+    def shapes_in(self, folder: str | Path) -> list[dict]:
+        """What the stages say of the files they write directly in ``folder``, by file name."""
+        return [shape for path, shape in sorted(self._shapes.items()) if path.parent == Path(folder)]
+
+    def arch(self, models_dir: str | Path, ref: str) -> str:
+        """The architecture of zoo reference ``member`` or ``member@epoch`` in ``models_dir``."""
+        return self.shape(Path(models_dir) / ref.partition("@")[0])["arch"]
 
 
-def _unique(refs) -> list[str]:
-    return list(dict.fromkeys(refs))
-
-
-def _training(
-    w: Work, arch: str, n: int, epochs: int, eval_n: int, final_n: int, save_epochs: tuple[int, ...] = ()
-) -> None:
-    """One call of ``training.train`` and the accuracies its stage reports afterwards: ``epochs``
-    epochs over ``n`` images, ``eval_n`` test images logged per epoch, the resume states of
-    :func:`~classaware.training.state_epochs`, a checkpoint after each of ``save_epochs`` and
-    the last epoch, each evaluated on ``final_n`` images."""
-    checkpoints = len(set(save_epochs) | {epochs})
-    w.units["train", arch] += n * epochs
-    w.units["forward", arch] += eval_n * epochs + final_n * checkpoints
-    w.units["save", arch] += len(state_epochs(epochs, tuple(save_epochs))) + checkpoints
-
-
-def stage_work(p: dict) -> list[Work]:
-    """The work of every stage of dvc.yaml, in its order, for merged parameters ``p``."""
-    arch = {member: spec["arch"] for member, spec in p["zoo"].items()}
-
-    def arch_of(ref: str) -> str:
-        return arch[ref.split("@")[0]]
-
-    out = []
-
-    w = Work("prepare", runs=1)
-    w.units["decode", DECODE] = CIFAR10_TRAIN + CIFAR10_TEST
-    out.append(w)
-
-    w, r, t = Work("train"), p["recipe"], p["train"]
-    for spec in p["zoo"].values():
-        w.runs += 1
-        _training(
-            w,
-            spec["arch"],
-            _all(t["train_size"], CIFAR10_TRAIN),
-            r["epochs"],
-            _all(t["eval_size"], CIFAR10_TEST),
-            _all(t["test_size"], CIFAR10_TEST),
-            t["save_epochs"],
-        )
-    out.append(w)
-
-    a, c = p["attack"], p["compare"]
-    n_attacked = _all(a["test_size"], CIFAR10_TEST)
-    w = Work("attack")
-    for source, method in product(c["sources"], ("fgm", "pgd")):
-        w.runs += 2  # untargeted, targeted
-        w.units["grad", arch_of(source)] += 2 * n_attacked * len(a["eps"]) * (a["steps"] if method == "pgd" else 1)
-    out.append(w)
-
-    def targets_of(source: str) -> list[str]:  # checkpoint.Comparison.targets_of
-        early = [f"{source}@{c['early_epoch']}"] if c["early_epoch"] else []
-        return early + [t for t in c["targets"] if t != source]
-
-    w = Work("predict", runs=1)
-    for source in c["sources"]:
-        for ref in [source, *targets_of(source)]:
-            w.units["forward", arch_of(ref)] += n_attacked * (
-                1 + ATTACKS * len(a["eps"])
-            )  # clean + every set, every eps
-    out.append(w)
-
-    out.append(Work("transfer", runs=1))
-
-    d = p["distance"]
-    w = Work("distance", runs=1, bound=True)
-    compared = _unique([*c["sources"], *(t for s in c["sources"] for t in targets_of(s))])
-    for ref in compared:  # which test images every model gets right
-        w.units["forward", arch_of(ref)] += _all(d["test_size"], CIFAR10_TEST)
-    # at most: every image scans the first radius and every doubling (each as many steps), then bisects
-    scan = math.ceil(d["max_radius"] / d["step"] - 1e-9) + math.ceil(math.log2(d["step"] / d["tol"]))
-    per_image = 1 + (1 + d["doublings"]) * scan
-    for source in c["sources"]:
-        w.units["grad", arch_of(source)] += d["n_images"]
-        for ref in _unique([source, *targets_of(source)]):
-            w.units["forward", arch_of(ref)] += d["n_images"] * per_image
-    out.append(w)
-
-    pl = p["plane"]
-    w = Work("plane", runs=1)
-    for ref in _unique([pl["source"], *pl["models"]]):
-        w.units["forward", arch_of(ref)] += (
-            CIFAR10_TEST_PER_CLASS + (2 * pl["span"] + 1) ** 2
-        )  # the image's class, the grid
-    w.units["grad", arch_of(pl["source"])] += 1
-    out.append(w)
-
-    out.append(Work("figures", runs=1))
-
-    k, nr = p["construct"], p["nonrobust"]
-    n_set = _all(k["train_size"], CIFAR10_TRAIN - k["val_size"])
-    attacked = n_set + min(k["probe_size"], n_set) * len(k["probe_eps"])
-    w = Work("construct")
-    for pair in nr["pairs"]:
-        w.runs += 1
-        for ref in pair.split("+"):  # every step differentiates both models
-            w.units["grad", arch_of(ref)] += attacked * k["steps"]
-            w.units["forward", arch_of(ref)] += attacked  # Table 1's hits
-    out.append(w)
-
-    rn, g = p["nonrobust_schedule"], p["grid"]
-    cells = len(g["grid_lr"]) * len(g["grid_batch_size"]) * len(g["grid_augment"])
-    final = k["val_size"] + _all(g["test_size"], CIFAR10_TEST)  # each cell: selection, then its test accuracy
-    for stage, sets in (("train_nonrobust", len(nr["pairs"]) * len(nr["labellings"])), ("train_baseline", 1)):
-        w = Work(stage)
-        for model_arch in nr["archs"]:
-            for _ in range(sets):
-                w.runs += 1
-                for _ in range(cells):
-                    _training(w, model_arch, n_set, rn["epochs"], _all(g["eval_size"], CIFAR10_TEST), final)
-        out.append(w)
-
-    out += [Work("tables", runs=1), Work("verify", runs=1), Work("report", runs=1)]
-    return out
+def pipeline_work(stages: list[PipelineStage]) -> list[Work]:
+    """The work of every stage of a pipeline, one row per dvc.yaml stage (its foreach or matrix
+    instances together), in the pipeline's order; ValueError for a stage module that does not
+    count its work or counts a kind of work this model does not know."""
+    upstream = Upstream(stages)
+    rows: dict[str, Work] = {}
+    for s in stages:
+        work = getattr(s.module, "work", None)
+        if work is None:
+            raise ValueError(f"stage {s.name}: {s.module.__name__} does not count its work (a work function)")
+        units = Counter(work(s.config, upstream))
+        unknown = {kind for kind, _ in units} - set(KINDS)
+        if unknown:
+            raise ValueError(f"stage {s.name}: unknown kinds of work {sorted(unknown)}; known: {', '.join(KINDS)}")
+        row = rows.setdefault(s.name.split("@")[0], Work(s.name.split("@")[0]))
+        row.runs += 1
+        row.units.update(units)
+        bound = getattr(s.module, "WORK_BOUND", None)
+        if bound and bound not in row.bounds:
+            row.bounds += (bound,)
+    return list(rows.values())
 
 
 @dataclass(frozen=True)
@@ -282,6 +219,6 @@ def table(works: list[Work], rates: Rates | None) -> list[str]:
     elif missing:
         lines.append(f"total: ? h (not measured: {', '.join(missing)}; the stages that are: {total / 3600:.2f} h)")
     else:
-        bound = " (an upper bound: Dist's scan counted at its bound)" if any(w.bound for w in works) else ""
-        lines.append(f"total: {total / 3600:.2f} h{bound}")
+        bounds = list(dict.fromkeys(b for w in works for b in w.bounds))
+        lines.append(f"total: {total / 3600:.2f} h" + (f" (an upper bound: {'; '.join(bounds)})" if bounds else ""))
     return lines

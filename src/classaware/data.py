@@ -204,6 +204,16 @@ def download(root: str | Path) -> Path:
     return target
 
 
+def cifar10_labels(split: str) -> torch.Tensor:
+    """Labels with CIFAR-10's class counts, class by class: 5,000 per class for ``split``
+    "train", 1,000 for "test". The image selections below give as many images on them as on the
+    data itself, so a stage counts its work from its options alone (``classaware estimate``)."""
+    per_class = {"train": 5_000, "test": 1_000}
+    if split not in per_class:
+        raise ValueError(f"split must be train or test, got {split!r}")
+    return torch.arange(len(CLASSES)).repeat_interleave(per_class[split])
+
+
 def balanced_order(labels: torch.Tensor) -> torch.Tensor:
     """All indices, class by class in turn: the k-th image of every class (canonical order)
     before any (k+1)-th. Any prefix is as class-balanced as its length allows."""

@@ -6,7 +6,6 @@ arch 1 VGG-16-bn), which is how a reduced run is set beside the paper.
 """
 
 PAIRS = ("Res-18 + VGG-16", "Res-18 + Res-18 (w:same)", "VGG-16 + VGG-16 (w:same)")
-ARCHS = ("Res-18", "VGG-16_bn")
 
 # Table 1: success of the N-targeted attack, % (F1(X') = Y1, F2(X') = Y2, both)
 TABLE1 = (

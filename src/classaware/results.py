@@ -247,9 +247,6 @@ class DistanceResults(JsonRecord):
             return None
         return pair.dist if rule == "all images" else pair.dist_dropping_unflipped
 
-    def censored_fraction(self, source: str, model: str) -> float:
-        return self.sources[source].censored[model] / self.n_images
-
 
 @dataclass(frozen=True)
 class ImageDistances(TensorRecord):

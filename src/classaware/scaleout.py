@@ -1,7 +1,8 @@
 """Run the pipeline's independent stages at once: on the devices of one machine, or as SLURM jobs.
 
 DVC stays the engine: it says which stages exist, in what order and which have changed
-(:func:`read_pipeline` asks its Python API, the same calls ``dvc repro`` makes), and every stage
+(:func:`read_pipeline` asks its command line: ``dvc dag`` and ``dvc status``, see
+:mod:`classaware.pipeline`), and every stage
 runs as DVC's own ``dvc --wait-for-lock repro --single-item STAGE``, which checks the stage
 again, runs it only if it changed and commits it to ``dvc.lock``. This module decides only
 *when* (a stage starts once every upstream stage it depends on has succeeded) and *where* (which
@@ -37,6 +38,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pipeline
+
 log = logging.getLogger(__name__)
 
 DVC_REPRO = ("dvc", "--wait-for-lock", "repro", "--single-item")
@@ -46,47 +49,30 @@ JOBS_FILE = "jobs.json"  # what `slurm submit` records for `slurm status`
 # ----------------------------------------------------------------------------- the DAG, from DVC
 @dataclass(frozen=True)
 class Pipeline:
-    """The stages ``dvc repro`` would visit, in its serial order (upstream first), what each
-    depends on, and which have changed (would run now)."""
+    """The stages ``dvc repro`` would visit, upstream first, what each depends on, and which
+    have changed (would run now)."""
 
     order: tuple[str, ...]
     upstream: Mapping[str, frozenset[str]]
     changed: frozenset[str]
 
 
-def read_pipeline(root: Path) -> Pipeline:
-    """Ask DVC for the pipeline of ``root/dvc.yaml`` as ``dvc repro`` plans it: the same targets,
-    frozen stages cut from their upstream, DVC's order, and each stage's own change check.
-    Everything is read under DVC's repository lock (waiting for it), so a stage being committed
-    by a concurrent job is never seen half-written. DVC's errors (a broken dvc.yaml ...) become
-    ValueError: the CLI reports them without a traceback."""
-    from dvc.dvcfile import PROJECT_FILE
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo, lock_repo
-    from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
-
-    try:
-        with Repo(str(root), _wait_for_lock=True) as repo, lock_repo(repo):
-            graph = get_active_graph(repo.index.graph)  # edges go from a stage to what it depends on
-            steps = plan_repro(graph, collect_stages(repo, [PROJECT_FILE]))
-            return Pipeline(
-                order=tuple(s.addressing for s in steps),
-                upstream={s.addressing: frozenset(u.addressing for u in graph.successors(s)) for s in steps},
-                changed=frozenset(s.addressing for s in steps if _changed(s)),
-            )
-    except DvcException as exc:
-        raise ValueError(f"DVC cannot plan the pipeline in {root}: {exc}") from exc
-
-
-def _changed(stage) -> bool:
-    """DVC's own check; a stage whose files a running DVC process is writing (DVC's per-path
-    lock refuses the check) is not up to date yet, so it counts as changed."""
-    from dvc.lock import LockError
-
-    try:
-        return stage.changed()
-    except LockError:
-        return True
+def read_pipeline(root: Path, busy: Collection[str] = ()) -> Pipeline:
+    """Ask DVC for the pipeline of ``root/dvc.yaml`` as ``dvc repro`` plans it: the stages of
+    dvc.yaml and those upstream of them (``dvc dag``), and each stage's own change check (``dvc
+    status``). The stages in ``busy`` are being run by another process (a SLURM job): they count
+    as changed, and DVC is not asked about them, since it refuses to check files another DVC
+    process is writing. A frozen stage keeps its place after its upstream stages, and DVC's own
+    check skips it there. DVC's errors (a broken dvc.yaml ...) are ValueErrors: the CLI reports
+    them without a traceback."""
+    graph = pipeline.graph(root)
+    if busy:
+        asked = [s for s in graph.order if s not in busy]
+        report = pipeline.status(root, pipeline.targets(asked, graph.order)) if asked else {}
+    else:  # the quickest way to ask about every stage: dvc.yaml and what is upstream of it
+        report = pipeline.status(root, ["dvc.yaml"], with_deps=True)
+    changed = (set(report) | set(busy)) & set(graph.order)
+    return Pipeline(graph.order, graph.upstream, frozenset(changed))
 
 
 def to_run(pipeline: Pipeline) -> dict[str, frozenset[str]]:

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -217,85 +218,113 @@ def train(
     log. ``meta`` (e.g. the data's hash) is stored in every checkpoint.
     """
     recipe, device = spec.recipe, torch.device(device)
-    save_epochs = tuple(sorted({int(e) for e in save_epochs} | {recipe.epochs}))
+    save_epochs = checkpoint_epochs(recipe.epochs, save_epochs)
     state_at = state_epochs(recipe.epochs, save_epochs)
-    if any(not 1 <= e <= recipe.epochs for e in save_epochs):
-        raise ValueError(f"save_epochs must lie in 1..{recipe.epochs}, got {list(save_epochs)}")
     out_dir = Path(out_dir)
-    work = out_dir.with_name(out_dir.name + ".partial")
+    partial = _work_folder(out_dir)
     check_destination(out_dir)
-    identity = {
-        "spec": spec.as_dict(),
-        "meta": dict(meta or {}),
-        "n_train": len(train_y),
-    }
-
-    torch.manual_seed(spec.init_seed)
-    model = build(spec.arch)  # initialised on the CPU: the same weights whatever the device
-    model = model.to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    start, history = _resume(work, identity, model, opt)
+    identity = {"spec": spec.as_dict(), "meta": dict(meta or {}), "n_train": len(train_y)}
+    model, opt = _initial(spec, device)
+    start, history = _resume(partial, identity, model, opt)
 
     x_train, y_train = train_x.to(device), train_y.to(device)
     x_test, y_test = test_x.to(device), test_y.to(device)
     for epoch in progress(range(start, recipe.epochs), f"{spec.arch} epochs", unit="epoch"):
-        t0 = time.perf_counter()
-        for group in opt.param_groups:
-            group["lr"] = recipe.lr_at(epoch)
-        desc = f"{spec.arch} epoch {epoch + 1}/{recipe.epochs}"
-        loss_sum, correct = train_epoch(
-            model, opt, x_train, y_train, recipe, epoch_seed(spec.data_seed, epoch), bf16, desc
-        )
-        n = len(y_train)
-        record = {
-            "epoch": epoch + 1,
-            "lr": recipe.lr_at(epoch),
-            "loss": loss_sum.item() / n,
-            "train_acc": correct.item() / n,
-        }
-        images_per_s = n / (time.perf_counter() - t0)  # training only (.item() waited for the device)
-        record["test_acc"] = accuracy(model, x_test, y_test)
-        history.append(record)  # no timings in the history: checkpoints must hash the same on reruns
-        log.info(
-            "%s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f img/s",
-            spec.arch,
-            epoch + 1,
-            recipe.epochs,
-            record["loss"],
-            record["train_acc"],
-            record["test_acc"],
-            images_per_s,
-        )
+        history.append(_epoch(model, opt, spec, epoch, (x_train, y_train), (x_test, y_test), bf16))
         if epoch + 1 in save_epochs:
-            ckpt_meta = {
-                **identity["meta"],
-                **spec.as_dict(),
-                "epoch": epoch + 1,
-                "n_train": n,
-                "history": list(history),
-                "environment": asdict(Environment.current(device)),
-            }
-            save_checkpoint(work / _checkpoint_name(epoch + 1), model, ckpt_meta)
-        if epoch + 1 in state_at:
-            save_tensors(
-                {
-                    "identity": identity,
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                },
-                work / STATE,
+            save_checkpoint(
+                partial / _checkpoint_name(epoch + 1), model, _checkpoint_meta(identity, epoch + 1, history, device)
             )
-
-    (work / STATE).unlink(missing_ok=True)
-    check_destination(out_dir)  # again: something may have appeared while training
-    if out_dir.exists():
-        for old in out_dir.iterdir():
-            old.unlink()
-        out_dir.rmdir()
-    os.replace(work, out_dir)
+        if epoch + 1 in state_at:
+            _save_state(partial, identity, epoch + 1, history, model, opt)
+    _publish(partial, out_dir)
     return model.eval()
+
+
+def checkpoint_epochs(epochs: int, save_epochs: tuple[int, ...] = ()) -> tuple[int, ...]:
+    """The 1-based epochs :func:`train` writes a checkpoint after: ``save_epochs`` and the last,
+    sorted; ValueError for one outside 1..epochs."""
+    saved = tuple(sorted({int(e) for e in save_epochs} | {epochs}))
+    if any(not 1 <= e <= epochs for e in saved):
+        raise ValueError(f"save_epochs must lie in 1..{epochs}, got {list(saved)}")
+    return saved
+
+
+def work_units(arch: str, n: int, epochs: int, eval_n: int, save_epochs: tuple[int, ...] = ()) -> Counter:
+    """The images one call of :func:`train` puts through each kind of work of
+    :mod:`classaware.costs`, ``{(kind, arch): count}``: ``epochs`` epochs of SGD over ``n``
+    images, ``eval_n`` test images evaluated after each, and one write per resume state and
+    checkpoint."""
+    saved = checkpoint_epochs(epochs, save_epochs)
+    return Counter(
+        {
+            ("train", arch): n * epochs,
+            ("forward", arch): eval_n * epochs,
+            ("save", arch): len(state_epochs(epochs, saved)) + len(saved),
+        }
+    )
+
+
+def _initial(spec: TrainSpec, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The model of ``init_seed`` and its SGD optimizer, before the first epoch."""
+    torch.manual_seed(spec.init_seed)
+    model = build(spec.arch)  # initialised on the CPU: the same weights whatever the device
+    model = model.to(device, memory_format=torch.channels_last)
+    recipe = spec.recipe
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return model, opt
+
+
+def _epoch(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    spec: TrainSpec,
+    epoch: int,
+    train_set: tuple[torch.Tensor, torch.Tensor],
+    test_set: tuple[torch.Tensor, torch.Tensor],
+    bf16: bool,
+) -> dict:
+    """0-based ``epoch`` of SGD, logged; its record for the history (no timings: checkpoints
+    must hash the same on reruns)."""
+    recipe = spec.recipe
+    t0 = time.perf_counter()
+    for group in opt.param_groups:
+        group["lr"] = recipe.lr_at(epoch)
+    desc = f"{spec.arch} epoch {epoch + 1}/{recipe.epochs}"
+    loss_sum, correct = train_epoch(model, opt, *train_set, recipe, epoch_seed(spec.data_seed, epoch), bf16, desc)
+    n = len(train_set[1])
+    record = {
+        "epoch": epoch + 1,
+        "lr": recipe.lr_at(epoch),
+        "loss": loss_sum.item() / n,
+        "train_acc": correct.item() / n,
+    }
+    images_per_s = n / (time.perf_counter() - t0)  # training only (.item() waited for the device)
+    record["test_acc"] = accuracy(model, *test_set)
+    log.info(
+        "%s epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f img/s",
+        spec.arch,
+        epoch + 1,
+        recipe.epochs,
+        record["loss"],
+        record["train_acc"],
+        record["test_acc"],
+        images_per_s,
+    )
+    return record
+
+
+def _checkpoint_meta(identity: dict, epoch: int, history: list[dict], device: torch.device) -> dict:
+    """What a checkpoint after 1-based ``epoch`` records beside its weights: the caller's meta,
+    the spec, the epoch, the number of training images, the log so far and the environment."""
+    return {
+        **identity["meta"],
+        **identity["spec"],
+        "epoch": epoch,
+        "n_train": identity["n_train"],
+        "history": list(history),
+        "environment": asdict(Environment.current(device)),
+    }
 
 
 STATE = "state.pt"
@@ -336,7 +365,7 @@ def check_destination(out_dir: Path) -> None:
                 f"output folder {out_dir} holds files that are not classaware checkpoints ({', '.join(foreign[:5])}); "
                 "training replaces the folder, so give a new or empty folder, or move those files out"
             )
-    work = out_dir.with_name(out_dir.name + ".partial")
+    work = _work_folder(out_dir)
     if work.is_dir():
         foreign = sorted(p.name for p in work.iterdir() if not (p.is_file() and _WORK_FILE.fullmatch(p.name)))
         if foreign:
@@ -344,6 +373,38 @@ def check_destination(out_dir: Path) -> None:
                 f"work folder {work} holds files training did not write ({', '.join(foreign[:5])}); "
                 f"move them out, or delete the folder with `rm -r {work}` to start over"
             )
+
+
+def _work_folder(out_dir: Path) -> Path:
+    """Where training keeps its work in progress: ``<out_dir>.partial`` beside ``out_dir``."""
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def _save_state(
+    work: Path, identity: dict, epoch: int, history: list, model: torch.nn.Module, opt: torch.optim.Optimizer
+) -> None:
+    """The resume state after 1-based ``epoch``: the weights, the SGD momentum and the log, with
+    the identity of the run they belong to (:func:`_resume`)."""
+    state = {
+        "identity": identity,
+        "epoch": epoch,
+        "history": history,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+    }
+    save_tensors(state, work / STATE)
+
+
+def _publish(work: Path, out_dir: Path) -> None:
+    """The finished checkpoints of ``work`` replace ``out_dir`` (only ever a folder of
+    checkpoints, checked again: something may have appeared while training)."""
+    (work / STATE).unlink(missing_ok=True)
+    check_destination(out_dir)
+    if out_dir.exists():
+        for old in out_dir.iterdir():
+            old.unlink()
+        out_dir.rmdir()
+    os.replace(work, out_dir)
 
 
 def _resume(work: Path, identity: dict, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list]:

@@ -15,7 +15,10 @@ the stage's command in ``dvc.lock``):
 * the transfer ratios, Dist, Tables 1 and 2 and the claims, recomputed from the artifacts
   below them, equal the stored ones.
 
-Recomputations are compared bit for bit when the artifact was made in this environment (same
+Each stage module says how its own outputs are recomputed, with the functions its ``run`` uses
+(its ``AUDIT``, see :mod:`classaware.stages`); this module finds the stages in ``dvc.lock``
+through the registry, runs their checks in order with the comparisons below, and writes the
+report. Recomputations are compared bit for bit when the artifact was made in this environment (same
 torch build, CPU kernels and threads: ``Environment.reproduces``); otherwise within the stated
 tolerances below, since other kernels change the last bits and attacks amplify them. Whole
 batches are re-run, in the stage's own batching, because a network's arithmetic (and so its
@@ -27,47 +30,28 @@ fails, 2 when it cannot run (an artifact is missing: it names them and says ``dv
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import math
-import shlex
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import torch
 import yaml
 
-from ..analysis import section3_metrics, section4_metrics
+from .. import pipeline
 from ..artifacts import save_text
-from ..attacks import fgm, pgd
-from ..boundary import BoundarySearch, distance_from_distances
-from ..checkpoint import load_model, load_refs
-from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, from_args, help_field
-from ..data import balanced_subset, file_digests, load_canonical, to_float
+from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, help_field
+from ..data import Cifar10, load_canonical
 from ..environment import Environment
-from ..models import pick_device, predict
+from ..models import pick_device
 from ..records import JsonRecord
-from ..results import (
-    AdversarialSet,
-    ClaimResults,
-    ConstructMetrics,
-    DistanceResults,
-    GridMetrics,
-    ImageDistances,
-    NonRobustSet,
-    PredictionTable,
-    Table1,
-    Table2,
-    TransferResults,
-)
 from ..text import markdown_table
-from ..training import TrainMetrics
-from . import construct, tables, transfer, verify
+from . import COMMANDS, Stage, configure, load
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +60,16 @@ log = logging.getLogger(__name__)
 # last-bit differences to about 1e-4 on the CPU).
 RATE_TOLERANCE = 0.005
 PIXEL_TOLERANCE = 1e-3
+
+# The checks every pipeline can have, beside those a stage introduces (its CHECKS); derived
+# results are checked last, after the artifacts they are computed from.
+ARTIFACTS = "artifacts"
+SHARED = {
+    ARTIFACTS: "every output is what dvc.lock pins (dvc status)",
+    "checkpoints": "each checkpoint's test accuracy, re-evaluated, equals the recorded one",
+    "derived": "ratios, Dist, Tables 1-2, claims and headline metrics recomputed from the artifacts below",
+}
+LAST = "derived"
 
 
 @dataclass(frozen=True)
@@ -105,293 +99,111 @@ class Skip(Exception):
     """A check that cannot be made here, and why (the archive is elsewhere)."""
 
 
-# ----------------------------------------------------------------------------- the run's stages
-def stage_configs(lock: dict) -> dict[str, tuple[str, Options]]:
-    """{stage name: (command, its Config)} from the commands dvc.lock recorded."""
-    from ..cli import _stage, build_parser  # the CLI sits above the stages; imported when run
+# ----------------------------------------------------------------------------- what the stages' checks get
+class Context:
+    """What every stage's audit function gets: where to recompute, which batches to sample,
+    and the comparisons with their tolerances. Recomputations are compared bit for bit when the
+    artifact was made in this environment (:meth:`Environment.reproduces`), else within the
+    tolerances above. A function raises :attr:`Mismatch` at the first item that does not hold
+    and :attr:`Skip` when its check cannot be made here."""
 
-    out = {}
-    for name, stage in lock["stages"].items():
-        # DVC runs the command in a shell: expand its globs the same way (sorted)
-        argv = [e for a in shlex.split(stage["cmd"]) for e in (sorted(glob.glob(a)) if glob.has_magic(a) else [a])]
-        if argv[0] != "classaware":
-            continue
-        args = build_parser(argv[1]).parse_args(argv[1:])
-        out[name] = (argv[1], from_args(_stage(argv[1]).Config, args))
-    return out
+    Mismatch = Mismatch
+    Skip = Skip
 
-
-def missing_outputs(lock: dict) -> list[str]:
-    return sorted(o["path"] for s in lock["stages"].values() for o in s.get("outs", []) if not Path(o["path"]).exists())
-
-
-def by_folder(paths: list[str]) -> str:
-    """``paths`` counted per top folder, e.g. ``adv/: 40, data/cifar10.pt, models/: 10``."""
-    groups: dict[str, list[str]] = {}
-    for path in paths:
-        groups.setdefault(path.split("/", 1)[0] + "/" if "/" in path else path, []).append(path)
-    return ", ".join(items[0] if len(items) == 1 else f"{top}: {len(items)}" for top, items in sorted(groups.items()))
-
-
-@dataclass
-class Run:
-    """What the checks share: the stages' configurations, the data, the device, the sampling."""
-
-    stages: dict[str, tuple[str, Options]]
-    device: torch.device
-    sample: int
-    generator: torch.Generator
-    here: Environment
-
-    def of(self, command: str) -> list[Options]:
-        return [cfg for cmd, cfg in self.stages.values() if cmd == command]
+    def __init__(self, device: torch.device, sample: int, seed: int, here: Environment):
+        self.device, self.sample, self.here = device, sample, here
+        self.generator = torch.Generator().manual_seed(seed)
+        self.data: Callable[[Path], Cifar10] = cache(load_canonical)  # each canonical file read once
 
     def same(self, made_in: Environment) -> bool:
         return self.here.reproduces(made_in)
 
     def batches(self, n: int, batch_size: int) -> list[slice]:
-        """Randomly chosen batches of the stage's batching covering at least ``sample`` images."""
+        """Randomly chosen batches of the stage's batching (``batching.map_batches``: from image
+        0, ``batch_size`` at a time) covering at least ``sample`` images."""
         starts = list(range(0, n, batch_size))
         k = min(len(starts), math.ceil(self.sample / batch_size))
         chosen = torch.randperm(len(starts), generator=self.generator)[:k].sort().values.tolist()
         return [slice(starts[i], min(starts[i] + batch_size, n)) for i in chosen]
 
+    def pixels_equal(self, made_in: Environment, ours: torch.Tensor, stored: torch.Tensor) -> bool:
+        same = self.same(made_in)
+        return torch.equal(ours, stored) if same else bool((ours - stored).abs().max() <= PIXEL_TOLERANCE)
 
-def _equal(same: bool, ours: torch.Tensor, stored: torch.Tensor, tolerance: float) -> bool:
-    return torch.equal(ours, stored) if same else bool((ours - stored).abs().max() <= tolerance)
+    def rates_equal(self, made_in: Environment, ours: float, stored: float) -> bool:
+        return ours == stored if self.same(made_in) else abs(ours - stored) <= RATE_TOLERANCE
 
+    def labels_agree(self, made_in: Environment, ours: torch.Tensor, stored: torch.Tensor, where: str) -> None:
+        differ = float((ours != stored).float().mean())
+        if differ > (0 if self.same(made_in) else RATE_TOLERANCE):
+            raise Mismatch(f"{where}: {differ:.1%} of the labels differ")
 
-def _rate_equal(same: bool, ours: float, stored: float) -> bool:
-    return ours == stored if same else abs(ours - stored) <= RATE_TOLERANCE
+    @staticmethod
+    def in_ball(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, where: str) -> None:
+        """Every example within ``eps`` of its original (l2 or linf) and in [0, 1]."""
+        delta = (x_adv - x).flatten(1)
+        size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
+        if bool((size > eps * (1 + 1e-5) + 1e-6).any()) or x_adv.min() < 0 or x_adv.max() > 1:
+            i = int(torch.argmax(size))
+            raise Mismatch(
+                f"{where}: image {i} is {float(size[i]):.6f} from its original (eps {eps}) or outside [0, 1]"
+            )
+
+    @staticmethod
+    def same_json(path: Path, values: dict) -> None:
+        """A headline metrics file holds what its record says."""
+        if json.loads(Path(path).read_text()) != values:
+            raise Mismatch(f"{path} holds {Path(path).read_text().strip()[:200]}, its results say {values}")
 
 
 # ----------------------------------------------------------------------------- the checks
-def check_dvc_status(run: Run) -> int:
-    done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise Mismatch(f"dvc status failed: {done.stderr.strip()[-500:]}")
-    changed = {k: v for k, v in json.loads(done.stdout or "{}").items() if k != "data.dvc"}
+def check_names() -> list[str]:
+    """Every check an audit can make: the shared ones and those of every registered stage."""
+    introduced = [name for command in COMMANDS for name in getattr(load(command), "CHECKS", {})]
+    return list(dict.fromkeys([*SHARED, *introduced]))
+
+
+def plan(stages: list[Stage]) -> list[tuple[str, str, list[tuple[Stage, Callable]]]]:
+    """(name, what, [(stage, its function)]) of every check of ``stages``, in the registry's
+    order of the stages that make them, derived results last; the dvc status check first,
+    over every stage. ValueError for a stage module without ``AUDIT``, or a check nobody describes."""
+    found: dict[str, list[tuple[Stage, Callable]]] = {}
+    what = dict(SHARED)
+    for command in COMMANDS:
+        for s in (s for s in stages if s.command == command):
+            if not hasattr(s.module, "AUDIT"):
+                raise ValueError(f"stage {s.name}: {s.module.__name__} does not say how it is audited (AUDIT)")
+            what |= getattr(s.module, "CHECKS", {})
+            for name, function in s.module.AUDIT.items():
+                found.setdefault(name, []).append((s, function))
+    undescribed = sorted(set(found) - set(what))
+    if undescribed:
+        raise ValueError(f"no stage describes the audit checks {undescribed} (a stage module's CHECKS)")
+    order = [ARTIFACTS, *(n for n in found if n != LAST), *([LAST] if LAST in found else [])]
+    return [(name, what[name], found.get(name, [])) for name in order]
+
+
+def check_dvc_status(stages: list[Stage]) -> int:
+    # data.dvc pins the official archive, which a run from a local archive never has
+    changed = {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
     if changed:
         raise Mismatch(f"not as dvc.lock pins them: {json.dumps(changed)[:400]}")
-    return len(run.stages)
+    return len(stages)
 
 
-def check_data(run: Run) -> int:
-    ((_, cfg),) = [(c, s) for c, s in run.stages.values() if c == "prepare"]
-    data = load_canonical(cfg.out)
-    if not Path(cfg.archive).is_file():
-        raise Skip(f"archive {cfg.archive} is not here; the canonical file records md5 {data.provenance.md5}")
-    md5, sha256 = file_digests(Path(cfg.archive))
-    if (md5, sha256) != (data.provenance.md5, data.provenance.sha256):
-        raise Mismatch(f"{cfg.out} records md5 {data.provenance.md5} but {cfg.archive} has {md5}")
-    return 1
-
-
-def check_checkpoints(run: Run) -> int:
-    n = 0
-    for cfg in run.of("train"):
-        data = load_canonical(cfg.data)
-        idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
-        recorded = TrainMetrics.load(cfg.results)
-        for path in sorted(Path(cfg.out).glob("epoch_*.pt")):
-            model, meta = load_model(path, device=run.device)
-            ours = (predict(model, to_float(data.test_x[idx])) == data.test_y[idx].to(run.device)).float().mean().item()
-            if not _rate_equal(run.same(recorded.environment), ours, recorded.test_acc[str(meta["epoch"])]):
-                raise Mismatch(
-                    f"{path}: test accuracy {ours} here, {recorded.test_acc[str(meta['epoch'])]} in {cfg.results}"
-                )
-            n += 1
-    for cfg in run.of("train-grid"):
-        data = load_canonical(cfg.data)
-        idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
-        recorded = GridMetrics.load(cfg.results)
-        for cell in recorded.cells:
-            model, _ = load_model(max(Path(cfg.out, cell.cell).glob("epoch_*.pt")), device=run.device)
-            ours = (predict(model, to_float(data.test_x[idx])) == data.test_y[idx].to(run.device)).float().mean().item()
-            if not _rate_equal(run.same(recorded.environment), ours, cell.test_acc):
-                raise Mismatch(f"{cfg.out}/{cell.cell}: test accuracy {ours} here, {cell.test_acc} in {cfg.results}")
-            n += 1
-    return n
-
-
-def _in_ball(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str, where: str) -> None:
-    delta = (x_adv - x).flatten(1)
-    size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
-    if bool((size > eps * (1 + 1e-5) + 1e-6).any()) or x_adv.min() < 0 or x_adv.max() > 1:
-        i = int(torch.argmax(size))
-        raise Mismatch(f"{where}: image {i} is {float(size[i]):.6f} from its original (eps {eps}) or outside [0, 1]")
-
-
-def check_adversarial_sets(run: Run) -> int:
-    n = 0
-    for cfg in run.of("attack"):
-        s = AdversarialSet.load(cfg.out)
-        data = load_canonical(cfg.data)
-        x, y = to_float(data.test_x[s.indices]), s.y
-        ((model, _),) = load_refs(cfg.models_dir, [s.source], run.device).values()
-        for e, eps in enumerate(s.eps):
-            _in_ball(s.x_adv[e], x, eps, s.norm, f"{cfg.out} eps {eps:g}")
-            for b in run.batches(len(y), cfg.batch_size):
-                classes = None if s.target_classes is None else s.target_classes[b].to(run.device)
-                xb, yb = x[b].to(run.device), y[b].to(run.device)
-                if s.method == "fgm":
-                    ours = fgm(model, xb, yb, eps, s.norm, target_classes=classes)
-                else:
-                    ours = pgd(model, xb, yb, eps, s.alpha_ratio * eps, s.steps, s.norm, target_classes=classes)
-                if not _equal(run.same(s.environment), ours.cpu(), s.x_adv[e][b], PIXEL_TOLERANCE):
-                    diff = float((ours.cpu() - s.x_adv[e][b]).abs().max())
-                    raise Mismatch(
-                        f"{cfg.out} eps {eps:g}: re-attacked images {b.start}-{b.stop} differ by up to {diff:.2e}"
-                    )
-                n += b.stop - b.start
-    return n
-
-
-def check_predictions(run: Run) -> int:
-    n = 0
-    for cfg in run.of("predict"):
-        data = load_canonical(cfg.data)
-        for source in cfg.compare.sources:
-            path = cfg.out_dir / f"{source}.pt"
-            table = PredictionTable.load(path)
-            models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, list(table.models), run.device).items()}
-            sets = {p.stem: AdversarialSet.load(p) for p in sorted((cfg.adv_dir / source).glob("*.pt"))}
-            # the clean images, and one randomly chosen eps of every set
-            views = [("clean", to_float(data.test_x[table.indices]), table.clean)]
-            for name, preds in table.sets.items():
-                e = int(torch.randint(len(preds.eps), (1,), generator=run.generator))
-                views.append((f"{name} eps {preds.eps[e]:g}", sets[name].x_adv[e], preds.labels[e]))
-            for view, images, stored in views:
-                for b in run.batches(len(images), cfg.batch_size):
-                    for m, ref in enumerate(table.models):
-                        ours = predict(models[ref], images[b], cfg.batch_size).cpu()
-                        where = f"{path}: {view} labels of {ref}, images {b.start}-{b.stop}"
-                        _labels_agree(run.same(table.environment), ours, stored[m, b], where)
-                        n += len(ours)
-    return n
-
-
-def _labels_agree(same: bool, ours: torch.Tensor, stored: torch.Tensor, where: str) -> None:
-    differ = float((ours != stored).float().mean())
-    if differ > (0 if same else RATE_TOLERANCE):
-        raise Mismatch(f"{where}: {differ:.1%} of the labels differ")
-
-
-def check_nonrobust_sets(run: Run) -> int:
-    n = 0
-    for cfg in run.of("construct"):
-        s, recorded = NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.results)
-        data = load_canonical(cfg.data)
-        _in_ball(s.x, to_float(data.train_x[s.indices]), s.eps, s.norm, str(cfg.out))
-        models = load_refs(cfg.models_dir, list(s.pair), run.device)
-        f1, f2 = (models[ref][0] for ref in s.pair)
-        ours = construct.table1_rates(
-            predict(f1, s.x, cfg.batch_size).cpu(), predict(f2, s.x, cfg.batch_size).cpu(), s.y1, s.y2
-        )
-        for name in ("f1_hits_y1", "f2_hits_y2", "both"):
-            mine, theirs = getattr(ours, name).ratio, getattr(recorded.rates, name).ratio
-            if not _rate_equal(run.same(s.environment), mine, theirs):
-                raise Mismatch(f"{cfg.results}: Table 1's {name} is {mine} re-predicted, {theirs} recorded")
-        n += len(s.y)
-    return n
-
-
-def check_derived(run: Run) -> int:
-    """Ratios, Dist, tables and claims recomputed from the artifacts below them: exact, since
-    they are counts and sums of stored numbers."""
-    n = 0
-    for cfg in run.of("transfer"):
-        ours = TransferResults(
-            dataset=PredictionTable.load(cfg.predictions[0]).provenance.dataset,
-            sources={t.source: transfer.source_transfer(t) for t in map(PredictionTable.load, cfg.predictions)},
-        )
-        if ours != TransferResults.load(cfg.out):
-            raise Mismatch(f"{cfg.out}: the ratios recomputed from {', '.join(map(str, cfg.predictions))} differ")
-        n += 1
-    for cfg in run.of("distance"):
-        stored, per_image = DistanceResults.load(cfg.out), ImageDistances.load(cfg.distances)
-        for source, distances in per_image.distances.items():
-            searches = {
-                ref: BoundarySearch(d, per_image.censored[source][ref], stored.sources[source].radius[ref])
-                for ref, d in distances.items()
-            }
-            for target, pair in stored.sources[source].targets.items():
-                ours = distance_from_distances(searches[source], searches[target], stored.search.max_radius)
-                if ours != pair:
-                    raise Mismatch(
-                        f"{cfg.out}: Dist({source}, {target}) is {ours.dist} from {cfg.distances}, {pair.dist} stored"
-                    )
-                n += 1
-    for cfg in run.of("tables"):
-        table1, table2 = tables.build_tables(cfg)
-        if (table1, table2) != (Table1.load(cfg.out_dir / "table1.json"), Table2.load(cfg.out_dir / "table2.json")):
-            raise Mismatch(f"{cfg.out_dir}/table1.json or table2.json differ from the section-4 results below them")
-        for name, values in tables.headlines(table1, table2).items():
-            _same_json(cfg.metrics_dir / name, values)
-        n += 1
-    for cfg in run.of("train"):
-        _same_json(cfg.metrics, {"test_acc": TrainMetrics.load(cfg.results).final()[1]})
-        n += 1
-    for cfg in run.of("verify"):
-        claims = verify.load_claims(cfg.claims, cfg.profile)
-        metrics = {
-            **section3_metrics(TransferResults.load(cfg.transfer), DistanceResults.load(cfg.distance), cfg.figure_eps),
-            **section4_metrics(Table1.load(cfg.table1), Table2.load(cfg.table2)),
-        }
-        stored = ClaimResults.load(cfg.out)
-        for c in claims:
-            ours = verify.check(c, metrics[c["metric"]], c["bound"][cfg.profile])
-            _same_json(verify.metric_file(cfg.metrics_dir, c["id"]), verify.headline(c, ours))
-            if ours != stored.claims[c["id"]]:
-                raise Mismatch(f"{cfg.out}: claim {c['id']} recomputes to {ours.value} ({ours.verdict}), "
-                               f"stored {stored.claims[c['id']].value} ({stored.claims[c['id']].verdict})")  # fmt: skip
-            n += 1
-    return n
-
-
-def _same_json(path: Path, values: dict) -> None:
-    """A headline metrics file holds what its record says."""
-    if json.loads(Path(path).read_text()) != values:
-        raise Mismatch(f"{path} holds {Path(path).read_text().strip()[:200]}, its results say {values}")
-
-
-CHECKS: list[tuple[str, str, Callable[[Run], int]]] = [
-    ("artifacts", "every output is what dvc.lock pins (dvc status)", check_dvc_status),
-    ("data", "the canonical data file matches its archive's md5 and sha256", check_data),
-    ("checkpoints", "each checkpoint's test accuracy, re-evaluated, equals the recorded one", check_checkpoints),
-    ("adversarial-sets", "examples in their eps-ball and [0, 1]; sampled batches re-attacked", check_adversarial_sets),
-    ("predictions", "sampled batches of the prediction tables re-predicted", check_predictions),
-    ("nonrobust-sets", "examples in their eps-ball and [0, 1]; Table 1's rates re-predicted", check_nonrobust_sets),
-    (
-        "derived",
-        "ratios, Dist, Tables 1-2, claims and headline metrics recomputed from the artifacts below",
-        check_derived,
-    ),
-]
-
-
-@dataclass(frozen=True)
-class Config(Options):
-    sample: int = help_field(100, "images re-attacked and re-predicted per set (in whole batches of the stage)", ge=1)
-    out: Path = help_field(Path("audit"), "folder for audit.json and audit.md", output="dir")
-    seed: int = help_field(0, "seed of the random choice of batches", ge=0)
-    device: str = help_field(
-        "cpu", "cpu, cuda or cuda:N: where to recompute", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED
-    )
-    only: tuple[str, ...] = help_field(
-        (), "run only these checks (default: all)", choices=[name for name, _, _ in CHECKS]
-    )
-
-
-def audit(run: Run, only: tuple[str, ...] = ()) -> list[Check]:
+def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list[Check]:
     checks = []
-    for name, what, check in CHECKS:
+    for name, what, functions in plan(stages):
         if only and name not in only:
             continue
         log.info("audit: %s ...", name)
         start = time.perf_counter()
         try:
-            items, result, mismatch = check(run), "pass", None
+            if name == ARTIFACTS:
+                items = check_dvc_status(stages)
+            else:
+                items = sum(function(s.config, ctx) for s, function in functions)
+            result, mismatch = "pass", None
         except Mismatch as exc:
             items, result, mismatch = 0, "fail", str(exc)
         except Skip as exc:
@@ -404,6 +216,35 @@ def audit(run: Run, only: tuple[str, ...] = ()) -> list[Check]:
             "audit: %s: %s (%d items, %.1f s)%s", name, result, items, seconds, f": {mismatch}" if mismatch else ""
         )
     return checks
+
+
+def missing_outputs(lock: Path) -> list[str]:
+    stages = yaml.safe_load(lock.read_text())["stages"].values()
+    return sorted(o["path"] for s in stages for o in s.get("outs", []) if not Path(o["path"]).exists())
+
+
+def by_folder(paths: list[str]) -> str:
+    """``paths`` counted per top folder, e.g. ``adv/: 40, data/cifar10.pt, models/: 10``."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(path.split("/", 1)[0] + "/" if "/" in path else path, []).append(path)
+    return ", ".join(items[0] if len(items) == 1 else f"{top}: {len(items)}" for top, items in sorted(groups.items()))
+
+
+@dataclass(frozen=True)
+class Config(Options):
+    sample: int = help_field(100, "images re-attacked and re-predicted per set (in whole batches of the stage)", ge=1)
+    out: Path = help_field(Path("audit"), "folder for audit.json and audit.md", output="dir")
+    seed: int = help_field(0, "seed of the random choice of batches", ge=0)
+    device: str = help_field(
+        "cpu", "cpu, cuda or cuda:N: where to recompute", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED
+    )
+    only: tuple[str, ...] = help_field((), "run only these checks, by name (none given: every check)")
+
+    def check(self) -> list[str]:
+        known = check_names()
+        unknown = [name for name in self.only if name not in known]
+        return [f"only must be one of {', '.join(known)}; got {unknown[0]!r}"] if unknown else []
 
 
 def markdown(results: AuditResults) -> str:
@@ -429,17 +270,17 @@ def run(cfg: Config) -> None:
     lock_path = Path("dvc.lock")
     if not lock_path.is_file():
         raise FileNotFoundError("dvc.lock does not exist: run the audit in a workspace of a finished run")
-    lock = yaml.safe_load(lock_path.read_text())
-    missing = missing_outputs(lock)
+    missing = missing_outputs(lock_path)
     if missing:
         print(
             f"classaware audit: cannot run, {len(missing)} artifacts are missing ({by_folder(missing)}); run `dvc pull`"
         )
         raise SystemExit(2)
+    stages = configure(pipeline.locked_commands(lock_path), Path.cwd())
     device = pick_device(cfg.device)
     here = Environment.current(device)
-    runner = Run(stage_configs(lock), device, cfg.sample, torch.Generator().manual_seed(cfg.seed), here)
-    results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(runner, cfg.only)))
+    ctx = Context(device, cfg.sample, cfg.seed, here)
+    results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(stages, ctx, cfg.only)))
     results.save(cfg.out / "audit.json")
     save_text(markdown(results), cfg.out / "audit.md")
     if any(c.result == "fail" for c in results.checks):

@@ -15,6 +15,7 @@ probe is the evidence for which one Table 1 was made with (REPRODUCE.md).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,8 +25,8 @@ import torch
 from ..attacks import n_targeted_pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
-from ..data import balanced_split, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
+from ..data import balanced_split, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import Proportion
 from ..models import pick_device, predict
@@ -57,8 +58,8 @@ class Config(Options):
     batch_size: int = help_field(500, "images per attack batch", ge=1)
     probe_eps: tuple[float, ...] = help_field((), "also measure Table 1's rates at these eps", gt=0)
     probe_size: int = help_field(1000, "images for each probe", ge=1)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 
@@ -102,36 +103,48 @@ def n_targeted_examples(
     return map_batches(batch, x, *target_classes, batch_size=batch_size, desc=desc)
 
 
-def run(cfg: Config) -> None:
-    device = pick_device(cfg.device)
-    data = load_canonical(cfg.data)
-    f1_ref, f2_ref = parse_pair(cfg.pair)
-    models = load_refs(cfg.models_dir, [f1_ref, f2_ref], device)
-    f1, f2 = models[f1_ref][0], models[f2_ref][0]
-    idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
-    x, y = to_float(data.train_x[idx]), data.train_y[idx]
+def split(cfg: Config, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the attacked training images and of the clean ones held out (class-balanced,
+    shifted by the replicate)."""
+    return balanced_split(train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
+
+
+def target_classes(cfg: Config, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Y1 and Y2: uniform over all ten classes, drawn in that order from the target-class seed."""
     g = torch.Generator().manual_seed(shifted(cfg.target_class_seed, cfg.seed_shift))
     y1 = random_target_classes(y, 10, g, exclude_true=False)
     y2 = random_target_classes(y, 10, g, exclude_true=False)
+    return y1, y2
 
-    def attack(eps: float, xs, t1, t2, desc: str) -> torch.Tensor:
+
+def rates(models: list, x_adv: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor) -> Table1Rates:
+    """Table 1's rates of X' for the pair ``models`` = [F1, F2]."""
+    return table1_rates(predict(models[0], x_adv), predict(models[1], x_adv), y1, y2)
+
+
+def run(cfg: Config) -> None:
+    device = pick_device(cfg.device)
+    data = load_canonical(cfg.data)
+    pair = parse_pair(cfg.pair)
+    loaded = load_refs(cfg.models_dir, list(pair), device)
+    models = [loaded[ref][0] for ref in pair]
+    idx, val_idx = split(cfg, data.train_y)
+    x, y = to_float(data.train_x[idx]), data.train_y[idx]
+    y1, y2 = target_classes(cfg, y)
+
+    def attack(eps: float, k: int, desc: str) -> torch.Tensor:  # X' of the first k images
         return n_targeted_examples(
-            [f1, f2], xs, [t1, t2], eps, cfg.alpha, cfg.steps, cfg.norm, cfg.batch_size, device, desc
+            models, x[:k], [y1[:k], y2[:k]], eps, cfg.alpha, cfg.steps, cfg.norm, cfg.batch_size, device, desc
         )
-
-    def rates(x_adv: torch.Tensor, t1, t2) -> Table1Rates:
-        return table1_rates(predict(f1, x_adv), predict(f2, x_adv), t1, t2)
 
     probes = {}
     for eps in cfg.probe_eps:
         k = min(cfg.probe_size, len(y))
-        probe = Probe(
-            n_images=k, rates=rates(attack(eps, x[:k], y1[:k], y2[:k], f"{cfg.pair} probe eps={eps:g}"), y1[:k], y2[:k])
-        )
+        probe = Probe(n_images=k, rates=rates(models, attack(eps, k, f"{cfg.pair} probe eps={eps:g}"), y1[:k], y2[:k]))
         probes[eps_key(eps)] = probe
         log.info("%s probe eps=%g: both hit %.3f", cfg.pair, eps, probe.rates.both.ratio)
-    x_adv = attack(cfg.eps, x, y1, y2, f"{cfg.pair} eps={cfg.eps:g}")
-    row = rates(x_adv, y1, y2)
+    x_adv = attack(cfg.eps, len(y), f"{cfg.pair} eps={cfg.eps:g}")
+    row = rates(models, x_adv, y1, y2)
     log.info(
         "%s eps=%g: F1->Y1 %.3f  F2->Y2 %.3f  both %.3f",
         cfg.pair,
@@ -140,33 +153,50 @@ def run(cfg: Config) -> None:
         row.f2_hits_y2.ratio,
         row.both.ratio,
     )
+    environment = Environment.current(device)
     NonRobustSet(
-        pair=(f1_ref, f2_ref),
-        eps=cfg.eps,
-        alpha=cfg.alpha,
-        steps=cfg.steps,
-        norm=cfg.norm,
-        indices=idx,
-        val_indices=val_idx,
-        y=y,
-        y1=y1,
-        y2=y2,
-        x=x_adv,
-        provenance=data.provenance,
-        environment=Environment.current(device),
-    ).save(cfg.out)
+        pair=pair, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, norm=cfg.norm, indices=idx, val_indices=val_idx,
+        y=y, y1=y1, y2=y2, x=x_adv, provenance=data.provenance, environment=environment,
+    ).save(cfg.out)  # fmt: skip
     ConstructMetrics(
-        pair=cfg.pair,
-        f1=f1_ref,
-        f2=f2_ref,
-        dataset=data.dataset,
-        n_images=len(y),
-        eps=cfg.eps,
-        alpha=cfg.alpha,
-        steps=cfg.steps,
-        rates=row,
-        probes=probes,
-        targets_equal_true=(y1 == y).float().mean().item(),
-        targets_equal_each_other=(y1 == y2).float().mean().item(),
-        environment=Environment.current(device),
-    ).save(cfg.results)
+        pair=cfg.pair, f1=pair[0], f2=pair[1], dataset=data.dataset, n_images=len(y), eps=cfg.eps, alpha=cfg.alpha,
+        steps=cfg.steps, rates=row, probes=probes, targets_equal_true=(y1 == y).float().mean().item(),
+        targets_equal_each_other=(y1 == y2).float().mean().item(), environment=environment,
+    ).save(cfg.results)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> Counter:
+    """Every step of the attack differentiates both models, on the set and on each probe; then
+    Table 1's predictions."""
+    n = len(split(cfg, cifar10_labels("train"))[0])
+    attacked = n + min(cfg.probe_size, n) * len(cfg.probe_eps)
+    units = Counter()
+    for ref in parse_pair(cfg.pair):
+        units["grad", upstream.arch(cfg.models_dir, ref)] += attacked * cfg.steps
+        units["forward", upstream.arch(cfg.models_dir, ref)] += attacked
+    return units
+
+
+def shapes(cfg: Config) -> dict[Path, dict]:
+    idx, val_idx = split(cfg, cifar10_labels("train"))
+    return {cfg.out: {"images": len(idx), "held_out": len(val_idx)}}
+
+
+CHECKS = {"nonrobust-sets": "examples in their eps-ball and [0, 1]; Table 1's rates re-predicted"}
+
+
+def audit_set(cfg: Config, ctx) -> int:
+    """Every example of X' in its eps-ball and [0, 1]; Table 1's rates predicted again on all of X'."""
+    s, recorded = NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.results)
+    ctx.in_ball(s.x, to_float(ctx.data(cfg.data).train_x[s.indices]), s.eps, s.norm, str(cfg.out))
+    loaded = load_refs(cfg.models_dir, list(s.pair), ctx.device)
+    ours = rates([loaded[ref][0] for ref in s.pair], s.x, s.y1, s.y2)
+    for name in ("f1_hits_y1", "f2_hits_y2", "both"):
+        mine, theirs = getattr(ours, name).ratio, getattr(recorded.rates, name).ratio
+        if not ctx.rates_equal(s.environment, mine, theirs):
+            raise ctx.Mismatch(f"{cfg.results}: Table 1's {name} is {mine} re-predicted, {theirs} recorded")
+    return len(s.y)
+
+
+AUDIT = {"nonrobust-sets": audit_set}

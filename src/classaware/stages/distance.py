@@ -5,6 +5,8 @@ right: one set of images for every pair (see ``boundary`` for the censoring rule
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -12,11 +14,12 @@ from pathlib import Path
 import torch
 
 from ..batching import map_batches
-from ..boundary import distance_from_distances, gradient_direction, search_boundary
+from ..boundary import BoundarySearch, distance_from_distances, gradient_direction, search_boundary
 from ..checkpoint import Comparison, load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
-from ..data import balanced_subset, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
+from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
+from ..metrics import PairDistance
 from ..models import pick_device, predict
 from ..results import DistanceResults, ImageDistances, SearchSettings, SourceDistance
 
@@ -39,8 +42,8 @@ class Config(Options):
     )
     doublings: int = help_field(3, "at most this many doublings of the search radius", ge=0)
     batch_size: int = help_field(500, "images per batch", ge=1)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
 
@@ -50,12 +53,23 @@ class Config(Options):
         return []
 
 
+def image_pool(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
+    """Indices of the test images the compared images are drawn from (class-balanced, shifted by
+    the replicate)."""
+    return balanced_subset(test_y, cfg.test_size, cfg.seed_shift)
+
+
+def pair_distances(source: str, searches: dict, targets, max_radius: float) -> dict[str, PairDistance]:
+    """Dist(source, F2) of every target F2, from each model's boundary search (eq. 4)."""
+    return {t: distance_from_distances(searches[source], searches[t], max_radius) for t in targets}
+
+
 def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     refs = cfg.compare.models
     models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, refs, device).items()}
-    pool = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
+    pool = image_pool(cfg, data.test_y)
     x_pool, y_pool = to_float(data.test_x[pool]), data.test_y[pool]
     correct = torch.stack([predict(m, x_pool) == y_pool for m in models.values()]).all(0)
     eligible = pool[correct]
@@ -90,10 +104,7 @@ def run(cfg: Config) -> None:
         per_image[source] = {ref: s.d for ref, s in searches.items()}
         censored[source] = {ref: s.censored for ref, s in searches.items()}
         results[source] = SourceDistance(
-            targets={
-                t: distance_from_distances(searches[source], searches[t], cfg.max_radius)
-                for t in cfg.compare.targets_of(source)
-            },
+            targets=pair_distances(source, searches, cfg.compare.targets_of(source), cfg.max_radius),
             censored={ref: int(s.censored.sum()) for ref, s in searches.items()},
             radius={ref: s.radius for ref, s in searches.items()},
             mean_d={ref: s.d.mean().item() for ref, s in searches.items()},
@@ -110,3 +121,48 @@ def run(cfg: Config) -> None:
     ImageDistances(
         indices=chosen, distances=per_image, censored=censored, provenance=data.provenance, environment=environment
     ).save(cfg.distances)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+WORK_BOUND = "Dist's scan counted at its bound"
+
+
+def work(cfg: Config, upstream) -> Counter:
+    """Every compared model on the image pool (which images all get right); then per source, one
+    gradient per image and, at most, every image scanned to the first radius and through every
+    doubling, each ceil(max_radius / step) forwards and ceil(log2(step / tol)) bisections, for
+    the source and each of its targets."""
+    pool = len(image_pool(cfg, cifar10_labels("test")))
+    n = min(cfg.n_images, pool)
+    scan = math.ceil(cfg.max_radius / cfg.step - 1e-9) + math.ceil(math.log2(cfg.step / cfg.tol))
+    per_image = 1 + (1 + cfg.doublings) * scan
+    units = Counter()
+    for ref in cfg.compare.models:
+        units["forward", upstream.arch(cfg.models_dir, ref)] += pool
+    for source in cfg.compare.sources:
+        units["grad", upstream.arch(cfg.models_dir, source)] += n
+        for ref in dict.fromkeys([source, *cfg.compare.targets_of(source)]):
+            units["forward", upstream.arch(cfg.models_dir, ref)] += n * per_image
+    return units
+
+
+def audit_distances(cfg: Config, ctx) -> int:
+    """Dist of every pair, recomputed from the stored per-image distances, is the stored one."""
+    stored, per_image = DistanceResults.load(cfg.out), ImageDistances.load(cfg.distances)
+    n = 0
+    for source, distances in per_image.distances.items():
+        searches = {
+            ref: BoundarySearch(d, per_image.censored[source][ref], stored.sources[source].radius[ref])
+            for ref, d in distances.items()
+        }
+        ours = pair_distances(source, searches, stored.sources[source].targets, stored.search.max_radius)
+        for target, pair in stored.sources[source].targets.items():
+            if ours[target] != pair:
+                raise ctx.Mismatch(
+                    f"{cfg.out}: Dist({source}, {target}) is {ours[target].dist} from {cfg.distances}, {pair.dist} stored"
+                )
+            n += 1
+    return n
+
+
+AUDIT = {"derived": audit_distances}

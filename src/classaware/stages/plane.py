@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import torch
 
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
-from ..data import CLASSES, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
+from ..data import CLASSES, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
 from ..results import DecisionPlanes
@@ -31,25 +32,35 @@ class Config(Options):
     span: int = help_field(50, "grid coordinates run over -span..span", ge=1)
     unit: float = help_field(0.02, "l2 length of one grid unit (paper: 0.02)", gt=0)
     seed: int = help_field(0, "seed of the random orthogonal direction d2", ge=0)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
-    models_dir: Path = help_field(Path("models"), "folder of the zoo's checkpoints")
+    data: Path = data_field()
+    models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
+
+
+def shown(cfg: Config) -> list[str]:
+    """The models of the planes: the source first, then the others, each once."""
+    return list(dict.fromkeys([cfg.source, *cfg.models]))
+
+
+def candidates(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
+    """Indices of the test images of ``image_class``, among which the image is chosen."""
+    return (test_y == CLASSES.index(cfg.image_class)).nonzero().squeeze(1)
 
 
 def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
-    refs = list(dict.fromkeys([cfg.source, *cfg.models]))
+    refs = shown(cfg)
     models = [m for m, _ in load_refs(cfg.models_dir, refs, device).values()]
     label = CLASSES.index(cfg.image_class)
-    candidates = (data.test_y == label).nonzero().squeeze(1)
-    x = to_float(data.test_x[candidates])
+    pool = candidates(cfg, data.test_y)
+    x = to_float(data.test_x[pool])
     right = torch.stack([predict(m, x) == label for m in models])
-    eligible = candidates[right.all(0)]
+    eligible = pool[right.all(0)]
     all_right = len(eligible) > cfg.image_rank
     if not all_right:  # weak (e.g. smoke-sized) models: settle for an image the source gets right
-        eligible = candidates[right[0]]
+        eligible = pool[right[0]]
         log.warning(
             "fewer than %d %s test images are right for every model; taking one right for the source",
             cfg.image_rank + 1,
@@ -76,3 +87,18 @@ def run(cfg: Config) -> None:
         provenance=data.provenance,
         environment=Environment.current(device),
     ).save(cfg.out)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> Counter:
+    """Every shown model on the candidate images and on the (2 span + 1)^2 points of its plane;
+    one gradient of the source (the direction d1)."""
+    per_model = len(candidates(cfg, cifar10_labels("test"))) + (2 * cfg.span + 1) ** 2
+    units = Counter()
+    for ref in shown(cfg):
+        units["forward", upstream.arch(cfg.models_dir, ref)] += per_model
+    units["grad", upstream.arch(cfg.models_dir, cfg.source)] += 1
+    return units
+
+
+AUDIT: dict = {}  # the planes are a picture of the checked checkpoints; dvc status pins the file

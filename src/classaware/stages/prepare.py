@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Options, help_field
-from ..data import read_archive
+from ..data import cifar10_labels, file_digests, read_archive
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +28,26 @@ def run(cfg: Config) -> None:
     data = read_archive(cfg.archive, cfg.md5 or None)
     data.save(cfg.out)
     log.info("wrote %s: %s, %d train and %d test images", cfg.out, data.dataset, len(data.train_y), len(data.test_y))
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> dict:
+    """Every image of the archive decoded (see :mod:`classaware.costs`)."""
+    return {("decode", ""): len(cifar10_labels("train")) + len(cifar10_labels("test"))}
+
+
+CHECKS = {"data": "the canonical data file matches its archive's md5 and sha256"}
+
+
+def audit_data(cfg: Config, ctx) -> int:
+    """The archive, where it is here, has the md5 and sha256 the canonical file records."""
+    data = ctx.data(cfg.out)
+    if not Path(cfg.archive).is_file():
+        raise ctx.Skip(f"archive {cfg.archive} is not here; the canonical file records md5 {data.provenance.md5}")
+    md5, sha256 = file_digests(Path(cfg.archive))
+    if (md5, sha256) != (data.provenance.md5, data.provenance.sha256):
+        raise ctx.Mismatch(f"{cfg.out} records md5 {data.provenance.md5} but {cfg.archive} has {md5}")
+    return 1
+
+
+AUDIT = {"data": audit_data}

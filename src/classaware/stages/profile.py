@@ -28,19 +28,19 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..artifacts import save_text
-from ..config import Options, add_arguments, from_args, help_field
+from ..config import Options, from_args, help_field
 from ..data import file_digests
+from ..pipeline import rendered_commands
 from ..profiles import render
+from . import COMMANDS, load, parser
 
 log = logging.getLogger(__name__)
 LOCAL_DATA = Path("data")  # where an archive from outside the repository is put
@@ -146,13 +146,6 @@ def bring_in(data: Path, rel: Path, root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- every stage accepts the params
-class _Parser(argparse.ArgumentParser):
-    """A stage's options that raise ValueError instead of exiting."""
-
-    def error(self, message: str):
-        raise ValueError(message)
-
-
 def _lookup(params: dict, key: str):
     """params[a][b] for key "a.b"; None when there is no such key (DVC's own ${key}, ${item})."""
     value = params
@@ -208,16 +201,12 @@ def _overfull(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
 
 def _refusal(cmd: str) -> tuple[str, list[str]] | None:
     """Why the stage refuses its command line ``cmd``, and the options it names; None if it accepts it."""
-    from ..cli import COMMANDS, _stage  # the CLI sits above the stages; imported when run
-
     argv = shlex.split(cmd)
     if argv[:1] != ["classaware"] or argv[1] not in COMMANDS:
         return None
-    config = _stage(argv[1]).Config
-    parser = _Parser(prog=f"classaware {argv[1]}")
-    add_arguments(parser, config)
+    config, options_of = load(argv[1]).Config, parser(argv[1])
     try:
-        from_args(config, parser.parse_args(argv[2:]))
+        from_args(config, options_of.parse_args(argv[2:]))
     except ValueError as exc:
         message = str(exc)
         options = [a[2:] for a in argv if a.startswith("--")]
@@ -226,7 +215,7 @@ def _refusal(cmd: str) -> tuple[str, list[str]] | None:
         if argument:
             named = [argument.group(1)]
         elif extra:  # words no option takes: a split string, or a value after a flag
-            named = _overfull(parser, argv[2:])
+            named = _overfull(options_of, argv[2:])
         else:  # the Config's own checks name the options they concern
             problems = message.partition("options: ")[2]
             named = [o for o in options if re.search(rf"(?<![\w/.-]){re.escape(o)}(?![\w/.-])", problems)]
@@ -235,21 +224,12 @@ def _refusal(cmd: str) -> tuple[str, list[str]] | None:
 
 
 def commands(params_text: str, root: Path) -> dict[str, str]:
-    """{stage: its command} as DVC renders ``root/dvc.yaml`` with params.yaml ``params_text`` (in
-    a temporary copy, with ``root``'s DVC config); ValueError with DVC's error when it cannot."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / ".dvc").mkdir()
-        shutil.copy(root / "dvc.yaml", tmp)
-        shutil.copy(root / ".dvc" / "config", Path(tmp) / ".dvc" / "config")
-        (Path(tmp) / "params.yaml").write_text(params_text)
-        try:
-            with Repo(tmp, config={"core": {"no_scm": True}}) as repo:
-                return {s.name: s.cmd for s in repo.index.stages if isinstance(getattr(s, "cmd", None), str)}
-        except DvcException as exc:
-            raise ValueError(f"DVC cannot render dvc.yaml with these parameters: {exc}") from exc
+    """{stage: its command} as DVC renders ``root/dvc.yaml`` with params.yaml ``params_text``
+    (:func:`classaware.pipeline.rendered_commands`); ValueError with DVC's error when it cannot."""
+    try:
+        return rendered_commands(root / "dvc.yaml", yaml.safe_load(params_text))
+    except ValueError as exc:
+        raise ValueError(f"DVC cannot render dvc.yaml with these parameters: {exc}") from exc
 
 
 def pipeline_problems(params_text: str, root: Path) -> list[str]:

@@ -40,7 +40,7 @@ from ..artifacts import save_text
 from ..config import Options, help_field
 from ..results import ReplicatedClaim, Replicates
 from ..text import interval, markdown_table, natural_key, number, padded, unpadded
-from .profile import write
+from . import load
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
@@ -206,7 +206,7 @@ def check_workspace(params: dict) -> None:
 
 def run(cfg: Config) -> None:
     if cfg.profile is not None:
-        write(cfg.profile, Path("profiles"), cfg.data, cfg.params)
+        load("profile").write(cfg.profile, Path("profiles"), cfg.data, cfg.params)
     params = yaml.safe_load(cfg.params.read_text())
     check_workspace(params)
     profile = params["profile"]

@@ -82,7 +82,11 @@ def status(cfg: Config) -> None:
         raise ValueError(f"no {jobs_file}: nothing was submitted from here (`classaware slurm submit` writes it)")
     ids = json.loads(jobs_file.read_text())
     states = scaleout.slurm_states(list(ids.values()))
-    print(scaleout.status_table(ids, states, scaleout.to_run(scaleout.read_pipeline(Path.cwd()))))
+    # a job SLURM still holds that has not ended is pending or running: its stage is not done,
+    # and DVC is not asked about files such a job may be writing
+    ended = ("COMPLETED", *FAILED_STATES)
+    busy = [stage for stage, i in ids.items() if i in states and not states[i].startswith(ended)]
+    print(scaleout.status_table(ids, states, scaleout.to_run(scaleout.read_pipeline(Path.cwd(), busy))))
     failed = [s for s, i in ids.items() if states.get(i, "").startswith(FAILED_STATES)]
     if failed:
         raise SystemExit(

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from ..artifacts import save_json
 from ..checkpoint import load_model
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
-from ..data import balanced_subset, load_canonical
+from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
+from ..data import Cifar10, balanced_subset, cifar10_labels, load_canonical
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
-from ..training import Recipe, TrainMetrics, TrainSpec, accuracy, check_destination, train
+from ..training import (
+    Recipe,
+    TrainMetrics,
+    TrainSpec,
+    accuracy,
+    check_destination,
+    checkpoint_epochs,
+    train,
+    work_units,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +36,7 @@ class Config(Options):
     data_seed: int = help_field(help="seed of data order, augmentation and dropout", ge=0)
     out: Path = help_field(help="folder for the checkpoints epoch_EEE.pt", output="dir")
     recipe: Recipe = Recipe()
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    data: Path = data_field()
     results: Path | None = help_field(None, "JSON file of the test accuracy of every saved checkpoint", output="file")
     metrics: Path | None = help_field(
         None, "JSON file of the final test accuracy, for `dvc metrics show`", output="file"
@@ -45,12 +57,36 @@ class Config(Options):
         return []
 
 
+def subsets(cfg: Config, train_y: torch.Tensor, test_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Indices of the training images, of the test images logged after every epoch, and of those
+    of every checkpoint's reported accuracy (class-balanced, shifted by the replicate)."""
+    return (
+        balanced_subset(train_y, cfg.train_size, cfg.seed_shift),
+        balanced_subset(test_y, cfg.eval_size, cfg.seed_shift),
+        balanced_subset(test_y, cfg.test_size, cfg.seed_shift),
+    )
+
+
+def test_accuracies(cfg: Config, data: Cifar10, device: torch.device) -> dict[Path, tuple[str, float]]:
+    """{checkpoint: (its epoch, its test accuracy)} of every checkpoint in ``cfg.out``."""
+    test_idx = subsets(cfg, data.train_y, data.test_y)[2]
+    found = {}
+    for path in sorted(cfg.out.glob("epoch_*.pt")):
+        model, meta = load_model(path, cfg.arch, device)
+        found[path] = (str(meta["epoch"]), accuracy(model, data.test_x[test_idx], data.test_y[test_idx]))
+    return found
+
+
+def headline(results: TrainMetrics) -> dict:
+    """What `dvc metrics show` shows of a training: the last checkpoint's test accuracy."""
+    return {"test_acc": results.final()[1]}
+
+
 def run(cfg: Config) -> None:
     check_destination(cfg.out)
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
-    idx = balanced_subset(data.train_y, cfg.train_size, cfg.seed_shift)
-    eval_idx = balanced_subset(data.test_y, cfg.eval_size, cfg.seed_shift)
+    idx, eval_idx, test_idx = subsets(cfg, data.train_y, data.test_y)
     spec = TrainSpec(
         cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), cfg.recipe
     )
@@ -70,20 +106,53 @@ def run(cfg: Config) -> None:
     )
     if cfg.results is None and cfg.metrics is None:
         return
-    test_idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
-    test_acc = {}
-    for path in sorted(cfg.out.glob("epoch_*.pt")):
-        model, meta = load_model(path, cfg.arch, device)
-        test_acc[str(meta["epoch"])] = accuracy(model, data.test_x[test_idx], data.test_y[test_idx])
     results = TrainMetrics(
         arch=cfg.arch,
         dataset=data.dataset,
         n_train=len(idx),
         n_test=len(test_idx),
-        test_acc=test_acc,
+        test_acc=dict(test_accuracies(cfg, data, device).values()),
         environment=Environment.current(device),
     )
     if cfg.results is not None:
         results.save(cfg.results)
     if cfg.metrics is not None:
-        save_json({"test_acc": results.final()[1]}, cfg.metrics)
+        save_json(headline(results), cfg.metrics)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> Counter:
+    """The training (:func:`classaware.training.work_units`) and every checkpoint's test accuracy."""
+    idx, eval_idx, test_idx = subsets(cfg, cifar10_labels("train"), cifar10_labels("test"))
+    units = work_units(cfg.arch, len(idx), cfg.recipe.epochs, len(eval_idx), cfg.save_epochs)
+    if cfg.results is not None or cfg.metrics is not None:
+        units["forward", cfg.arch] += len(test_idx) * len(checkpoint_epochs(cfg.recipe.epochs, cfg.save_epochs))
+    return units
+
+
+def shapes(cfg: Config) -> dict[Path, dict]:
+    return {cfg.out: {"arch": cfg.arch}}
+
+
+def audit_checkpoints(cfg: Config, ctx) -> int:
+    """Every checkpoint's test accuracy, re-evaluated, is the recorded one."""
+    if cfg.results is None:
+        return 0
+    recorded = TrainMetrics.load(cfg.results)
+    ours = test_accuracies(cfg, ctx.data(cfg.data), ctx.device)
+    for path, (epoch, accuracy_here) in ours.items():
+        stored = recorded.test_acc.get(epoch)
+        if stored is None or not ctx.rates_equal(recorded.environment, accuracy_here, stored):
+            raise ctx.Mismatch(f"{path}: test accuracy {accuracy_here} here, {stored} in {cfg.results}")
+    return len(ours)
+
+
+def audit_headline(cfg: Config, ctx) -> int:
+    """The metrics file holds what the results record."""
+    if cfg.metrics is None or cfg.results is None:
+        return 0
+    ctx.same_json(cfg.metrics, headline(TrainMetrics.load(cfg.results)))
+    return 1
+
+
+AUDIT = {"checkpoints": audit_checkpoints, "derived": audit_headline}

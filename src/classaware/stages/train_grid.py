@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..config import Options, device_field, help_field, seed_shift_field, shifted
-from ..data import balanced_split, balanced_subset, load_canonical
+import torch
+
+from ..checkpoint import load_model
+from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
+from ..data import balanced_split, balanced_subset, cifar10_labels, load_canonical
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
 from ..progress import progress
 from ..results import GridCell, GridMetrics, NonRobustSet
-from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train
+from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train, work_units
 
 log = logging.getLogger(__name__)
 AUGMENTATIONS = {"standard": {"crop_padding": 4, "flip": True}, "none": {"crop_padding": 0, "flip": False}}
@@ -57,7 +61,7 @@ class Config(Options):
     data_seed: int = help_field(0, "seed of data order, augmentation and dropout", ge=0)
     eval_size: int = help_field(2000, "test images evaluated after every epoch for the log (0: all)", ge=0)
     test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
-    data: Path = help_field(Path("data/cifar10.pt"), "canonical CIFAR-10 file")
+    data: Path = data_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
     bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
@@ -79,13 +83,25 @@ def cells(cfg: Config) -> list[tuple[str, str, Recipe]]:
     return out
 
 
+def baseline_split(cfg: Config, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The original set's training and held-out indices, as ``construct`` splits them."""
+    return balanced_split(train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
+
+
+def test_subsets(cfg: Config, test_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the test images logged after every epoch and of those of the reported accuracy."""
+    return balanced_subset(test_y, cfg.eval_size, cfg.seed_shift), balanced_subset(
+        test_y, cfg.test_size, cfg.seed_shift
+    )
+
+
 def run(cfg: Config) -> None:
     for name, _, _ in cells(cfg):
         check_destination(cfg.out / name)
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     if cfg.train_set is None:
-        idx, val_idx = balanced_split(data.train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
+        idx, val_idx = baseline_split(cfg, data.train_y)
         x, y, pair, digest = data.train_x[idx], data.train_y[idx], None, None
     else:
         s = NonRobustSet.load(cfg.train_set)
@@ -97,8 +113,7 @@ def run(cfg: Config) -> None:
             s.labels_digest(cfg.labelling),
         )
     x_val, y_val = data.train_x[val_idx], data.train_y[val_idx]
-    eval_idx = balanced_subset(data.test_y, cfg.eval_size, cfg.seed_shift)
-    test_idx = balanced_subset(data.test_y, cfg.test_size, cfg.seed_shift)
+    eval_idx, test_idx = test_subsets(cfg, data.test_y)
     results = []
     for name, aug, recipe in progress(cells(cfg), f"{cfg.arch} grid cells", unit="cell"):
         what = "the original set" if pair is None else f"{pair}'s clean images (control)" if cfg.clean else pair
@@ -144,3 +159,36 @@ def run(cfg: Config) -> None:
         test_acc=best.test_acc,
         environment=Environment.current(device),
     ).save(cfg.results)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> Counter:
+    """Each cell's training (:func:`classaware.training.work_units`), then its accuracy on the
+    held-out images, on the test images and on its own training images (the fit)."""
+    if cfg.train_set is None:
+        n, n_val = map(len, baseline_split(cfg, cifar10_labels("train")))
+    else:
+        shape = upstream.shape(cfg.train_set)
+        n, n_val = shape["images"], shape["held_out"]
+    eval_idx, test_idx = test_subsets(cfg, cifar10_labels("test"))
+    units = Counter()
+    for _, _, recipe in cells(cfg):
+        units.update(work_units(cfg.arch, n, recipe.epochs, len(eval_idx)))
+        units["forward", cfg.arch] += n_val + len(test_idx) + n
+    return units
+
+
+def audit_checkpoints(cfg: Config, ctx) -> int:
+    """Every cell's last checkpoint, re-evaluated, has the recorded test accuracy."""
+    data = ctx.data(cfg.data)
+    test_idx = test_subsets(cfg, data.test_y)[1]
+    recorded = GridMetrics.load(cfg.results)
+    for cell in recorded.cells:
+        model, _ = load_model(max(Path(cfg.out, cell.cell).glob("epoch_*.pt")), cfg.arch, ctx.device)
+        ours = accuracy(model, data.test_x[test_idx], data.test_y[test_idx])
+        if not ctx.rates_equal(recorded.environment, ours, cell.test_acc):
+            raise ctx.Mismatch(f"{cfg.out}/{cell.cell}: test accuracy {ours} here, {cell.test_acc} in {cfg.results}")
+    return len(recorded.cells)
+
+
+AUDIT = {"checkpoints": audit_checkpoints}

@@ -35,8 +35,26 @@ def source_transfer(table: PredictionTable) -> SourceTransfer:
     )
 
 
-def run(cfg: Config) -> None:
+def results(cfg: Config) -> TransferResults:
+    """Every ratio of every source of ``cfg.predictions``."""
     tables = [PredictionTable.load(p) for p in cfg.predictions]
-    TransferResults(dataset=tables[0].provenance.dataset, sources={t.source: source_transfer(t) for t in tables}).save(
-        cfg.out
-    )
+    return TransferResults(dataset=tables[0].provenance.dataset, sources={t.source: source_transfer(t) for t in tables})
+
+
+def run(cfg: Config) -> None:
+    results(cfg).save(cfg.out)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> dict:
+    return {}  # counting over stored labels: no network
+
+
+def audit_ratios(cfg: Config, ctx) -> int:
+    """The ratios, recomputed from the prediction tables, are the stored ones."""
+    if results(cfg) != TransferResults.load(cfg.out):
+        raise ctx.Mismatch(f"{cfg.out}: the ratios recomputed from {', '.join(map(str, cfg.predictions))} differ")
+    return 1
+
+
+AUDIT = {"derived": audit_ratios}

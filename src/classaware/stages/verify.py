@@ -224,16 +224,21 @@ def claim_text(claim: dict, facts: dict[str, str]) -> str:
         ) from None
 
 
-def run(cfg: Config) -> None:
-    claims = load_claims(cfg.claims, cfg.profile)
-    transfer, table1, table2 = TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2)
+def claim_metrics(cfg: Config, transfer: TransferResults, table1: Table1, table2: Table2) -> dict[str, Estimate]:
+    """Every metric a claim can name, from the results below (Fig. 3's eps checked to be attacked)."""
     transfer.check_eps(cfg.figure_eps)
-    facts = run_facts(transfer, table1, table2, cfg.figure_eps)
-    texts = {c["id"]: claim_text(c, facts) for c in claims}  # every placeholder checked before any output
-    metrics = {
+    return {
         **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
         **section4_metrics(table1, table2),
     }
+
+
+def run(cfg: Config) -> None:
+    claims = load_claims(cfg.claims, cfg.profile)
+    transfer, table1, table2 = TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2)
+    metrics = claim_metrics(cfg, transfer, table1, table2)
+    facts = run_facts(transfer, table1, table2, cfg.figure_eps)
+    texts = {c["id"]: claim_text(c, facts) for c in claims}  # every placeholder checked before any output
     checked, rows = {}, []
     for c in claims:
         if c["metric"] not in metrics:
@@ -258,3 +263,29 @@ def run(cfg: Config) -> None:
     ]
     table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result"], rows)
     save_text("\n".join(header + table) + "\n", cfg.table)
+
+
+# ----------------------------------------------------------------------------- its cost and its audit
+def work(cfg: Config, upstream) -> dict:
+    return {}  # arithmetic on stored results: no network
+
+
+def audit_claims(cfg: Config, ctx) -> int:
+    """Every claim's check and headline file, recomputed from the results below, are the stored ones."""
+    metrics = claim_metrics(cfg, TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2))
+    stored = ClaimResults.load(cfg.out)
+    n = 0
+    for c in load_claims(cfg.claims, cfg.profile):
+        ours = check(c, metrics[c["metric"]], c["bound"][cfg.profile])
+        ctx.same_json(metric_file(cfg.metrics_dir, c["id"]), headline(c, ours))
+        if ours != stored.claims[c["id"]]:
+            theirs = stored.claims[c["id"]]
+            raise ctx.Mismatch(
+                f"{cfg.out}: claim {c['id']} recomputes to {ours.value} ({ours.verdict}), "
+                f"stored {theirs.value} ({theirs.verdict})"
+            )
+        n += 1
+    return n
+
+
+AUDIT = {"derived": audit_claims}
