@@ -58,13 +58,13 @@ def test_smoke_work_counted_by_hand():
     }  # 4 epochs on 200 images; eval, val, test, the fit on its 200 training images; a checkpoint
     assert units(work) == {
         "prepare": {("decode", ""): 60_000},
-        # three members per architecture: 1,000 images x 4 epochs; 200 eval images per epoch and 500 test
+        # three members per architecture: 2,000 images x 4 epochs; 200 eval images per epoch and 500 test
         # images for each of 2 checkpoints (epochs 3 and 4); their 2 writes and a resume state at epoch 3
         "train": {
-            ("train", R): 3 * 4_000,
+            ("train", R): 3 * 8_000,
             ("forward", R): 3 * 1_800,
             ("save", R): 3 * 3,
-            ("train", V): 3 * 4_000,
+            ("train", V): 3 * 8_000,
             ("forward", V): 3 * 1_800,
             ("save", V): 3 * 3,
         },
@@ -125,7 +125,7 @@ def test_times_follow_from_the_rates_by_hand():
     work = {w.stage: w for w in stage_work("smoke")}
     assert rates.per_s["grad", R] == 2000.0 and rates.per_s["grad", V] == 4000.0  # forward rate x 0.5
     assert rates.seconds(work["prepare"]) == pytest.approx(60_000 / 6000 + 2.0)
-    train = 3 * (4_000 / 1000 + 1_800 / 4000 + 3 * 0.5) + 3 * (4_000 / 2000 + 1_800 / 8000 + 3 * 0.25) + 6 * 2.0
+    train = 3 * (8_000 / 1000 + 1_800 / 4000 + 3 * 0.5) + 3 * (8_000 / 2000 + 1_800 / 8000 + 3 * 0.25) + 6 * 2.0
     assert rates.seconds(work["train"]) == pytest.approx(train)
     assert rates.seconds(work["attack"]) == pytest.approx(4_800 / 2000 + 4_800 / 4000 + 8 * 2.0)
     assert rates.seconds(work["report"]) == 2.0

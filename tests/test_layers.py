@@ -12,7 +12,7 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "artifacts", "config", "contracts", "text", "batching", "paper", "profiles", "pipeline", "scaleout", "records",
+    "artifacts", "config", "contracts", "text", "progress", "batching", "paper", "profiles", "pipeline", "scaleout", "records",
     "environment",
     "data", "models", "checkpoint", "training", "costs",
     "attacks", "metrics", "boundary", "results", "analysis", "plots",
