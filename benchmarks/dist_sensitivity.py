@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from classaware.analysis import section3_metrics
-from classaware.results import DistanceResults, TransferResults
+from classaware.schema import DistanceResults, TransferResults
 from classaware.text import markdown_table, number
 
 DIST_CLAIMS = ("S3.2", "S3.3", "S3.5a", "S3.5b", "S3.8")

@@ -56,14 +56,15 @@ import yaml
 from timing import device_name, sync  # benchmarks/timing.py, beside this script
 from train_throughput import new_model, ours
 
-from classaware.artifacts import save_tensors
 from classaware.attacks import n_targeted_pgd, pgd, random_target_classes
 from classaware.boundary import boundary_distance, gradient_direction
 from classaware.checkpoint import load_model
 from classaware.data import load_canonical, to_float
+from classaware.environment import CodeVersion
+from classaware.files import save_tensors
 from classaware.models import build, pick_device, predict
 from classaware.profiles import BASE, check_zoo, merge, merged_params
-from classaware.results import ClaimResults
+from classaware.schema import ClaimResults
 from classaware.stages.report import environment as report_environment
 from classaware.training import Recipe, train_epoch
 
@@ -80,7 +81,7 @@ KEYS = {  # gpu_check.json: top-level key -> the keys of its value (None: free-f
     "steps": None,  # step -> {"rc", "seconds"}
     "pipeline": ("rc", "timed_out", "wall_s", "stages_run"),
     "stages": None,  # DVC stage -> seconds
-    "claims": None,  # claim id -> a verdict of classaware.results.VERDICTS
+    "claims": None,  # claim id -> a verdict of classaware.schema.VERDICTS
     "cuda_tests": ("passed", "failed", "skipped", "errors"),
     "throughput": ("train", "infer", "pgd", "n_targeted", "distance", "concurrent_train", "pipeline"),
     "errors": None,
@@ -186,11 +187,11 @@ def write_params(profile: str, profiles: Path, data: Path, overrides: Path | Non
 
 # ----------------------------------------------------------------------------- env
 def environment(device: str) -> dict:
-    """The versions and the device (named as unavailable, with why, if it is); the commit is the
-    one ``classaware report`` records, of the working directory's checkout."""
+    """The versions and the device (named as unavailable, with why, if it is); the code is the
+    working directory's checkout, in the words ``classaware report`` uses (``CodeVersion``)."""
     import torchvision
 
-    env = dict(report_environment([]))
+    env = dict(report_environment([], []))
     try:
         name = device_name(pick_device(device))
     except ValueError as exc:
@@ -204,7 +205,7 @@ def environment(device: str) -> dict:
             "cudnn": str(torch.backends.cudnn.version()) if torch.backends.cudnn.is_available() else "none",
             "torchvision": torchvision.__version__,
             "dvc": env["dvc"],
-            "classaware_commit": env["git commit"],
+            "classaware_commit": CodeVersion.current().describe(),
         },
     }
 

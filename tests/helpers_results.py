@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from classaware.environment import Environment
 from classaware.metrics import ClassAwareTransfer, PairDistance, Proportion
-from classaware.results import (
+from classaware.schema import (
     AttackTransfer,
     BaselineRow,
     ControlRow,

@@ -14,9 +14,9 @@ import pytest
 from conftest import JPEG_ARCHIVE, smoke_env
 
 from classaware import cli
-from classaware.artifacts import load_tensors, save_tensors
 from classaware.data import load_canonical, to_float
-from classaware.results import AdversarialSet, NonRobustSet, PredictionTable
+from classaware.files import load_tensors, save_tensors
+from classaware.schema import AdversarialSet, NonRobustSet, PredictionTable
 
 pytestmark = [pytest.mark.slow, pytest.mark.smoke_run("serial")]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

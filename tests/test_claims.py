@@ -11,7 +11,7 @@ from helpers_results import EPS, SOURCES, Study, correlated_study, table1, table
 
 from classaware import analysis
 from classaware.metrics import Proportion, difference_interval
-from classaware.results import Table2
+from classaware.schema import Table2
 from classaware.stages import verify
 
 CLAIMS = {c["id"]: c for c in yaml.safe_load((REPO / "claims.yaml").read_text())}

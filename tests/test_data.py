@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware import data as data_mod
-from classaware.artifacts import save_tensors
 from classaware.data import (
     CLASSES,
     Cifar10,
@@ -26,6 +25,7 @@ from classaware.data import (
     read_archive,
     to_float,
 )
+from classaware.files import save_tensors
 
 
 # ----------------------------------------------------------------------------- canonical file

@@ -23,7 +23,7 @@ from classaware.analysis import correlations, eps_curves, fig3_rows
 from classaware.boundary import REGION_NAMES, BoundarySearch, decision_plane, distance_from_distances, transfer_regions
 from classaware.data import CLASSES, Provenance
 from classaware.environment import Environment
-from classaware.results import (
+from classaware.schema import (
     RATIOS,
     DecisionPlanes,
     DistanceResults,

@@ -15,7 +15,7 @@ import yaml
 from conftest import JPEG_ARCHIVE, REPO, SmokeRun
 
 from classaware import cli
-from classaware.results import VERDICTS
+from classaware.schema import VERDICTS
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402  (benchmarks/ is not a package)

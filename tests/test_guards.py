@@ -26,10 +26,10 @@ from models_for_tests import LinearClassifier, images, labels
 from torch import nn
 
 from classaware import cli, profiles, stages
-from classaware.artifacts import atomic_path
 from classaware.attacks import fgm, n_targeted_pgd, pgd
 from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
 from classaware.config import outputs
+from classaware.files import atomic_path
 from classaware.models import predict
 from classaware.training import Recipe, TrainSpec, train
 
@@ -279,7 +279,7 @@ def test_sigterm_during_a_write_removes_the_temporary(tmp_path):
 import os, signal
 from pathlib import Path
 from classaware import cli
-from classaware.artifacts import atomic_path
+from classaware.files import atomic_path
 signal.signal(signal.SIGTERM, cli._exit_on_sigterm)
 with atomic_path(Path({str(tmp_path)!r}) / "big.pt") as tmp:
     tmp.write_bytes(b"x" * 1000)

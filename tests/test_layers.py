@@ -12,10 +12,10 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "artifacts", "config", "contracts", "text", "progress", "batching", "paper", "profiles", "pipeline", "scaleout", "records",
+    "files", "config", "contracts", "text", "progress", "batching", "paper", "profiles", "pipeline", "scaleout", "codec",
     "environment",
     "data", "models", "checkpoint", "training", "costs",
-    "attacks", "metrics", "boundary", "results", "analysis", "plots",
+    "attacks", "metrics", "boundary", "schema", "analysis", "plots",
 ]  # fmt: skip
 
 

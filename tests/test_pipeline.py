@@ -19,7 +19,7 @@ import yaml
 from conftest import JPEG_ARCHIVE, smoke_env
 
 from classaware.environment import CodeVersion
-from classaware.results import ClaimResults
+from classaware.schema import ClaimResults
 from classaware.text import unpadded
 
 pytestmark = [

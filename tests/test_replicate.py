@@ -17,7 +17,7 @@ from classaware import cli
 from classaware.config import shifted
 from classaware.data import balanced_split, balanced_subset
 from classaware.environment import Environment
-from classaware.results import ClaimResults, ReplicatedClaim, Replicates
+from classaware.schema import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages import replicate
 from classaware.stages.report import REPLICATED_VERDICTS, counts
 from classaware.text import padded

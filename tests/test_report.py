@@ -18,9 +18,9 @@ import yaml
 from conftest import REPO
 from test_figures import DATASET, run_figures, write_inputs
 
-from classaware.artifacts import save_text
 from classaware.environment import Environment
-from classaware.results import ClaimResults, ReplicatedClaim, Replicates, Table1, Table2, TransferResults
+from classaware.files import save_text
+from classaware.schema import ClaimResults, ReplicatedClaim, Replicates, Table1, Table2, TransferResults
 from classaware.stages import report, tables, verify
 from classaware.text import markdown_table
 from classaware.training import TrainMetrics

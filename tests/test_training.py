@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware import cli, models, training
-from classaware.artifacts import load_tensors, save_json, save_tensors
 from classaware.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from classaware.files import load_tensors, save_json, save_tensors
 from classaware.stages import train_grid
 from classaware.training import SECTION4_SCHEDULE, Recipe, TrainMetrics, TrainSpec, augment, train
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_figures import write_inputs
 
 from classaware import analysis
-from classaware.results import (
+from classaware.schema import (
     ClaimResults,
     DistanceResults,
     Table1,

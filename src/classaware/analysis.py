@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from .metrics import Z_95, Proportion, difference_interval
-from .results import RATIOS, DistanceResults, DistRule, Ratio, Table1, Table2, Table2Row, TransferResults
+from .schema import RATIOS, DistanceResults, DistRule, Ratio, Table1, Table2, Table2Row, TransferResults
 
 
 def pearson(a: list[float], b: list[float]) -> float | None:

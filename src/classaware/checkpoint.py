@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .artifacts import load_tensors, save_tensors
 from .config import Options, help_field
+from .files import load_tensors, save_tensors
 from .models import build
 
 FORMAT_VERSION = "classaware-checkpoint/1"

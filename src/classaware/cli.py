@@ -28,9 +28,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .artifacts import check_writable
 from .config import add_arguments, from_args, outputs
 from .environment import CodeVersion
+from .files import check_writable
 from .stages import COMMANDS, load
 
 log = logging.getLogger("classaware")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .records import FormatError, TensorRecord
+from .codec import FormatError, TensorRecord
 
 log = logging.getLogger(__name__)
 

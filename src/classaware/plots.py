@@ -27,8 +27,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter
 
 from .analysis import Fig3Row
-from .artifacts import atomic_path
 from .boundary import DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED
+from .files import atomic_path
 
 DPI = 200
 STYLE = {

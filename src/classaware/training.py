@@ -29,15 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .artifacts import load_tensors, save_tensors
 from .checkpoint import save_checkpoint
+from .codec import JsonRecord
 from .config import Options, help_field
 from .contracts import as_labels
 from .data import to_float
 from .environment import Environment
+from .files import load_tensors, save_tensors
 from .models import build, predict
 from .progress import progress
-from .records import JsonRecord
 
 log = logging.getLogger(__name__)
 

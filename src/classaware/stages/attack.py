@@ -19,7 +19,7 @@ from ..config import Options, data_field, device_field, help_field, models_dir_f
 from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device
-from ..results import AdversarialSet, ModelInfo
+from ..schema import AdversarialSet, ModelInfo
 
 log = logging.getLogger(__name__)
 

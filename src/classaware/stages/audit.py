@@ -44,12 +44,12 @@ import torch
 import yaml
 
 from .. import pipeline
-from ..artifacts import save_text
+from ..codec import JsonRecord
 from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, help_field
 from ..data import Cifar10, load_canonical
 from ..environment import Environment
+from ..files import save_text
 from ..models import pick_device
-from ..records import JsonRecord
 from ..text import markdown_table
 from . import COMMANDS, Stage, configure, load
 
@@ -239,7 +239,7 @@ class Config(Options):
     device: str = help_field(
         "cpu", "cpu, cuda or cuda:N: where to recompute", pattern=DEVICE_PATTERN, expected=DEVICE_EXPECTED
     )
-    only: tuple[str, ...] = help_field((), "run only these checks, by name (none given: every check)")
+    only: tuple[str, ...] = help_field((), "run only these checks (default: all), by name")
 
     def check(self) -> list[str]:
         known = check_names()

@@ -30,7 +30,7 @@ from ..data import balanced_split, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import Proportion
 from ..models import pick_device, predict
-from ..results import ConstructMetrics, NonRobustSet, Probe, Table1Rates, eps_key
+from ..schema import ConstructMetrics, NonRobustSet, Probe, Table1Rates, eps_key
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import PairDistance
 from ..models import pick_device, predict
-from ..results import DistanceResults, ImageDistances, SearchSettings, SourceDistance
+from ..schema import DistanceResults, ImageDistances, SearchSettings, SourceDistance
 
 log = logging.getLogger(__name__)
 

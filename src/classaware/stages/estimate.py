@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 
 from .. import pipeline
-from ..artifacts import load_json
 from ..config import Options, help_field
 from ..costs import Rates, pipeline_work, table
+from ..files import load_json
 from ..profiles import merged_params
 from . import Stage, configure
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from .. import plots
 from ..analysis import Fig3Row, correlations, eps_curves, fig3_rows
-from ..artifacts import save_json, save_text
 from ..boundary import REGION_NAMES, transfer_regions
+from ..codec import encode
 from ..config import Options, help_field
-from ..records import encode
-from ..results import RATIOS, DecisionPlanes, DistanceResults, TransferResults
+from ..files import save_json, save_text
+from ..schema import RATIOS, DecisionPlanes, DistanceResults, TransferResults
 
 FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
 FIG5_COLUMNS = ["source", "attack", "target", "relation", "eps", *RATIOS,

@@ -17,7 +17,7 @@ from ..config import Options, data_field, device_field, help_field, models_dir_f
 from ..data import CLASSES, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
-from ..results import DecisionPlanes
+from ..schema import DecisionPlanes
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from ..config import Options, data_field, device_field, help_field, models_dir_f
 from ..data import load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
-from ..results import AdversarialSet, ModelInfo, PredictionTable, SetPredictions
+from ..schema import AdversarialSet, ModelInfo, PredictionTable, SetPredictions
 
 log = logging.getLogger(__name__)
 

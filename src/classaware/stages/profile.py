@@ -35,9 +35,9 @@ from pathlib import Path
 
 import yaml
 
-from ..artifacts import save_text
 from ..config import Options, from_args, help_field
 from ..data import file_digests
+from ..files import save_text
 from ..pipeline import rendered_commands
 from ..profiles import render
 from . import COMMANDS, load, parser

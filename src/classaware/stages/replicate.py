@@ -36,9 +36,9 @@ from pathlib import Path
 
 import yaml
 
-from ..artifacts import save_text
 from ..config import Options, help_field
-from ..results import ReplicatedClaim, Replicates
+from ..files import save_text
+from ..schema import ReplicatedClaim, Replicates
 from ..text import interval, markdown_table, natural_key, number, padded, unpadded
 from . import load
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from ..artifacts import atomic_path, save_text
 from ..config import Options, help_field
 from ..environment import CodeVersion, Environment
-from ..results import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
+from ..files import atomic_path, save_text
+from ..schema import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
 from ..text import interval, markdown_table, natural_key, number, percent
 from ..training import TrainMetrics
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import save_json
 from ..checkpoint import load_model
 from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
 from ..data import Cifar10, balanced_subset, cifar10_labels, load_canonical
 from ..environment import Environment
+from ..files import save_json
 from ..models import ARCHITECTURES, pick_device
 from ..training import (
     Recipe,

@@ -32,7 +32,7 @@ from ..data import balanced_split, balanced_subset, cifar10_labels, load_canonic
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
 from ..progress import progress
-from ..results import GridCell, GridMetrics, NonRobustSet
+from ..schema import GridCell, GridMetrics, NonRobustSet
 from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train, work_units
 
 log = logging.getLogger(__name__)

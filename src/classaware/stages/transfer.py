@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import Options, help_field
 from ..metrics import class_aware_transfer
-from ..results import AttackTransfer, PredictionTable, SourceTransfer, TransferResults, eps_key
+from ..schema import AttackTransfer, PredictionTable, SourceTransfer, TransferResults, eps_key
 
 
 @dataclass(frozen=True)

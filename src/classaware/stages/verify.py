@@ -34,9 +34,9 @@ from pathlib import Path
 import yaml
 
 from ..analysis import Estimate, section3_metrics, section4_metrics
-from ..artifacts import save_json, save_text
 from ..config import Options, help_field
-from ..results import (
+from ..files import save_json, save_text
+from ..schema import (
     ClaimResults,
     ClaimVerdict,
     DistanceResults,

@@ -1,4 +1,4 @@
-"""Every artifact that crosses a stage boundary, one frozen dataclass each (see :mod:`records`).
+"""Every artifact that crosses a stage boundary, one frozen dataclass each (the schema; :mod:`codec` reads and writes them).
 
 The stage that writes an artifact and every stage that reads it share the definition here, and
 readers ask questions through accessors (``transfer.ratio(source, attack, eps, target,
@@ -29,11 +29,11 @@ from typing import Literal
 
 import torch
 
+from .codec import JsonRecord, TensorRecord
 from .data import Provenance
 from .environment import Environment
 from .metrics import ClassAwareTransfer, PairDistance, Proportion
 from .models import family
-from .records import JsonRecord, TensorRecord
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
 DistRule = Literal["all images", "dropping unflipped"]

@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from .artifacts import load_json, load_tensors, save_json, save_tensors
+from .files import load_json, load_tensors, save_json, save_tensors
 
 
 class FormatError(ValueError):
