@@ -19,8 +19,8 @@ Section 3 (computed). For 6, 9, 12, 15 and 18 targets per source, the r beyond w
 S3.2 (r <= -0.9) and S3.3 (r <= 0), on the pass side and on the fail side.
 
 Jobs run ``--workers`` at a time (default 2), each a process on one thread: on these 2-core
-machines two one-thread processes train about twice as many images per second as one process
-on two threads (measured beside the study, see benchmarks/results/scale-study.md). A finished
+machines two one-thread processes train 1.2-1.8x the images per second of one process on two
+threads (benchmarks/cpu_settings.py, benchmarks/results/cpu-settings.md). A finished
 job leaves its JSON under ``OUT/jobs``, so an interrupted study resumes where it stopped.
 
     python benchmarks/scale_study.py --data data/cifar10.pt --out benchmarks/results/scale-study
