@@ -56,7 +56,7 @@ class Environment:
     def describe(self) -> str:
         """One line: "cpu (Intel Xeon, AVX512, 2 threads), torch 2.14.1"."""
         accel = f", CUDA {self.cuda}, cuDNN {self.cudnn}" if self.cuda else ""
-        return f"{self.device} ({self.cpu}, {self.cpu_capability}, {self.threads} threads), torch {self.torch}{accel}"
+        return f"{self.device} ({self.cpu}, {self.cpu_capability}, {self.threads} thread{'' if self.threads == 1 else 's'}), torch {self.torch}{accel}"
 
 
 def cpu_model() -> str:

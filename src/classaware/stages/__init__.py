@@ -57,7 +57,7 @@ COMMANDS = {
     "verify": ("verify", "check the paper's claims against the metrics"),
     "report": ("report", "report.md / report.html for reviewers"),
     "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
-    "profile": ("profile", "switch params.yaml to the paper, quick or smoke profile"),
+    "profile": ("profile", "switch params.yaml to a profile: paper, cpu, quick, smoke or gpu-check"),
     "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
     "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
     "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),

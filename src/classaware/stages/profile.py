@@ -48,7 +48,9 @@ LOCAL_DATA = Path("data")  # where an archive from outside the repository is put
 
 @dataclass(frozen=True)
 class Config(Options):
-    name: str = help_field(help="profile: paper, quick, smoke (a file profiles/<name>.yaml)", positional=True)
+    name: str = help_field(
+        help="profile: paper, cpu, quick, smoke, gpu-check (a file profiles/<name>.yaml)", positional=True
+    )
     data: Path | None = help_field(
         None,
         "CIFAR-10 archive for the prepare stage, brought into data/ under DVC (default: the profile's data.archive)",

@@ -74,7 +74,7 @@ FIGURES = (
 
 @dataclass(frozen=True)
 class Config(Options):
-    profile: str = help_field(help="profile the results were made at (paper, quick, smoke)")
+    profile: str = help_field(help="profile the results were made at (paper, cpu, quick, smoke, gpu-check)")
     results: Path = help_field(Path("results"), "folder of claims.md, tables.md, transfer.json, distance.json")
     figures: Path = help_field(Path("figures"), "folder of the `figures` stage's PNGs and CSVs")
     train_results: Path = help_field(Path("results/train"), "folder of the zoo's training results (<member>.json)")
@@ -362,7 +362,8 @@ def timings_section(path: Path) -> list[str]:
     ]
     lines += markdown_table(
         ["stage", "seconds"],
-        [[r["stage"], f"{r['seconds']:.1f}"] for r in records] + [["**total**", f"**{total:.1f}** ({_hms(total)})"]],
+        [[r["stage"], f"{r['seconds']:.1f}"] for r in records]
+        + [["**sum of the stages**", f"**{total:.1f}** ({_hms(total)}; stages that ran at once overlap)"]],
     )
     return lines + ([] if not bad else ["", f"*{bad} unreadable line(s) in `{path}` were skipped.*"])
 
