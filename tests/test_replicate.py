@@ -259,7 +259,9 @@ def test_the_environment_says_what_decides_bit_identity():
     assert not here.reproduces(other_threads)  # another thread count: other sums, other bytes
     gpu = Environment(**{**here.__dict__, "device": "NVIDIA H100"})
     assert not gpu.reproduces(gpu)  # GPU runs are never bit-identical
-    assert here.cpu_capability in here.describe() and f"{here.threads} threads" in here.describe()
+    threads = f"{here.threads} thread{'' if here.threads == 1 else 's'})"  # "1 thread)", "2 threads)"
+    assert here.cpu_capability in here.describe() and threads in here.describe()
+    assert f"{other_threads.threads} threads)" in other_threads.describe()  # 2 or more: plural
 
 
 # ----------------------------------------------------------------------------- two replicates of smoke
