@@ -26,6 +26,10 @@ PROFILES = REPO / "profiles"
 NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
 
 
+def test_the_help_names_every_committed_profile():
+    assert sorted(profiles.NAMES) == NAMES and profiles.NAMES[0] == profiles.BASE
+
+
 def test_the_committed_params_file_is_the_paper_profile_verbatim():
     assert profiles.render("paper", PROFILES) == (PROFILES / "paper.yaml").read_text()
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True)

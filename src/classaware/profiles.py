@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 
 BASE = "paper"
+# the committed profiles (profiles/NAME.yaml), named in the CLI's help; tests/test_profile.py checks the folder
+NAMES = ("paper", "cpu", "quick", "smoke", "gpu-check")
 REPLACED_WHOLE = ("zoo",)  # groups whose keys are names, not options: a profile gives them whole
 
 

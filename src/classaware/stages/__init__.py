@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from .. import profiles
 from ..config import Options, add_arguments, from_args
 
 # subcommand -> (module of this package, one-line help); modules are imported only when used
@@ -57,7 +58,7 @@ COMMANDS = {
     "verify": ("verify", "check the paper's claims against the metrics"),
     "report": ("report", "report.md / report.html for reviewers"),
     "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
-    "profile": ("profile", "switch params.yaml to a profile: paper, cpu, quick, smoke or gpu-check"),
+    "profile": ("profile", f"switch params.yaml to a profile: {', '.join(profiles.NAMES)}"),
     "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
     "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
     "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import profiles
 from ..config import Options, from_args, help_field
 from ..data import file_digests
 from ..files import save_text
@@ -48,9 +49,7 @@ LOCAL_DATA = Path("data")  # where an archive from outside the repository is put
 
 @dataclass(frozen=True)
 class Config(Options):
-    name: str = help_field(
-        help="profile: paper, cpu, quick, smoke, gpu-check (a file profiles/<name>.yaml)", positional=True
-    )
+    name: str = help_field(help=f"profile: {', '.join(profiles.NAMES)} (a file profiles/<name>.yaml)", positional=True)
     data: Path | None = help_field(
         None,
         "CIFAR-10 archive for the prepare stage, brought into data/ under DVC (default: the profile's data.archive)",

@@ -74,7 +74,7 @@ FIGURES = (
 
 @dataclass(frozen=True)
 class Config(Options):
-    profile: str = help_field(help="profile the results were made at (paper, cpu, quick, smoke, gpu-check)")
+    profile: str = help_field(help="profile the results were made at (profiles/NAME.yaml)")
     results: Path = help_field(Path("results"), "folder of claims.md, tables.md, transfer.json, distance.json")
     figures: Path = help_field(Path("figures"), "folder of the `figures` stage's PNGs and CSVs")
     train_results: Path = help_field(Path("results/train"), "folder of the zoo's training results (<member>.json)")

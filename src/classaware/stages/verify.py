@@ -55,7 +55,7 @@ FIELDS = {"id", "figure", "claim", "metric", "paper", "test", "bound", "why"}
 
 @dataclass(frozen=True)
 class Config(Options):
-    profile: str = help_field(help="profile whose bounds apply (paper, cpu, quick, smoke, gpu-check)")
+    profile: str = help_field(help="profile whose bounds apply (profiles/NAME.yaml)")
     claims: Path = help_field(Path("claims.yaml"), "the claims file")
     figure_eps: float = help_field(1.0, "Fig. 3's eps, at which the correlations are taken", gt=0)
     transfer: Path = help_field(Path("results/transfer.json"), "`transfer` results")
