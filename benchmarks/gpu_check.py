@@ -400,7 +400,10 @@ def _concurrent_worker(rank: int, size: Size, device: str, barrier, results) -> 
 
 
 def bench_concurrent(size: Size, device: torch.device, clock: Clock) -> dict:
-    ctx = mp.get_context("spawn")
+    # forkserver, not spawn: one server process imports torch once and forks each worker from it
+    # (spawn imported torch in every worker: 7 imports of about 3 CPU-s); CUDA never starts in the
+    # server, so the workers may use it, which fork would not allow
+    ctx = mp.get_context("forkserver")
     rates = {}
     for k in CONCURRENT:
         if clock.left() < 0:

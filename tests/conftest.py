@@ -235,13 +235,14 @@ def _share_cache(copy: Path, serial: Path) -> Callable[[], None]:
 
 
 # what each background run needs before it starts (they also run in this order, as slots free up)
+# (the longest chain, serial then the replicates, is started first; the others fill the second slot)
 AFTER = {
     "serial": (),
     "jobs2": (),
+    "replicates": ("serial",),
+    "gpu_check": (),
     "jobs8": ("serial",),
     "slurm": ("serial",),
-    "replicates": ("jobs2",),
-    "gpu_check": (),
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, clean_copy, smoke_env
+from conftest import REPO
 from helpers_data import folder_images, write_image_folder
 
 from classaware import cli, profiles
@@ -208,23 +208,6 @@ def test_an_archive_outside_the_repository_is_brought_in_under_dvc(tmp_path, mon
     assert cli.main(["profile", "quick", "--data", str(archive)]) == 0  # the same archive, by another path
     assert {p: p.stat().st_mtime_ns for p in (root / "data").iterdir()} == before
     assert yaml.safe_load((root / "params.yaml").read_text())["data"] == {"archive": "data/c10.tar.gz"}
-
-
-def test_an_experiment_in_another_folder_finds_the_archive(tmp_path):
-    """`dvc exp run --temp` runs in a copy under .dvc/tmp/exps, at another depth: the issue's
-    `classaware replicate` failure, on the prepare stage alone."""
-    root = clean_copy(tmp_path / "repo")
-    _archive(tmp_path / "shared" / "data" / "c10.tar.gz")
-    env = smoke_env()
-    done = subprocess.run("classaware profile smoke --data ../shared/data/c10.tar.gz && dvc exp run --temp prepare",
-                          shell=True, cwd=root, env=env, capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    shown = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, env=env, capture_output=True, text=True)
-    (exp,) = [e for b in json.loads(shown.stdout) for e in b.get("experiments") or []]
-    assert (
-        exp["revs"][0]["data"]["deps"]["data/c10.tar.gz"]["hash"]
-        == file_digests(tmp_path / "shared/data/c10.tar.gz")[0]
-    )
 
 
 @pytest.mark.parametrize("inside", ["data/own.tar.gz", "elsewhere/own.tar.gz"])

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from classaware import cli
 from classaware.config import shifted
-from classaware.data import balanced_split, balanced_subset
+from classaware.data import balanced_split, balanced_subset, file_digests
 from classaware.environment import Environment
 from classaware.schema import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages import replicate
@@ -301,7 +301,8 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
         ["dvc", "exp", "show", "--json"], cwd=run.repo, env=smoke_env(), capture_output=True, text=True
     )
     assert shown.returncode == 0, shown.stderr
-    assert set(replicate.experiments(json.loads(shown.stdout), {"smoke-seed0", "smoke-seed1"})) == {
-        "smoke-seed0",
-        "smoke-seed1",
-    }
+    found = replicate.experiments(json.loads(shown.stdout), {"smoke-seed0", "smoke-seed1"})
+    assert set(found) == {"smoke-seed0", "smoke-seed1"}
+    # each experiment, in its copy at another depth, read the archive `classaware profile --data` brought in
+    digest = file_digests(JPEG_ARCHIVE)[0]
+    assert all(data["deps"][f"data/{JPEG_ARCHIVE.name}"]["hash"] == digest for data in found.values())
