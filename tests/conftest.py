@@ -10,7 +10,7 @@ each in a clean copy of the repository: a plain ``dvc repro`` and ``classaware r
 one-node cluster can be started; both reuse the serial run's DVC cache, so their stages are
 restored from DVC's run cache: they test the orchestration, the serial/--jobs 2 pair tests the
 arithmetic), README's commands up to two seed replicates (README_SEQUENCE: ``classaware profile``
-with the archive beside the copy, ``dvc repro`` restored from the serial run's cache, then
+with the archive beside the copy, ``dvc repro`` restored from the --jobs 2 run's cache, then
 ``classaware replicate``, whose experiments run in copies at another depth), and the GPU check's
 --cpu rehearsal. The runs the session's tests read (``smoke_run`` marks, and the runs those need
 first) start at its beginning and go two at a time, every stage on one thread, while the other
@@ -225,21 +225,21 @@ class Background:
         return SmokeRun(j.cwd, j.proc.returncode, j.log.read_text(), j.seconds, j.hashes)
 
 
-def _share_cache(copy: Path, serial: Path) -> Callable[[], None]:
-    """Point ``copy``'s DVC cache at a hard-linked copy of the serial run's (run cache included)."""
+def _share_cache(copy: Path, run: Path) -> Callable[[], None]:
+    """Point ``copy``'s DVC cache at a hard-linked copy of ``run``'s (run cache included)."""
 
     def link() -> None:
-        shutil.copytree(serial / ".dvc" / "cache", copy / ".dvc" / "cache", copy_function=os.link)
+        shutil.copytree(run / ".dvc" / "cache", copy / ".dvc" / "cache", copy_function=os.link)
 
     return link
 
 
 # what each background run needs before it starts (they also run in this order, as slots free up)
-# (the longest chain, serial then the replicates, is started first; the others fill the second slot)
+# (the longest chain, the --jobs 2 run then the replicates, is started first; the others fill the second slot)
 AFTER = {
     "serial": (),
     "jobs2": (),
-    "replicates": ("serial",),
+    "replicates": ("jobs2",),
     "gpu_check": (),
     "jobs8": ("serial",),
     "slurm": ("serial",),
@@ -284,10 +284,11 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     if cluster:  # a SLURM submission is over when its jobs are
         jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
     if "replicates" in wanted:
-        # README's commands exactly, in a copy of their own (its `dvc repro` restored from the serial run's cache)
+        # README's commands exactly, in a copy of their own (its `dvc repro` restored from the --jobs 2 run's
+        # cache: the serial run's hashes, as the pair checks, and ready about a minute sooner)
         replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
         jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=AFTER["replicates"],
-                                 prepare=_share_cache(replicates, runs["serial"]))  # fmt: skip
+                                 prepare=_share_cache(replicates, runs["jobs2"]))  # fmt: skip
     paths = {}
     if "gpu_check" in wanted:
         paths["gpu_check"] = rehearsal = tmp_path_factory.mktemp("gpu_check_out")
