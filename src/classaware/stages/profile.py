@@ -320,4 +320,4 @@ def write(name: str, profiles_dir: Path, data: Path | None, out: Path) -> None:
 
 def run(cfg: Config) -> None:
     write(cfg.name, cfg.profiles_dir, cfg.data, cfg.out)
-    log.info("%s now holds the %s profile; run `dvc repro`", cfg.out, cfg.name)
+    log.info("%s now holds the %s profile; run `dvc repro` (or `classaware repro --jobs N`)", cfg.out, cfg.name)
