@@ -116,10 +116,9 @@ def main() -> None:
             print(json.dumps(one(args.one, args.bf16, args.compile, args.warmup, args.steps)))
         return
 
-    model = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
-    )
-    print(f"CPU {model}, {os.cpu_count()} cores")
+    from classaware.environment import cpu_model
+
+    print(f"CPU {cpu_model()}, {os.cpu_count()} cores")
     if args.train:
         training_table(args)
     if args.infer_batches:

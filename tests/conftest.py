@@ -76,7 +76,6 @@ SMOKE_RUNNERS = {
     "jobs8": "classaware repro --jobs 8",
     "slurm": "classaware slurm submit --gpus_per_job 0",
 }
-SHARES_SERIAL_CACHE = ("jobs8", "slurm")
 BACKGROUND = pytest.StashKey["Background"]()  # the session's runs, for the terminal summary
 AT_ONCE = 2  # runs at a time: the machines are 2-core, and the other tests run beside them
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
@@ -225,17 +224,22 @@ class Background:
         return SmokeRun(j.cwd, j.proc.returncode, j.log.read_text(), j.seconds, j.hashes)
 
 
-def _share_cache(copy: Path, run: Path) -> Callable[[], None]:
-    """Point ``copy``'s DVC cache at a hard-linked copy of ``run``'s (run cache included)."""
+def _cache_of_the_run_before(name: str, copy: Path, runs: dict[str, Path]) -> Callable[[], None] | None:
+    """For a run that comes after another (AFTER): point ``copy``'s DVC cache at a hard-linked copy
+    of that run's (run cache included), made when it starts. None for a run that comes after none."""
+    if not AFTER[name]:
+        return None
+    (before,) = AFTER[name]
 
     def link() -> None:
-        shutil.copytree(run / ".dvc" / "cache", copy / ".dvc" / "cache", copy_function=os.link)
+        shutil.copytree(runs[before] / ".dvc" / "cache", copy / ".dvc" / "cache", copy_function=os.link)
 
     return link
 
 
-# what each background run needs before it starts (they also run in this order, as slots free up)
-# (the longest chain, the --jobs 2 run then the replicates, is started first; the others fill the second slot)
+# what each background run needs before it starts (they also run in this order, as slots free up); a run
+# that comes after another starts from a hard-linked copy of that run's DVC cache, so its stages are
+# restored from the run cache (the longest chain, the --jobs 2 run then the replicates, is started first)
 AFTER = {
     "serial": (),
     "jobs2": (),
@@ -278,7 +282,7 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     logs = tmp_path_factory.mktemp("logs")
     jobs = {
         name: Job(repo, f"{SMOKE_PROFILE} && {SMOKE_RUNNERS[name]}", logs / f"{name}.txt", after=AFTER[name],
-                  prepare=_share_cache(repo, runs["serial"]) if name in SHARES_SERIAL_CACHE else None)
+                  prepare=_cache_of_the_run_before(name, repo, runs))
         for name, repo in runs.items()
     }  # fmt: skip
     if cluster:  # a SLURM submission is over when its jobs are
@@ -288,7 +292,7 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
         # cache: the serial run's hashes, as the pair checks, and ready about a minute sooner)
         replicates = clean_copy(tmp_path_factory.mktemp("replicates"))
         jobs["replicates"] = Job(replicates, README_SEQUENCE, logs / "replicates.txt", after=AFTER["replicates"],
-                                 prepare=_share_cache(replicates, runs["jobs2"]))  # fmt: skip
+                                 prepare=_cache_of_the_run_before("replicates", replicates, runs))  # fmt: skip
     paths = {}
     if "gpu_check" in wanted:
         paths["gpu_check"] = rehearsal = tmp_path_factory.mktemp("gpu_check_out")
