@@ -6,7 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from classaware.models import ARCHITECTURES, CIFAR10_MEAN, CIFAR10_STD, Normalized, build, family, predict
+from classaware.models import (
+    ARCHITECTURES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    Normalized,
+    build,
+    family,
+    predict,
+    right_for_all,
+)
 
 PAPER_ARCHS = ["resnet18", "resnet34", "vgg16", "vgg19", "vgg16_bn", "densenet121"]
 REDUCED_ARCHS = [
@@ -129,6 +138,22 @@ def test_predict_gives_argmax_labels_and_restores_the_mode(training):
     with torch.no_grad():
         want = model.eval()(x).argmax(1)
     assert pred.dtype == torch.int64 and torch.equal(pred, want)
+
+
+@given(st.integers(0, 4), st.integers(0, 40), st.integers(1, 7), st.integers(0, 2**31 - 1))
+def test_right_for_all_is_every_model_right_whatever_the_order_and_batch(n_models, n, batch_size, seed):
+    g = torch.Generator().manual_seed(seed)
+    models = [nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3)) for _ in range(n_models)]
+    for m in models:
+        for p in m.parameters():
+            p.data = torch.randn(p.shape, generator=g)
+    x, y = torch.rand(n, 3, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    want = torch.ones(n, dtype=torch.bool)
+    for m in models:
+        want &= predict(m, x) == y
+    got = right_for_all(models, x, y, batch_size)
+    assert got.dtype == torch.bool and torch.equal(got, want)
+    assert torch.equal(right_for_all(models[::-1], x, y), want)
 
 
 def test_predict_restores_the_mode_after_an_error():

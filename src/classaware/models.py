@@ -17,7 +17,7 @@ paper's VGGs are).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import torch
@@ -205,6 +205,19 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.
     with eval_mode(model):
         out = [logits(model, x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
     return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+def right_for_all(
+    models: Iterable[nn.Module], x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> torch.Tensor:
+    """(N,) bool: which images in [0, 1] (N, C, H, W) every model classifies as their labels y
+    (N,) int64, i.e. ``all(predict(m, x) == y for m in models)``. Each model predicts only the
+    images that every model before it got right, so weak models cost a fraction of the pool."""
+    right = torch.ones(len(y), dtype=torch.bool, device=y.device)
+    for model in models:
+        kept = right.nonzero().squeeze(1)
+        right[kept] = predict(model, x[kept], batch_size) == y[kept]
+    return right
 
 
 def family(arch: str) -> str:

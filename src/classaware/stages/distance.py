@@ -20,7 +20,7 @@ from ..config import Options, data_field, device_field, help_field, models_dir_f
 from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import PairDistance
-from ..models import pick_device, predict
+from ..models import pick_device, right_for_all
 from ..schema import DistanceResults, ImageDistances, SearchSettings, SourceDistance
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ def run(cfg: Config) -> None:
     models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, refs, device).items()}
     pool = image_pool(cfg, data.test_y)
     x_pool, y_pool = to_float(data.test_x[pool]), data.test_y[pool]
-    correct = torch.stack([predict(m, x_pool) == y_pool for m in models.values()]).all(0)
-    eligible = pool[correct]
+    eligible = pool[right_for_all(models.values(), x_pool, y_pool)]
     g = torch.Generator().manual_seed(shifted(cfg.selection_seed, cfg.seed_shift))
     chosen = eligible[torch.randperm(len(eligible), generator=g)[: cfg.n_images]].sort().values
     log.info(
@@ -128,7 +127,8 @@ WORK_BOUND = "Dist's scan counted at its bound"
 
 
 def work(cfg: Config, upstream) -> Counter:
-    """Every compared model on the image pool (which images all get right); then per source, one
+    """Every compared model on the image pool, at most (which images all get right: each model sees
+    only those the models before it got right); then per source, one
     gradient per image and, at most, every image scanned to the first radius and through every
     doubling, each ceil(max_radius / step) forwards and ceil(log2(step / tol)) bisections, for
     the source and each of its targets."""
