@@ -155,6 +155,7 @@ class Job:
     after: tuple[str, ...] = ()
     prepare: Callable[[], None] | None = None  # run first, when the job starts
     done: Callable[[subprocess.Popen], bool] = lambda proc: proc.poll() is not None
+    slot: bool = True  # takes one of the AT_ONCE slots (False: something else limits what it runs at once)
     proc: subprocess.Popen | None = None
     started: float = 0.0
     seconds: float | None = None  # set when it has ended (or was skipped)
@@ -163,8 +164,8 @@ class Job:
 
 
 class Background:
-    """Runs the session's jobs, at most AT_ONCE at a time in dependency order, on a thread of
-    its own; ``wait(name)`` blocks until a job has ended."""
+    """Runs the session's jobs in dependency order, at most AT_ONCE of those that take a slot at
+    a time, on a thread of its own; ``wait(name)`` blocks until a job has ended."""
 
     def __init__(self, jobs: dict[str, Job], env: dict, paths: dict[str, Path]):
         self.jobs, self.env, self.paths = jobs, env, paths  # paths: where a job writes what tests read
@@ -181,21 +182,21 @@ class Background:
                     if j.proc is not None and j.seconds is None and j.done(j.proc):
                         j.seconds = time.perf_counter() - j.started
                         j.hashes = locked_hashes(j.cwd) if (j.cwd / "dvc.lock").exists() else {}
-                running = sum(j.proc is not None and j.seconds is None for j in self.jobs.values())
+                running = sum(j.slot and j.proc is not None and j.seconds is None for j in self.jobs.values())
                 for j in self.jobs.values():
                     if j.proc is not None or j.seconds is not None:
                         continue
                     failed = [a for a in j.after if self.jobs[a].seconds is not None and not self.succeeded(a)]
                     if failed:
                         j.seconds, j.skipped = 0.0, f"not run: {', '.join(failed)} failed"
-                    elif running < AT_ONCE and all(self.jobs[a].seconds is not None for a in j.after):
+                    elif (running < AT_ONCE or not j.slot) and all(self.jobs[a].seconds is not None for a in j.after):
                         if j.prepare:
                             j.prepare()
                         j.started = time.perf_counter()
                         j.proc = subprocess.Popen(j.command, shell=True, cwd=j.cwd, env=self.env, text=True,
                                                   stdout=open(j.log, "w"), stderr=subprocess.STDOUT,
                                                   start_new_session=True)  # fmt: skip
-                        running += 1
+                        running += j.slot
                 self.lock.notify_all()
             if time.perf_counter() - begin > RUN_TIMEOUT:
                 self.stop()
@@ -287,6 +288,9 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
     }  # fmt: skip
     if cluster:  # a SLURM submission is over when its jobs are
         jobs["slurm"].done = lambda proc: proc.poll() is not None and (proc.returncode != 0 or not cluster.busy())
+        # the cluster runs at most one job per core, and its jobs wait on its scheduler between stages:
+        # it takes no slot, so that its waits fall while the other runs keep the cores busy
+        jobs["slurm"].slot = False
     if "replicates" in wanted:
         # README's commands exactly, in a copy of their own (its `dvc repro` restored from the --jobs 2 run's
         # cache: the serial run's hashes, as the pair checks, and ready about a minute sooner)
@@ -308,11 +312,13 @@ def background(request, tmp_path_factory) -> Iterator[Background | None]:
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
     """Each background run's wall time, so that a CI log records what the smoke pipeline took
-    serially, with --jobs 2 and 8, and through SLURM (two at a time, beside the other tests)."""
+    serially, with --jobs 2 and 8, and through SLURM (beside each other and the other tests)."""
     background = config.stash.get(BACKGROUND, None)
     if background is None:
         return
-    terminalreporter.write_sep("-", f"the session's pipeline runs ({AT_ONCE} at a time, beside the other tests)")
+    terminalreporter.write_sep(
+        "-", f"the session's pipeline runs ({AT_ONCE} at a time and SLURM's on its cluster, beside the other tests)"
+    )
     for name, j in background.jobs.items():
         if j.skipped or j.proc is None:
             ended = j.skipped or "not started"
