@@ -236,3 +236,16 @@ def test_table2_sets_each_row_beside_its_control_with_the_gain_and_its_interval(
     assert any("| y2 | m | 12.0 (fit 98.0) | 13.0 (fit 96.0) | -1.0 [" in line for line in md)
     with pytest.raises(ValueError, match="no control for labelling y2 and learner m"):
         tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, controls[:1], ()))
+
+
+def test_table2_with_several_learners_sets_each_beside_its_own_control():
+    """The smoke pipeline trains one learner architecture; quick, cpu and paper train several,
+    each with its own matched control per labelling."""
+    rows = (
+        Table2Row("a+b", "y1", "m", 0.30, 1000, None, 0.99, "c", None),
+        Table2Row("a+b", "y1", "n", 0.25, 1000, None, 0.97, "c", None),
+    )
+    controls = (ControlRow("y1", "m", 0.13, 1000, 0.95, "c"), ControlRow("y1", "n", 0.20, 1000, 0.90, "c"))
+    md = tables.markdown(Table1("d", ()), Table2("d", 0.1, rows, controls, ())).splitlines()
+    assert any("| y1 | m | 30.0 (fit 99.0) | 13.0 (fit 95.0) | +17.0 [" in line for line in md)
+    assert any("| y1 | n | 25.0 (fit 97.0) | 20.0 (fit 90.0) | +5.0 [" in line for line in md)
