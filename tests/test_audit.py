@@ -73,12 +73,14 @@ def audit(repo: Path, *options: str) -> tuple[int, dict]:
     return status, json.loads((repo / "audit" / "audit.json").read_text())
 
 
-def test_the_pulled_run_is_up_to_date_and_passes_the_audit(reviewer):
+def test_the_pulled_run_is_up_to_date_and_passes_the_audit(reviewer, capsys):
     assert changed(reviewer) == {}
     again = ok(["dvc", "repro"], reviewer)
     assert "Running stage" not in again, again
+    capsys.readouterr()
     status, report = audit(reviewer)
     assert status == 0
+    assert capsys.readouterr().out == "classaware audit: the run passes (7 checks); report: audit/audit.md\n"
     assert [(c["name"], c["result"]) for c in report["checks"]] == [
         (name, "pass") for name in ("artifacts", "data", "checkpoints", "adversarial-sets", "predictions", "nonrobust-sets", "derived")
     ]  # fmt: skip
@@ -168,7 +170,7 @@ TAMPERS = {  # what is changed: (the file, how, the check that must catch it)
 
 
 @pytest.mark.parametrize("what", TAMPERS)
-def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_path):
+def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_path, capsys):
     name, tamper, check = TAMPERS[what]
     path = reviewer / name
     saved = {p: p.read_bytes() for p in (path, reviewer / "dvc.lock")}
@@ -176,9 +178,11 @@ def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_pa
         tamper(path)
         ok(["dvc", "commit", "--force", "dvc.yaml"], reviewer)  # re-hash: dvc.lock now pins the tampered artifact
         assert changed(reviewer) == {}
+        capsys.readouterr()
         status, report = audit(reviewer, "--sample", "1000", "--only", check)  # every batch of the smoke sets
         (result,) = report["checks"]
         assert status == 1 and result["result"] == "fail" and name in result["first_mismatch"], result
+        assert f"classaware audit: the run FAILS ({check}); report: audit/audit.md" in capsys.readouterr().out
     finally:  # the bytes dvc.lock pinned before, and dvc.lock itself: nothing to re-commit
         for p, data in saved.items():
             p.write_bytes(data)

@@ -164,10 +164,12 @@ def test_a_table2_learner_may_not_start_from_a_zoo_models_initial_weights(tmp_pa
 # ----------------------------------------------------------------------------- the archive, wherever the workspace sits
 def _workspace(root: Path, git: bool = True) -> Path:
     """The files `classaware profile` and DVC read (dvc.yaml, params.yaml, .dvc/config, profiles/), in a git repository."""
-    names = ["dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "data.dvc"]
+    names = ["dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "data.dvc"]
     for path in names + [f"profiles/{n}.yaml" for n in NAMES]:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, root / path)
+    # params.yaml as committed (the paper profile), whatever profile this working copy was switched to
+    shutil.copy(PROFILES / "paper.yaml", root / "params.yaml")
     if git:
         for cmd in (
             ["git", "init", "-q"],

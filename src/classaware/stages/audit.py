@@ -213,7 +213,13 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
         seconds = round(time.perf_counter() - start, 1)
         checks.append(Check(name, what, items, result, mismatch, seconds))
         log.info(
-            "audit: %s: %s (%d items, %.1f s)%s", name, result, items, seconds, f": {mismatch}" if mismatch else ""
+            "audit: %s: %s (%d item%s, %.1f s)%s",
+            name,
+            result,
+            items,
+            "" if items == 1 else "s",
+            seconds,
+            f": {mismatch}" if mismatch else "",
         )
     return checks
 
@@ -247,8 +253,13 @@ class Config(Options):
         return [f"only must be one of {', '.join(known)}; got {unknown[0]!r}"] if unknown else []
 
 
+def failed(results: AuditResults) -> list[str]:
+    """The names of the checks that failed."""
+    return [c.name for c in results.checks if c.result == "fail"]
+
+
 def markdown(results: AuditResults) -> str:
-    verdict = "passes" if all(c.result != "fail" for c in results.checks) else "FAILS"
+    verdict = "FAILS" if failed(results) else "passes"
     rows = [[c.name, c.what, c.items, c.result.upper() if c.result == "fail" else c.result, c.first_mismatch or "",
              f"{c.seconds:.1f}"] for c in results.checks]  # fmt: skip
     return (
@@ -283,5 +294,8 @@ def run(cfg: Config) -> None:
     results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(stages, ctx, cfg.only)))
     results.save(cfg.out / "audit.json")
     save_text(markdown(results), cfg.out / "audit.md")
-    if any(c.result == "fail" for c in results.checks):
+    bad = failed(results)
+    verdict = f"FAILS ({', '.join(bad)})" if bad else f"passes ({len(results.checks)} checks)"
+    print(f"classaware audit: the run {verdict}; report: {cfg.out / 'audit.md'}")
+    if bad:
         raise SystemExit(1)
