@@ -63,10 +63,10 @@ from classaware.data import load_canonical, to_float
 from classaware.environment import CodeVersion
 from classaware.files import save_tensors
 from classaware.models import build, pick_device, predict
-from classaware.profiles import BASE, check_zoo, merge, merged_params
 from classaware.schema import ClaimResults
 from classaware.stages.report import environment as report_environment
 from classaware.training import Recipe, train_epoch
+from classaware.workflow.profile import BASE, check_zoo, merge, merged_params
 
 PAPER_ARCHS = ("resnet18", "resnet34", "vgg16", "vgg19", "densenet121", "vgg16_bn")
 KEYS = {  # gpu_check.json: top-level key -> the keys of its value (None: free-form)

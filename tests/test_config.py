@@ -11,7 +11,7 @@ from helpers_data import folder_images, write_image_folder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classaware import cli
+from classaware import cli, stages, workflow
 from classaware.config import add_arguments, from_args, help_field
 from classaware.data import load_canonical, read_archive
 from classaware.stages import train as train_stage
@@ -167,10 +167,10 @@ def test_help_lists_the_users_commands_first_then_the_pipeline_stages(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    commands, stages = out.index("\ncommands:\n"), out.index("\npipeline stages (each a DVC stage's command")
+    first, second = out.index("\ncommands:\n"), out.index("\npipeline stages (each a DVC stage's command")
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()[0] in cli.COMMANDS]
-    assert listed == [*cli.USER_COMMANDS, *(c for c in cli.COMMANDS if c not in cli.USER_COMMANDS)]
-    assert commands < out.index("  profile ") < stages < out.index("  prepare ")
+    assert listed == [*workflow.COMMANDS, *stages.COMMANDS]
+    assert first < out.index("  profile ") < second < out.index("  prepare ")
 
 
 @pytest.mark.parametrize("command", list(cli.COMMANDS))

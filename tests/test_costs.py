@@ -11,9 +11,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from classaware import cli, profiles
-from classaware.costs import Rates, pipeline_work, table
-from classaware.stages import estimate
+from classaware import cli
+from classaware.workflow import estimate, profile
+from classaware.workflow.estimate import Rates, pipeline_work, table
 
 PROFILES = REPO / "profiles"
 R, V = "resnet10_w8", "vgg11_bn_w8"
@@ -22,7 +22,7 @@ R, V = "resnet10_w8", "vgg11_bn_w8"
 @functools.cache
 def stage_work(name: str) -> list:
     """Every stage's work at profile ``name``, as ``classaware estimate`` counts it."""
-    return pipeline_work(estimate.stages(profiles.merged_params(name, PROFILES), REPO / "dvc.yaml"))
+    return pipeline_work(estimate.stages(profile.merged_params(name, PROFILES), REPO / "dvc.yaml"))
 
 
 def units(work) -> dict:

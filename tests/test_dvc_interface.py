@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import smoke_env
 
-from classaware import pipeline
+from classaware.workflow import pipeline
 
 # a -> b -> c, a -> m@x and m@y (a foreach), and d on its own; ${n} from params.yaml
 STAGES = {

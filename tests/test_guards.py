@@ -25,13 +25,14 @@ from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images, labels
 from torch import nn
 
-from classaware import cli, profiles, stages
+from classaware import cli
 from classaware.attacks import fgm, n_targeted_pgd, pgd
 from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
 from classaware.config import outputs
 from classaware.files import atomic_path
 from classaware.models import predict
 from classaware.training import Recipe, TrainSpec, train
+from classaware.workflow import profile
 
 # A valid command line for every stage, up to its numeric options: required options only,
 # every path relative (the tests run in an empty folder).
@@ -60,7 +61,7 @@ MINIMAL = {
 
 
 def _config(command: str):
-    return stages.load(command).Config
+    return cli.load(command).Config
 
 
 def _numeric_options(cls) -> list[tuple[dataclasses.Field, type]]:
@@ -349,7 +350,7 @@ def _profiles(tmp_path: Path, text: str) -> Path:
 def test_a_misspelt_profile_is_an_error_naming_the_key(text, message, tmp_path):
     folder = _profiles(tmp_path, text)
     with pytest.raises(ValueError, match=f"broken.yaml: .*{message}|{message}"):
-        profiles.render("broken", folder)
+        profile.render("broken", folder)
     status = cli.main(["profile", "broken", "--profiles_dir", str(folder), "--out", str(tmp_path / "params.yaml")])
     assert status == 2 and not (tmp_path / "params.yaml").exists()
 

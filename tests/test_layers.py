@@ -1,6 +1,7 @@
 """The package's dependency direction: every library module imports only modules below it in
-LAYERS, and a stage imports the library and the stage registry, never another stage (the
-estimate and the audit included: they reach every stage through the registry)."""
+LAYERS; a stage imports the library and the stage registry, never another stage (the estimate
+and the audit reach every stage through the registry); the workflow's commands sit on top, and
+nothing below them imports :mod:`classaware.workflow`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "files", "config", "contracts", "text", "progress", "batching", "paper", "profiles", "pipeline", "scaleout", "codec",
-    "environment",
-    "data", "models", "checkpoint", "training", "costs",
+    "files", "config", "contracts", "text", "progress", "batching", "paper", "codec", "environment",
+    "data", "models", "checkpoint", "training",
     "attacks", "metrics", "boundary", "schema", "analysis", "plots",
 ]  # fmt: skip
+STAGES = sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem != "__init__")
+WORKFLOW = sorted(p.stem for p in (SRC / "workflow").glob("*.py") if p.stem != "__init__")
 
 
 def imports(path) -> set[str]:
@@ -47,7 +49,7 @@ def test_a_module_imports_only_modules_below_it(module):
     assert imports(SRC / f"{module}.py") <= below
 
 
-@pytest.mark.parametrize("stage", sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem != "__init__"))
+@pytest.mark.parametrize("stage", STAGES)
 def test_a_stage_imports_the_library_and_the_registry_and_no_other_stage(stage):
     assert imports(SRC / "stages" / f"{stage}.py") <= set(LAYERS) | {"stages"}
 
@@ -55,3 +57,36 @@ def test_a_stage_imports_the_library_and_the_registry_and_no_other_stage(stage):
 def test_the_registry_imports_no_stage():
     """Stage modules are imported when a command needs them, by name (importlib)."""
     assert imports(SRC / "stages" / "__init__.py") <= set(LAYERS)
+
+
+@pytest.mark.parametrize("command", WORKFLOW)
+def test_the_workflow_imports_the_library_the_stages_and_itself(command):
+    allowed = set(LAYERS) | {"stages", "workflow"} | {f"workflow.{m}" for m in WORKFLOW}
+    assert imports(SRC / "workflow" / f"{command}.py") <= allowed
+
+
+def test_nothing_below_the_workflow_imports_it():
+    below = [SRC / f"{m}.py" for m in LAYERS] + [SRC / "stages" / f"{s}.py" for s in [*STAGES, "__init__"]]
+    for path in below:
+        assert not {m for m in imports(path) if m.split(".")[0] == "workflow"}, path
+
+
+def test_every_module_in_stages_is_a_dvc_stage():
+    """stages/ holds the pipeline's stages only: each module is registered, has the whole
+    protocol, and runs in a stage of dvc.yaml."""
+    import shlex
+
+    import yaml
+
+    from classaware import stages
+
+    commands = {
+        shlex.split(s.get("do", s)["cmd"])[1]
+        for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+    }
+    assert sorted(module for module, _ in stages.COMMANDS.values()) == STAGES
+    for command in stages.COMMANDS:
+        module = stages.load(command)
+        assert command in commands, command
+        for part in ("Config", "run", "work", "AUDIT"):
+            assert hasattr(module, part), (command, part)

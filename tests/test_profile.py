@@ -16,22 +16,22 @@ import yaml
 from conftest import REPO
 from helpers_data import folder_images, write_image_folder
 
-from classaware import cli, profiles
+from classaware import cli, workflow
 from classaware.cli import COMMANDS, build_parser
 from classaware.config import from_args
 from classaware.data import file_digests
-from classaware.stages import profile
+from classaware.workflow import profile
 
 PROFILES = REPO / "profiles"
 NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
 
 
 def test_the_help_names_every_committed_profile():
-    assert sorted(profiles.NAMES) == NAMES and profiles.NAMES[0] == profiles.BASE
+    assert sorted(workflow.PROFILES) == NAMES and workflow.PROFILES[0] == profile.BASE
 
 
 def test_the_committed_params_file_is_the_paper_profile_verbatim():
-    assert profiles.render("paper", PROFILES) == (PROFILES / "paper.yaml").read_text()
+    assert profile.render("paper", PROFILES) == (PROFILES / "paper.yaml").read_text()
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True)
     if committed.returncode == 0:  # a checkout with history
         assert committed.stdout == (PROFILES / "paper.yaml").read_text()
@@ -41,7 +41,7 @@ def test_the_committed_params_file_is_the_paper_profile_verbatim():
 def test_a_profile_states_only_what_differs_and_is_merged_key_by_key(name):
     base = yaml.safe_load((PROFILES / "paper.yaml").read_text())
     override = yaml.safe_load((PROFILES / f"{name}.yaml").read_text())
-    params = yaml.safe_load(profiles.render(name, PROFILES))
+    params = yaml.safe_load(profile.render(name, PROFILES))
     assert params["profile"] == name and set(params) == set(base)  # a profile invents no group
     for group, options in base.items():
         if group in ("profile", "zoo") or not isinstance(options, dict):
@@ -55,15 +55,15 @@ def test_a_profile_states_only_what_differs_and_is_merged_key_by_key(name):
 
 def test_merge_replaces_lists_and_the_zoo_whole_and_merges_mappings():
     base = {"a": {"x": 1, "y": [1, 2]}, "zoo": {"m1": {"arch": "r"}, "m2": {"arch": "v"}}}
-    merged = profiles.merge(base, {"a": {"y": [3]}, "zoo": {"n1": {"arch": "r"}}})
+    merged = profile.merge(base, {"a": {"y": [3]}, "zoo": {"n1": {"arch": "r"}}})
     assert merged == {"a": {"x": 1, "y": [3]}, "zoo": {"n1": {"arch": "r"}}}
     assert base["a"]["y"] == [1, 2]  # the base is not changed
 
 
 def test_data_option_points_the_prepare_stage_at_a_local_archive():
-    params = yaml.safe_load(profiles.render("quick", PROFILES, data=REPO / "x.tar.gz"))
+    params = yaml.safe_load(profile.render("quick", PROFILES, data=REPO / "x.tar.gz"))
     assert params["data"] == {"archive": str(REPO / "x.tar.gz")}
-    assert yaml.safe_load(profiles.render("paper", PROFILES, data=REPO / "x.tar.gz"))["profile"] == "paper"
+    assert yaml.safe_load(profile.render("paper", PROFILES, data=REPO / "x.tar.gz"))["profile"] == "paper"
 
 
 def test_unknown_profile_is_refused_with_the_known_ones():
@@ -78,12 +78,12 @@ def test_every_stage_command_parses_into_its_config(name, tmp_path):
     for path in ("dvc.yaml", ".dvc/config"):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, tmp_path / path)
-    (tmp_path / "params.yaml").write_text(profiles.render(name, PROFILES))
+    (tmp_path / "params.yaml").write_text(profile.render(name, PROFILES))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     with Repo(str(tmp_path)) as repo:
         cmds = {stage.name: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
     assert len(cmds) > 10
-    params = profiles.merged_params(name, PROFILES)
+    params = profile.merged_params(name, PROFILES)
     raw = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage_name, cmd in cmds.items():
         argv = shlex.split(cmd)
@@ -155,9 +155,9 @@ def test_a_table2_learner_may_not_start_from_a_zoo_models_initial_weights(tmp_pa
         (tmp_path / name).write_text((PROFILES / name).read_text())
     (tmp_path / "quick.yaml").write_text((PROFILES / "quick.yaml").read_text() + "\n" + "grid:\n  init_seed: 1\n")
     with pytest.raises(ValueError, match=r"grid.init_seed 1 is a zoo model's init_seed \(\[0, 1\]\)"):
-        profiles.merged_params("quick", tmp_path)
+        profile.merged_params("quick", tmp_path)
     for name in NAMES:  # every profile's learners start from a seed of their own
-        params = profiles.merged_params(name, PROFILES)
+        params = profile.merged_params(name, PROFILES)
         assert params["grid"]["init_seed"] not in {m["init_seed"] for m in params["zoo"].values()}
 
 
@@ -308,7 +308,7 @@ def test_profile_refuses_params_some_stage_would_refuse_naming_the_key(override,
 def test_dvc_quotes_unpacked_strings_but_not_scalar_ones():
     """Why every string of the params must be one a shell leaves alone: DVC quotes the strings a
     ${group} unpacks into options, but writes a ${key.path} scalar as it is."""
-    params = yaml.safe_load(profiles.render("smoke", PROFILES))
+    params = yaml.safe_load(profile.render("smoke", PROFILES))
     params["data"]["archive"] = "data/my cifar.tar.gz"
     params["plane"]["image_class"] = "horse cart"
     rendered = profile.commands(yaml.safe_dump(params), REPO)
@@ -318,4 +318,4 @@ def test_dvc_quotes_unpacked_strings_but_not_scalar_ones():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_profile_is_accepted_by_every_stage(name):
-    assert profile.pipeline_problems(profiles.render(name, PROFILES), REPO) == []
+    assert profile.pipeline_problems(profile.render(name, PROFILES), REPO) == []

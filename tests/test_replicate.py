@@ -18,9 +18,9 @@ from classaware.config import shifted
 from classaware.data import balanced_split, balanced_subset, file_digests
 from classaware.environment import Environment
 from classaware.schema import ClaimResults, ReplicatedClaim, Replicates
-from classaware.stages import replicate
 from classaware.stages.report import REPLICATED_VERDICTS, counts
 from classaware.text import padded
+from classaware.workflow import replicate
 
 
 # ----------------------------------------------------------------------------- seeds

@@ -24,8 +24,10 @@ from conftest import SMOKE_RUNNERS, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classaware import cli, scaleout
-from classaware.scaleout import Pipeline, SlurmJob
+from classaware import cli
+from classaware.workflow import pipeline, repro, slurm
+from classaware.workflow.pipeline import Pipeline
+from classaware.workflow.slurm import SlurmJob
 
 
 # ----------------------------------------------------------------------------- pure logic
@@ -47,14 +49,14 @@ def _downstream(graph: dict[str, frozenset[str]], stage: str) -> set[str]:
 @given(graph=dags(), data=st.data())
 def test_to_run_is_every_changed_stage_and_everything_downstream_of_one(graph, data):
     changed = data.draw(st.sets(st.sampled_from(sorted(graph))))
-    selected = scaleout.to_run(Pipeline(tuple(graph), graph, frozenset(changed)))
+    selected = pipeline.to_run(Pipeline(tuple(graph), graph, frozenset(changed)))
     affected = set(changed).union(*(_downstream(graph, s) for s in changed))
     assert list(selected) == [s for s in graph if s in affected]  # DVC's order kept
     assert all(selected[s] == graph[s] & affected for s in selected)  # up-to-date upstream is not waited for
 
 
 class FakeStages:
-    """``run`` for :func:`scaleout.schedule`: records each start and end with its device, holds
+    """``run`` for :func:`repro.schedule`: records each start and end with its device, holds
     each stage ``hold`` seconds (those in ``slow`` 0.3 s), and fails the stages in ``failing``."""
 
     def __init__(self, failing=(), hold: float = 0.0, slow=(), barrier: threading.Barrier | None = None):
@@ -87,7 +89,7 @@ class FakeStages:
 def test_every_stage_runs_once_after_its_upstream_within_the_job_limit_spread_over_the_devices(graph, jobs, n_devices):
     devices = [f"cuda:{i}" for i in range(n_devices)]
     stages = FakeStages(hold=0.001)
-    report = scaleout.schedule(graph, jobs, devices, stages)
+    report = repro.schedule(graph, jobs, devices, stages)
     assert sorted(stages.started()) == sorted(graph) and report.failed == report.not_started == ()
     assert sorted(o.stage for o in report.succeeded) == sorted(graph)
     ended: set[str] = set()
@@ -106,14 +108,14 @@ def test_every_stage_runs_once_after_its_upstream_within_the_job_limit_spread_ov
 
 def test_the_least_busy_device_is_chosen_the_first_listed_among_equals():
     devices = ["cuda:0", "cuda:1", "cuda:2"]
-    assert scaleout.least_loaded({"cuda:0": 1, "cuda:1": 0, "cuda:2": 0}, devices) == "cuda:1"
-    assert scaleout.least_loaded({"cuda:0": 2, "cuda:1": 2, "cuda:2": 1}, devices) == "cuda:2"
-    assert scaleout.least_loaded({}, []) is None
+    assert repro.least_loaded({"cuda:0": 1, "cuda:1": 0, "cuda:2": 0}, devices) == "cuda:1"
+    assert repro.least_loaded({"cuda:0": 2, "cuda:1": 2, "cuda:2": 1}, devices) == "cuda:2"
+    assert repro.least_loaded({}, []) is None
 
 
 def test_independent_stages_go_round_robin_and_share_devices_evenly():
     stages = FakeStages(barrier=threading.Barrier(4))  # all four run at the same time
-    scaleout.schedule({s: frozenset() for s in "abcd"}, 4, ["cuda:0", "cuda:1"], stages)
+    repro.schedule({s: frozenset() for s in "abcd"}, 4, ["cuda:0", "cuda:1"], stages)
     assert [d for kind, _, d in stages.events if kind == "start"] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
 
 
@@ -121,7 +123,7 @@ def test_independent_stages_go_round_robin_and_share_devices_evenly():
 def test_a_failure_starts_nothing_downstream_and_reports_the_stage(graph, data, jobs):
     failing = data.draw(st.sampled_from(sorted(graph)))
     stages = FakeStages(failing=[failing])
-    report = scaleout.schedule(graph, jobs, [], stages)
+    report = repro.schedule(graph, jobs, [], stages)
     assert [(o.stage, o.returncode) for o in report.failed] == [(failing, 3)]
     assert not _downstream(graph, failing) & set(stages.started())
     assert set(report.not_started) == set(graph) - set(stages.started())
@@ -131,24 +133,24 @@ def test_a_failure_starts_nothing_downstream_and_reports_the_stage(graph, data, 
 def test_after_a_failure_running_stages_finish_and_nothing_new_starts():
     graph = {"fails": frozenset(), "slow": frozenset(), "after_slow": frozenset({"slow"}), "later": frozenset()}
     stages = FakeStages(failing=["fails"], slow=["slow"])
-    report = scaleout.schedule(graph, 2, [], stages)
+    report = repro.schedule(graph, 2, [], stages)
     assert [o.stage for o in report.succeeded] == ["slow"]  # was running when "fails" failed
     assert report.not_started == ("after_slow", "later")
 
 
 def test_stages_running_at_the_first_failure_may_fail_too_and_are_reported_as_failed():
     graph = {"fails": frozenset(), "fails_later": frozenset(), "after": frozenset({"fails_later"})}
-    report = scaleout.schedule(graph, 2, [], FakeStages(failing=["fails", "fails_later"], slow=["fails_later"]))
+    report = repro.schedule(graph, 2, [], FakeStages(failing=["fails", "fails_later"], slow=["fails_later"]))
     assert [o.stage for o in report.failed] == ["fails", "fails_later"] and report.not_started == ("after",)
 
 
 def test_a_stage_is_pinned_to_its_device_and_gets_a_share_of_the_cores():
-    assert scaleout.stage_env({"PATH": "/b"}, "cuda:3", 4) == {
+    assert repro.stage_env({"PATH": "/b"}, "cuda:3", 4) == {
         "PATH": "/b",
         "OMP_NUM_THREADS": "4",
         "CUDA_VISIBLE_DEVICES": "3",
     }
-    assert scaleout.stage_env({"OMP_NUM_THREADS": "1"}, None, 4) == {"OMP_NUM_THREADS": "1"}  # the caller's choice wins
+    assert repro.stage_env({"OMP_NUM_THREADS": "1"}, None, 4) == {"OMP_NUM_THREADS": "1"}  # the caller's choice wins
 
 
 JOB = SlurmJob(
@@ -162,7 +164,7 @@ JOB = SlurmJob(
 
 
 def test_a_job_script_runs_dvc_on_its_stage_in_the_workspace_with_the_requested_resources(tmp_path):
-    script = scaleout.job_script("train_nonrobust@a+b-y1-resnet18", JOB, ["construct@a+b", "prepare"])
+    script = slurm.job_script("train_nonrobust@a+b-y1-resnet18", JOB, ["construct@a+b", "prepare"])
     lines = script.splitlines()
     assert (
         lines[0] == "#!/bin/bash"
@@ -179,7 +181,7 @@ def test_a_job_script_runs_dvc_on_its_stage_in_the_workspace_with_the_requested_
     } <= set(lines)
     (tmp_path / "job.sbatch").write_text(script)
     assert subprocess.run(["bash", "-n", str(tmp_path / "job.sbatch")]).returncode == 0
-    bare = scaleout.job_script("prepare", SlurmJob(Path("/w"), Path("/j"), path="/usr/bin", gpus=0), [])
+    bare = slurm.job_script("prepare", SlurmJob(Path("/w"), Path("/j"), path="/usr/bin", gpus=0), [])
     assert not any(o in bare for o in ("--partition", "--gpus", "--time"))
 
 
@@ -192,13 +194,13 @@ def test_each_job_is_submitted_after_exactly_its_upstream_jobs(graph, tmp_path_f
         calls.append(args)
         return str(100 + len(calls))
 
-    ids = scaleout.submit(graph, job, sbatch)
-    assert json.loads((job.job_dir / scaleout.JOBS_FILE).read_text()) == ids
+    ids = slurm.submit_jobs(graph, job, sbatch)
+    assert json.loads((job.job_dir / slurm.JOBS_FILE).read_text()) == ids
     for (stage, upstream), args in zip(graph.items(), calls, strict=True):
         after = [a.removeprefix("--dependency=afterok:") for a in args if a.startswith("--dependency=")]
         assert sorted(":".join(after).split(":") if after else []) == sorted(ids[u] for u in upstream)
         assert ("--kill-on-invalid-dep=yes" in args) == bool(upstream)
-        assert Path(args[-1]).read_text() == scaleout.job_script(stage, job, sorted(upstream))
+        assert Path(args[-1]).read_text() == slurm.job_script(stage, job, sorted(upstream))
 
 
 # ----------------------------------------------------------------------------- small real pipelines
@@ -341,7 +343,7 @@ def test_bad_options_give_a_clear_error_and_exit_2(argv, message, toy, capsys):
 
 
 def test_status_says_when_slurm_cannot_be_asked(toy, tmp_path, capsys, monkeypatch):
-    (tmp_path / scaleout.JOBS_FILE).write_text(json.dumps({"a": "1"}))
+    (tmp_path / slurm.JOBS_FILE).write_text(json.dumps({"a": "1"}))
     (tmp_path / "empty.conf").touch()  # a missing file would make SLURM's clients retry for a minute
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "empty.conf"))
     done = _cli(capsys, toy, "slurm", "status", "--job_dir", str(tmp_path))

@@ -15,7 +15,7 @@ import yaml
 
 from classaware import cli, stages
 from classaware.config import Options, help_field
-from classaware.stages import audit
+from classaware.workflow import audit
 
 
 @dataclass(frozen=True)

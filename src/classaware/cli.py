@@ -1,8 +1,9 @@
-"""The ``classaware`` command: the user's commands (:data:`USER_COMMANDS`: profile, replicate,
-audit, ...) and one subcommand per pipeline stage (each is a DVC stage's cmd), listed by
-``classaware --help`` in those two groups.
+"""The ``classaware`` command: the workflow's commands (:data:`classaware.workflow.COMMANDS`:
+profile, repro, replicate, audit, ...) and one subcommand per pipeline stage
+(:data:`classaware.stages.COMMANDS`, each a DVC stage's cmd), listed by ``classaware --help`` in
+those two groups.
 
-Every subcommand's options are the fields of its stage's ``Config`` dataclass; ``--help`` on
+Every subcommand's options are the fields of its module's ``Config`` dataclass; ``--help`` on
 each lists them with their defaults; ``-v`` (debug logging) goes before or after the
 subcommand. Bad options, and outputs that cannot be written, are reported (exit status 2, no
 traceback) before the stage computes anything. SIGTERM (what a scheduler or DVC sends to stop a
@@ -25,33 +26,43 @@ import sys
 import textwrap
 import threading
 import time
+from collections import ChainMap
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 
+from . import stages, workflow
 from .config import add_arguments, from_args, outputs
 from .environment import CodeVersion
 from .files import check_writable
-from .stages import COMMANDS, load
 
 log = logging.getLogger("classaware")
 
-# what a researcher runs; every other command is a pipeline stage, run by `dvc repro`
-USER_COMMANDS = ("profile", "replicate", "audit", "estimate", "repro", "slurm", "download")
+# what a researcher runs first, then the pipeline's stages (`dvc repro` runs them)
+GROUPS = (
+    ("commands", workflow),
+    ("pipeline stages (each a DVC stage's command: `dvc repro` runs them)", stages),
+)
+# every subcommand -> (module name, one-line help), both registries as they stand (iterated in
+# GROUPS' order: a ChainMap lists its last mapping's keys first)
+COMMANDS = ChainMap(*(package.COMMANDS for _, package in reversed(GROUPS)))
 VERBOSE_HELP = "debug logging (before or after the command)"
 
 
+def load(command: str) -> ModuleType:
+    """The module of subcommand ``command``, from the registry that has it; ValueError for
+    a subcommand neither has."""
+    package = next((p for _, p in GROUPS if command in p.COMMANDS), stages)
+    return package.load(command)
+
+
 def _command_list(width: int = 100) -> str:
-    """The commands for ``classaware --help``, the user's first, then the pipeline's stages."""
-    groups = (
-        ("commands", [c for c in USER_COMMANDS if c in COMMANDS]),
-        ("pipeline stages (each a DVC stage's command: `dvc repro` runs them)",
-         [c for c in COMMANDS if c not in USER_COMMANDS]),
-    )  # fmt: skip
+    """The commands for ``classaware --help``, the workflow's first, then the pipeline's stages."""
     column = max(map(len, COMMANDS)) + 4
     lines = []
-    for title, names in groups:
+    for title, package in GROUPS:
         lines += ["", f"{title}:"]
-        for name in names:
+        for name in package.COMMANDS:
             wrapped = textwrap.wrap(COMMANDS[name][1], width - column) or [""]
             lines += [f"  {name:<{column - 2}}{wrapped[0]}", *(" " * column + rest for rest in wrapped[1:])]
     return "\n".join(lines[1:])
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, kind in outputs(cfg):
             check_writable(path, kind)
         record = _stage_record()
-        if args.command not in USER_COMMANDS:
+        if args.command in stages.COMMANDS:
             import torch  # imported by every stage module
 
             code = "" if record is None else f"; code: {CodeVersion(**record['code']).describe()}"

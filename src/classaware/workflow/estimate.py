@@ -1,8 +1,16 @@
-"""Cost model of the pipeline: the work every DVC stage does at a profile's sizes, and the time
-that work takes on a device whose throughput was measured (``benchmarks/gpu_check.py``).
+"""Command ``estimate``: what a profile costs, stage by stage, on a measured device, and the cost
+model behind it.
 
-Each stage module counts its own work from its configuration (its ``work``, see
-:mod:`classaware.stages`), per architecture, in units of one image:
+Reads the parameters of ``params.yaml`` (or ``--params``, or a profile by ``--profile``), has
+DVC render every stage's command of ``dvc.yaml`` with them (:mod:`classaware.workflow.pipeline`),
+lets each stage count its work for the options its command gives it (its ``work``, see
+:mod:`classaware.stages`) and converts that to time with the figures of a throughput file, the
+JSON ``benchmarks/gpu_check.sh`` writes. The default is the H100 figures committed as
+``benchmarks/results/h100.json``; while there are none, it says so and prints the work units
+alone. The last line is ``total: X h``.
+
+The cost model: each stage module counts its own work from its configuration, per
+architecture, in units of one image:
 
   train    one image through one SGD step (forward, backward, update) at the recipe's batch size
   forward  one image through one eval-mode forward pass (predictions, accuracies, Dist's scan,
@@ -33,24 +41,20 @@ are measured at one batch size (128) and apply to every batch size of a grid.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Protocol
+
+import yaml
+
+from ..config import Options, help_field
+from ..files import load_json
+from ..stages import Stage, Upstream, configure
+from . import pipeline
+from .profile import merged_params
 
 KINDS = ("train", "forward", "grad", "save", "decode")
 DECODE = ""  # the "architecture" of decode units: none
-
-
-class PipelineStage(Protocol):
-    """One DVC stage as the estimate sees it (:class:`classaware.stages.Stage`)."""
-
-    name: str  # DVC's name, e.g. train@resnet18 (foreach and matrix stages: group@key)
-    config: Any  # the stage's Config
-
-    @property
-    def module(self) -> ModuleType: ...
+H100 = Path("benchmarks/results/h100.json")
 
 
 @dataclass
@@ -72,33 +76,7 @@ class Work:
         return sum(n for (k, _), n in self.units.items() if k == kind)
 
 
-class Upstream:
-    """What the pipeline's stages write, as the work of the stages after them needs it: each
-    stage module's ``shapes(config)``, ``{output path: {"images": N, ...}}``."""
-
-    def __init__(self, stages: Iterable[PipelineStage]):
-        self._shapes: dict[Path, dict] = {}
-        for s in stages:
-            shapes = getattr(s.module, "shapes", None)
-            for path, shape in (shapes(s.config) if shapes else {}).items():
-                self._shapes[Path(path)] = shape
-
-    def shape(self, path: str | Path) -> dict:
-        """What the stage writing ``path`` says of it; ValueError when no stage writes it."""
-        if Path(path) not in self._shapes:
-            raise ValueError(f"no stage of the pipeline writes {path}: its work cannot be counted")
-        return self._shapes[Path(path)]
-
-    def shapes_in(self, folder: str | Path) -> list[dict]:
-        """What the stages say of the files they write directly in ``folder``, by file name."""
-        return [shape for path, shape in sorted(self._shapes.items()) if path.parent == Path(folder)]
-
-    def arch(self, models_dir: str | Path, ref: str) -> str:
-        """The architecture of zoo reference ``member`` or ``member@epoch`` in ``models_dir``."""
-        return self.shape(Path(models_dir) / ref.partition("@")[0])["arch"]
-
-
-def pipeline_work(stages: list[PipelineStage]) -> list[Work]:
+def pipeline_work(stages: list[Stage]) -> list[Work]:
     """The work of every stage of a pipeline, one row per dvc.yaml stage (its foreach or matrix
     instances together), in the pipeline's order; ValueError for a stage module that does not
     count its work or counts a kind of work this model does not know."""
@@ -222,3 +200,62 @@ def table(works: list[Work], rates: Rates | None) -> list[str]:
         bounds = list(dict.fromkeys(b for w in works for b in w.bounds))
         lines.append(f"total: {total / 3600:.2f} h" + (f" (an upper bound: {'; '.join(bounds)})" if bounds else ""))
     return lines
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@dataclass(frozen=True)
+class Config(Options):
+    params: Path = help_field(Path("params.yaml"), "the parameters to estimate (ignored with --profile)")
+    profile: str | None = help_field(None, "estimate this profile (profiles_dir/<name>.yaml) instead of --params")
+    profiles_dir: Path = help_field(Path("profiles"), "folder of the profile files")
+    throughput: Path = help_field(H100, "throughput figures (gpu_check.json from benchmarks/gpu_check.sh)")
+    dvc_yaml: Path = help_field(Path("dvc.yaml"), "the pipeline whose stages are estimated")
+
+    def check(self) -> list[str]:
+        if self.profile is not None and not (self.profiles_dir / f"{self.profile}.yaml").is_file():
+            return [f"unknown profile {self.profile!r}: no {self.profiles_dir / self.profile}.yaml"]
+        if self.profile is None and not self.params.is_file():
+            return [f"--params {self.params} does not exist"]
+        if not self.dvc_yaml.is_file():
+            return [f"--dvc_yaml {self.dvc_yaml} does not exist"]
+        return []
+
+
+def stages(params: dict, dvc_yaml: Path) -> list[Stage]:
+    """The stages of ``dvc_yaml`` with ``params``, each with its Config."""
+    return configure(pipeline.rendered_commands(dvc_yaml, params))
+
+
+def report(params: dict, source: str, throughput: Path, dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
+    """The estimate's lines for merged parameters ``params`` (read from ``source``)."""
+    lines = [f"profile: {params['profile']} ({source})"]
+    pipeline_stages = stages(params, dvc_yaml)
+    if throughput.is_file():
+        rates = Rates.from_results(load_json(throughput, "throughput figures"))
+        lines.append(f"throughput: {throughput}, {rates.device}")
+        lines += [f"  {note}" for note in rates.notes]
+        bf16 = {s.config.bf16 for s in pipeline_stages if hasattr(s.config, "bf16")}
+        if rates.train_bf16 is not None and bf16 != {rates.train_bf16}:
+            lines.append(
+                f"  training rates were measured with bf16 {'on' if rates.train_bf16 else 'off'}; this profile trains with bf16 "
+                + " and ".join("on" if b else "off" for b in sorted(bf16))
+            )
+    else:
+        rates = None
+        what = (
+            "no H100 figures are committed yet (benchmarks/README.md: run benchmarks/gpu_check.sh on a GPU)"
+            if throughput == H100
+            else "it does not exist"
+        )
+        lines.append(f"throughput: {throughput}: {what}; work units only")
+    return lines + table(pipeline_work(pipeline_stages), rates)
+
+
+def run(cfg: Config) -> None:
+    if cfg.profile is not None:
+        params, source = merged_params(cfg.profile, cfg.profiles_dir), f"{cfg.profiles_dir}/{cfg.profile}.yaml"
+    else:
+        params, source = yaml.safe_load(cfg.params.read_text()), str(cfg.params)
+    print("\n".join(report(params, source, cfg.throughput, cfg.dvc_yaml)))

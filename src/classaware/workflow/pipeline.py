@@ -9,7 +9,9 @@
   ``dvc repro --dry --force`` prints it (``--dry``: "only print the commands that would be
   executed"), in a scratch copy of the pipeline, so DVC's own interpolation (``${group}``
   unpacking, ``foreach``, ``matrix``) makes them;
-* :func:`locked_commands`: each stage's command as it last ran, from ``dvc.lock``.
+* :func:`locked_commands`: each stage's command as it last ran, from ``dvc.lock``;
+* :func:`read_pipeline` and :func:`to_run`: what ``dvc repro`` would run now, for ``classaware
+  repro`` and ``classaware slurm``, which run it several stages at once.
 
 No internal DVC API is used, so an upgrade of DVC that keeps its command line keeps this
 working; a change of its output formats fails here with a message saying which.
@@ -25,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,8 @@ import yaml
 _NODE = re.compile(r'"(?P<node>[^"]+)";')
 _EDGE = re.compile(r'"(?P<upstream>[^"]+)" -> "(?P<stage>[^"]+)";')
 _STAGE = re.compile(r"Running stage '(?P<stage>.+)':")
+# one stage, as DVC itself runs it: checked again, run only if changed, committed to dvc.lock
+DVC_REPRO = ("dvc", "--wait-for-lock", "repro", "--single-item")
 
 
 def dvc(*args: str, cwd: Path) -> str:
@@ -167,3 +171,57 @@ def locked_commands(lock: Path) -> dict[str, str]:
     as tracked files, are left out)."""
     stages = yaml.safe_load(lock.read_text()).get("stages", {})
     return {name: s["cmd"] for name, s in stages.items() if "cmd" in s}
+
+
+# ----------------------------------------------------------------------------- what `dvc repro` would run
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages ``dvc repro`` would visit, upstream first, what each depends on, and which
+    have changed (would run now)."""
+
+    order: tuple[str, ...]
+    upstream: Mapping[str, frozenset[str]]
+    changed: frozenset[str]
+
+
+def read_pipeline(root: Path, busy: Collection[str] = ()) -> Pipeline:
+    """Ask DVC for the pipeline of ``root/dvc.yaml`` as ``dvc repro`` plans it: the stages of
+    dvc.yaml and those upstream of them (``dvc dag``), and each stage's own change check (``dvc
+    status``). The stages in ``busy`` are being run by another process (a SLURM job): they count
+    as changed, and DVC is not asked about them, since it refuses to check files another DVC
+    process is writing. A frozen stage keeps its place after its upstream stages, and DVC's own
+    check skips it there. DVC's errors (a broken dvc.yaml ...) are ValueErrors: the CLI reports
+    them without a traceback."""
+    dag = graph(root)
+    if busy:
+        asked = [s for s in dag.order if s not in busy]
+        report = status(root, targets(asked, dag.order)) if asked else {}
+    else:  # the quickest way to ask about every stage: dvc.yaml and what is upstream of it
+        report = status(root, ["dvc.yaml"], with_deps=True)
+    changed = (set(report) | set(busy)) & set(dag.order)
+    return Pipeline(dag.order, dag.upstream, frozenset(changed))
+
+
+def to_run(pipeline: Pipeline) -> dict[str, frozenset[str]]:
+    """The stages to schedule, in DVC's order, each with the scheduled stages it waits for: every
+    changed stage and everything downstream of one (whose inputs may change when it reruns;
+    DVC skips it then if they did not). Up-to-date upstream stages are not waited for."""
+    selected: dict[str, frozenset[str]] = {}
+    for stage in pipeline.order:
+        waits_for = frozenset(pipeline.upstream[stage] & selected.keys())
+        if stage in pipeline.changed or waits_for:
+            selected[stage] = waits_for
+    return selected
+
+
+def log_file(log_dir: Path, stage: str) -> Path:
+    """Where a stage's output goes: its address with path separators replaced (stages of a
+    dvc.yaml in a subfolder are addressed ``sub/dvc.yaml:name``)."""
+    return log_dir / (re.sub(r"[/:]", "_", stage) + ".log")
+
+
+def workspace_problems(root: Path) -> list[str]:
+    """Why ``root`` is not a DVC pipeline workspace, if it is not (checked before any work)."""
+    if (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file():
+        return []
+    return [f"{root.resolve()} holds no DVC pipeline (.dvc and dvc.yaml): run this in the pipeline's workspace"]

@@ -40,7 +40,7 @@ from ..config import Options, help_field
 from ..files import save_text
 from ..schema import ReplicatedClaim, Replicates
 from ..text import interval, markdown_table, natural_key, number, padded, unpadded
-from . import load
+from .profile import write as write_profile
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
@@ -206,7 +206,7 @@ def check_workspace(params: dict) -> None:
 
 def run(cfg: Config) -> None:
     if cfg.profile is not None:
-        load("profile").write(cfg.profile, Path("profiles"), cfg.data, cfg.params)
+        write_profile(cfg.profile, Path("profiles"), cfg.data, cfg.params)
     params = yaml.safe_load(cfg.params.read_text())
     check_workspace(params)
     profile = params["profile"]

@@ -43,15 +43,15 @@ from typing import Literal
 import torch
 import yaml
 
-from .. import pipeline
 from ..codec import JsonRecord
 from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, help_field
 from ..data import Cifar10, load_canonical
 from ..environment import Environment
 from ..files import save_text
 from ..models import pick_device
+from ..stages import COMMANDS, Stage, configure, load
 from ..text import markdown_table
-from . import COMMANDS, Stage, configure, load
+from . import pipeline
 
 log = logging.getLogger(__name__)
 
