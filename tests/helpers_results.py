@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from classaware.boundary import SearchSettings
 from classaware.environment import Environment
 from classaware.metrics import ClassAwareTransfer, PairDistance, Proportion
 from classaware.schema import (
@@ -21,7 +22,6 @@ from classaware.schema import (
     DistanceResults,
     ModelInfo,
     Probe,
-    SearchSettings,
     SourceDistance,
     SourceTransfer,
     Table1,
@@ -125,7 +125,7 @@ class Study:
             sources[source] = SourceDistance(
                 pairs, {m: 0 for m in models}, {m: 10.0 for m in models}, {m: 1.0 for m in models}
             )
-        settings = SearchSettings(10.0, 0.02, 1e-3, 0.01, 3)
+        settings = SearchSettings()
         return DistanceResults("hand-built", 500, 600, settings, sources, Environment.current())
 
 
@@ -196,7 +196,7 @@ def correlated_study(n_targets: int, r: float, n: int = 1_000_000) -> tuple[Tran
         models = [source, *names]
         distances[source] = SourceDistance(pairs, dict.fromkeys(models, 0), dict.fromkeys(models, 10.0),
                                            dict.fromkeys(models, 1.0))  # fmt: skip
-    settings = SearchSettings(10.0, 0.02, 1e-3, 0.01, 3)
+    settings = SearchSettings()
     return TransferResults("hand-built", sources), DistanceResults(
         "hand-built", 500, 600, settings, distances, Environment.current()
     )

@@ -20,6 +20,7 @@ from classaware.boundary import (
     SOURCE_RIGHT,
     UNFOOLED,
     BoundarySearch,
+    SearchSettings,
     boundary_distance,
     decision_plane,
     distance_from_distances,
@@ -182,7 +183,7 @@ def test_bad_search_arguments_raise(kw):
     with pytest.raises(ValueError):
         boundary_distance(model, x, y, v, **args)
     with pytest.raises(ValueError):
-        model_distance(model, model, x, y, **args)
+        model_distance(model, model, x, y, SearchSettings(**args))
 
 
 def test_boundary_leaves_model_alone():
@@ -276,14 +277,18 @@ def test_search_boundary_doubles_the_radius_until_few_images_are_unflipped():
     cos = torch.tensor([1.0, 1 / 3, 1 / 6, 0.0])
     v = cos.view(-1, 1, 1, 1) * e0 + (1 - cos**2).sqrt().view(-1, 1, 1, 1) * e1
     y = torch.zeros(4, dtype=torch.int64)
-    full = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=2)
+    full = search_boundary(
+        model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=2)
+    )
     assert full.radius == 4.0 and full.censored.tolist() == [False, False, False, True]
     assert full.d.tolist() == pytest.approx([0.5, 1.5, 3.0, 4.0], abs=0.04 + 1e-5)  # tol doubles with the step
     assert full.d[0] >= 0.5 - 1e-6 and full.d[0] <= 0.51 + 1e-6  # the first radius keeps its tolerance
-    half = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, max_censored=0.5, doublings=2)
+    half = search_boundary(
+        model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, max_censored=0.5, doublings=2)
+    )
     assert half.radius == 2.0 and half.censored.tolist() == [False, False, True, True]  # 2 of 4 unflipped: stop
     assert half.d[2:].tolist() == [2.0, 2.0]
-    none = search_boundary(model, x, y, v, max_radius=1.0, step=0.1, tol=0.01, doublings=0)
+    none = search_boundary(model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, doublings=0))
     assert none.radius == 1.0 and none.censored.tolist() == [False, True, True, True]
 
 
@@ -298,7 +303,7 @@ def test_dist_measures_along_the_sources_gradient_not_the_targets():
     x.view(3, -1)[:, 0], x.view(3, -1)[:, 1] = 0.2, 0.1
     y = torch.zeros(3, dtype=torch.int64)
     assert torch.allclose(gradient_direction(f1, x, y), e0.expand(3, *SHAPE))
-    r = model_distance(f1, f2, x, y, max_radius=2.0, step=0.01, tol=1e-4)
+    r = model_distance(f1, f2, x, y, SearchSettings(max_radius=2.0, step=0.01, tol=1e-4))
     assert r.dist == pytest.approx(0.8, abs=2e-4) and r.n_censored == 0
 
 
@@ -319,10 +324,10 @@ def test_model_distance_linear_hand_value(seed, delta):
     na = float((W[0] - W[1]).norm())
     if not keep.any():
         return
-    r = model_distance(f1, f2, x, y, max_radius=40.0, step=0.01, tol=1e-4, max_censored=0.0)
+    r = model_distance(f1, f2, x, y, SearchSettings(max_radius=40.0, step=0.01, tol=1e-4, max_censored=0.0))
     assert r.n_images == int(keep.sum()) and r.n_censored == 0
     assert r.dist == pytest.approx(delta / na, abs=3e-4)
-    same = model_distance(f1, f1, x, y, max_radius=40.0, step=0.01, tol=1e-4)
+    same = model_distance(f1, f1, x, y, SearchSettings(max_radius=40.0, step=0.01, tol=1e-4))
     assert same.dist == 0.0
 
 
@@ -331,14 +336,14 @@ def test_model_distance_with_no_correct_image_is_an_error():
     x = images(3, SHAPE, 12)
     wrong = 1 - predict(model, x)
     with pytest.raises(ValueError, match="at least one image"):
-        model_distance(model, model, x, wrong, max_radius=1.0, step=0.1, tol=0.01)
+        model_distance(model, model, x, wrong, SearchSettings(max_radius=1.0, step=0.1, tol=0.01))
 
 
 def test_model_distance_of_model_with_itself_is_zero():
     model = smooth_cnn(10, seed=7, pool=2, gain=3.0)
     x = images(6, (3, 4, 4), 7)
     y = predict(model, x)
-    r = model_distance(model, model, x, y, max_radius=3.0, step=0.05, tol=1e-3)
+    r = model_distance(model, model, x, y, SearchSettings(max_radius=3.0, step=0.05, tol=1e-3))
     assert r.n_images == 6 and r.dist == 0.0
 
 

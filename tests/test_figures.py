@@ -20,7 +20,14 @@ from PIL import Image
 
 from classaware import plots
 from classaware.analysis import correlations, eps_curves, fig3_rows
-from classaware.boundary import REGION_NAMES, BoundarySearch, decision_plane, distance_from_distances, transfer_regions
+from classaware.boundary import (
+    REGION_NAMES,
+    BoundarySearch,
+    SearchSettings,
+    decision_plane,
+    distance_from_distances,
+    transfer_regions,
+)
 from classaware.data import CLASSES, Provenance
 from classaware.environment import Environment
 from classaware.schema import (
@@ -29,7 +36,6 @@ from classaware.schema import (
     DistanceResults,
     ModelInfo,
     PredictionTable,
-    SearchSettings,
     SetPredictions,
     SourceDistance,
     TransferResults,

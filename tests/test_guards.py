@@ -27,7 +27,7 @@ from torch import nn
 
 from classaware import cli
 from classaware.attacks import fgm, n_targeted_pgd, pgd
-from classaware.boundary import boundary_distance, decision_plane, gradient_direction, model_distance
+from classaware.boundary import SearchSettings, boundary_distance, decision_plane, gradient_direction, model_distance
 from classaware.config import outputs
 from classaware.files import atomic_path
 from classaware.models import predict
@@ -400,7 +400,9 @@ def _entry_points(model, x, y, v):
         "predict": lambda: predict(model, x),
         "gradient_direction": lambda: gradient_direction(model, x, y),
         "boundary_distance": lambda: boundary_distance(model, x, y, v, max_radius=2.0, step=0.1, tol=0.01),
-        "model_distance": lambda: model_distance(model, model, x, y, max_radius=2.0, step=0.1, tol=0.01),
+        "model_distance": lambda: model_distance(
+            model, model, x, y, SearchSettings(max_radius=2.0, step=0.1, tol=0.01)
+        ),
     }
 
 

@@ -24,6 +24,7 @@ import classaware
 from classaware.attacks import fgm, n_targeted_pgd, pgd, random_target_classes
 from classaware.boundary import (
     BoundarySearch,
+    SearchSettings,
     boundary_distance,
     decision_plane,
     gradient_direction,
@@ -36,7 +37,8 @@ from classaware.models import predict
 from classaware.training import accuracy
 
 SHAPE = (3, 4, 4)
-SEARCH = dict(max_radius=2.0, step=0.1, tol=0.01)
+SCAN = dict(max_radius=2.0, step=0.1, tol=0.01)
+SEARCH = SearchSettings(**SCAN)
 
 
 def bn_net(seed: int = 0, dtype=torch.float32) -> nn.Sequential:
@@ -61,9 +63,9 @@ def entry_points(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
         "n_targeted_pgd": lambda: n_targeted_pgd([model, model], x, [t, y], 0.5, 0.2, 2),
         "predict": lambda: predict(model, x, batch_size=3),
         "gradient_direction": lambda: gradient_direction(model, x, y),
-        "boundary_distance": lambda: boundary_distance(model, x, y, v, **SEARCH),
-        "search_boundary": lambda: search_boundary(model, x, y, v, **SEARCH, batch_size=3),
-        "model_distance": lambda: model_distance(model, model, x, y, **SEARCH),
+        "boundary_distance": lambda: boundary_distance(model, x, y, v, **SCAN),
+        "search_boundary": lambda: search_boundary(model, x, y, v, SEARCH, batch_size=3),
+        "model_distance": lambda: model_distance(model, model, x, y, SEARCH),
         "decision_plane": lambda: decision_plane(model, [model], x[0], y[0], span=2),
         "accuracy": lambda: accuracy(model, (x * 255).round().to(torch.uint8), y),
     }
@@ -233,9 +235,9 @@ def label_takers(model: nn.Module, x: torch.Tensor, y) -> dict:
             lambda: fgm(model, x, y, eps=0.5),
             lambda: pgd(model, x, y, eps=0.5, alpha=0.2, steps=2),
             lambda: gradient_direction(model, x, y),
-            lambda: boundary_distance(model, x, y, v, **SEARCH),
-            lambda: search_boundary(model, x, y, v, **SEARCH),
-            lambda: model_distance(model, model, x, y, **SEARCH),
+            lambda: boundary_distance(model, x, y, v, **SCAN),
+            lambda: search_boundary(model, x, y, v, SEARCH),
+            lambda: model_distance(model, model, x, y, SEARCH),
             lambda: accuracy(model, (x * 255).to(torch.uint8), y),
             lambda: random_target_classes(y, 10),
             lambda: class_aware_transfer(y, ok, ok, ok),
@@ -297,7 +299,7 @@ def test_the_issues_empty_batch_with_an_l2_random_start():
 EMPTY = {
     "predict": torch.zeros(0, dtype=torch.int64),
     "boundary_distance": torch.zeros(0),
-    "search_boundary": BoundarySearch(torch.zeros(0), torch.zeros(0, dtype=torch.bool), SEARCH["max_radius"]),
+    "search_boundary": BoundarySearch(torch.zeros(0), torch.zeros(0, dtype=torch.bool), SEARCH.max_radius),
 }
 
 

@@ -20,7 +20,7 @@ from classaware import cli, workflow
 from classaware.cli import COMMANDS, build_parser
 from classaware.config import from_args
 from classaware.data import file_digests
-from classaware.workflow import profile
+from classaware.workflow import deps, profile
 
 PROFILES = REPO / "profiles"
 NAMES = sorted(p.stem for p in PROFILES.glob("*.yaml"))
@@ -116,38 +116,45 @@ def _flat(cfg) -> dict:
     return out
 
 
-def _imported_modules(path) -> set:
-    """The classaware modules ``path`` imports (relative imports), transitively, itself included."""
-    import ast
-
-    src = REPO / "src" / "classaware"
-    seen, todo = set(), [path]
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        package = list(p.relative_to(src).parent.parts)
-        for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package[: len(package) - (node.level - 1)]
-                names = [node.module] if node.module else [a.name for a in node.names]
-                todo += [
-                    f for f in (src.joinpath(*base, *n.split(".")).with_suffix(".py") for n in names) if f.is_file()
-                ]
-    return {str(p.relative_to(REPO)) for p in seen}
-
-
 def test_every_stage_depends_on_the_code_it_runs():
-    """A code change reruns exactly the stages whose modules changed: each stage lists every
-    classaware module its subcommand imports, and no other."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for name, stage in stages.items():
-        body = stage.get("do", stage)
-        command = shlex.split(body["cmd"])[1]
-        module = REPO / "src" / "classaware" / "stages" / f"{COMMANDS[command][0]}.py"
-        listed = {d for d in body["deps"] if d.startswith("src/")}
-        assert listed == _imported_modules(module), name
+    """A code change reruns exactly the stages whose modules changed: each stage of dvc.yaml lists
+    every classaware module its subcommand imports, and no other (``classaware deps``)."""
+    wanted, listed = deps.expected(REPO / "dvc.yaml"), deps.listed(REPO / "dvc.yaml")
+    wrong = {name: code for name, code in wanted.items() if sorted(listed[name]) != code}
+    blocks = "\n".join(f"{name}:\n  deps:\n{deps.block(code, 4)}" for name, code in wrong.items())
+    assert not wrong, (
+        f"dvc.yaml's code deps differ from the imports; run `classaware deps --write`, or paste:\n{blocks}"
+    )
+
+
+def test_deps_rewrites_only_the_code_deps(tmp_path):
+    """``classaware deps --write`` replaces each stage's ``- src/`` items and keeps every other line."""
+    text = (REPO / "dvc.yaml").read_text()
+    wanted = {
+        name: ["src/classaware/x.py", f"src/classaware/{name.split('@')[0]}.py"]
+        for name in deps.listed(REPO / "dvc.yaml")
+    }
+    rewritten = deps.rewrite(text, wanted)
+    (tmp_path / "dvc.yaml").write_text(rewritten)
+    assert deps.listed(tmp_path / "dvc.yaml") == wanted
+    kept = [line for line in text.splitlines() if not line.strip().startswith("- src/")]
+    assert [line for line in rewritten.splitlines() if not line.strip().startswith("- src/")] == kept
+    assert deps.rewrite(text, deps.expected(REPO / "dvc.yaml")) == text  # the committed file is what it writes
+
+
+def test_deps_follows_imports_transitively(tmp_path):
+    src = tmp_path / "src" / "classaware"
+    (src / "stages").mkdir(parents=True)
+    (src / "__init__.py").write_text("from .a import x\n")
+    (src / "a.py").write_text("from .b import y\n")
+    (src / "b.py").write_text("y = 1\n")
+    (src / "c.py").write_text("")
+    (src / "stages" / "__init__.py").write_text("from ..c import z\n")
+    (src / "stages" / "s.py").write_text("from ..a import x\nfrom . import Upstream\n")
+    assert deps.closure(src / "stages" / "s.py", tmp_path) == [
+        "src/classaware/a.py", "src/classaware/b.py", "src/classaware/c.py",
+        "src/classaware/stages/__init__.py", "src/classaware/stages/s.py",
+    ]  # fmt: skip
 
 
 def test_a_table2_learner_may_not_start_from_a_zoo_models_initial_weights(tmp_path):
@@ -273,9 +280,9 @@ def test_a_file_name_a_shell_would_split_is_refused_and_a_folder_with_spaces_is_
         ({"plane": {"image_class": "horse cart"}},
          ["plane.image_class: \"horse cart\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
         ({"distance": {"step": 50.0}},
-         ["distance.max_radius: 5.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
-          "distance.step: 50.0 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
-          "distance.tol: 0.01 is refused by distance: invalid config options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0"]),
+         ["distance.max_radius: 5.0 is refused by distance: invalid search options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
+          "distance.step: 50.0 is refused by distance: invalid search options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0",
+          "distance.tol: 0.01 is refused by distance: invalid search options: need tol <= step <= max_radius, got 0.01, 50.0, 5.0"]),
         ({"data": {"archive": "data/my cifar.tar.gz"}},
          ["data.archive: \"data/my cifar.tar.gz\" holds characters a shell splits or expands, and DVC writes some strings into the stages' commands unquoted; use letters, digits and . _ - + @ % = : , / only"]),
         ({"compare": {"targets": ["vgg11_bn_w8", "resnet10_w8_wsame;ls"]}},

@@ -10,6 +10,7 @@ from .attacks import fgm, n_targeted_pgd, pgd, random_target_classes
 from .boundary import (
     BoundarySearch,
     DecisionPlane,
+    SearchSettings,
     boundary_distance,
     decision_plane,
     gradient_direction,
@@ -31,6 +32,7 @@ __all__ = [
     "DecisionPlane",
     "PairDistance",
     "Proportion",
+    "SearchSettings",
     "__version__",
     "boundary_distance",
     "class_aware_counts",

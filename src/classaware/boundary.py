@@ -2,7 +2,9 @@
 
 d(f, x) = min { r >= 0 : f(x + r v) != y },  v = grad_x L(x, y; F1) / ||grad_x L(x, y; F1)||_2
 
-is found per image by a scan at ``step`` intervals up to ``max_radius`` (bracketing the first
+is found per image by a scan at ``step`` intervals up to ``max_radius`` (the settings of a
+search are one :class:`SearchSettings`: its defaults and checks are the only ones, for the
+library and the ``distance`` stage alike) (bracketing the first
 flip in (r - step, r]), then bisection until the bracket is at most ``tol`` wide; d is the
 bracket's upper end, so it over-estimates the true distance by at most ``tol``. Flips inside a
 region narrower than ``step`` can be missed. Points are not clipped to [0, 1]: d measures the
@@ -45,6 +47,7 @@ from .contracts import as_labels, check_images, eval_mode, logits, model_device,
 from .metrics import Z_95, PairDistance
 from .models import predict
 from .progress import progress
+from .search import DEFAULT_SEARCH, SearchSettings
 
 UNFOOLED, DIFFERENT, SAME, SOURCE_RIGHT = 0, 1, 2, 3
 REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled")
@@ -143,23 +146,6 @@ def boundary_distance(
     return hi.to(x.device)
 
 
-def _check_settings(
-    max_radius: float = 10.0,
-    step: float = 0.02,
-    tol: float = 1e-3,
-    max_censored: float = 0.01,
-    doublings: int = 3,
-    batch_size: int = 500,
-) -> None:
-    """The settings of :func:`search_boundary`, checked (TypeError for an unknown one)."""
-    _check_search(max_radius, step, tol)
-    if not 0 <= max_censored <= 1 or doublings < 0 or batch_size < 1:
-        raise ValueError(
-            f"need 0 <= max_censored <= 1, doublings >= 0 and batch_size >= 1, "
-            f"got {max_censored}, {doublings}, {batch_size}"
-        )
-
-
 @dataclass(frozen=True)
 class BoundarySearch:
     """d(f, x) for every image along its direction; where ``censored``, the last radius searched."""
@@ -174,19 +160,19 @@ def search_boundary(
     x: torch.Tensor,
     y: torch.Tensor,
     v: torch.Tensor,
-    max_radius: float = 10.0,
-    step: float = 0.02,
-    tol: float = 1e-3,
-    max_censored: float = 0.01,
-    doublings: int = 3,
+    search: SearchSettings = DEFAULT_SEARCH,
     batch_size: int = 500,
     desc: str = "d(f, x)",
 ) -> BoundarySearch:
-    """d(f, x) for every image, the search going on past ``max_radius`` while more than
-    ``max_censored`` of the images are unflipped (see the module docstring), in batches;
-    ``desc`` names it in the progress lines. ValueError for bad arguments or inputs (before any
-    compute); an empty batch gives an empty search."""
-    _check_settings(max_radius, step, tol, max_censored, doublings, batch_size)
+    """d(f, x) for every image, the search going on past ``search.max_radius`` while more than
+    ``search.max_censored`` of the images are unflipped (see the module docstring), in batches
+    of ``batch_size``; ``desc`` names it in the progress lines. ValueError for bad arguments or
+    inputs (before any compute); an empty batch gives an empty search."""
+    if not isinstance(search, SearchSettings):
+        raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    max_radius, step, tol = search.max_radius, search.step, search.tol
     y = _labels(model, x, y)
     _check_directions(v, x)
     if len(x) == 0:
@@ -201,14 +187,14 @@ def search_boundary(
         desc=desc,
     )
     radius = max_radius
-    for _ in range(doublings):
+    for _ in range(search.doublings):
         todo = torch.isinf(d).nonzero().squeeze(1)
-        if len(todo) <= max_censored * len(d):
+        if len(todo) <= search.max_censored * len(d):
             break
         step, tol = 2 * step, 2 * tol
-        search = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
+        further = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
         d[todo] = map_batches(
-            search, x[todo], y[todo], v[todo], batch_size=batch_size, desc=f"{desc} beyond {radius:g}"
+            further, x[todo], y[todo], v[todo], batch_size=batch_size, desc=f"{desc} beyond {radius:g}"
         )
         radius *= 2
     censored = torch.isinf(d)
@@ -237,21 +223,31 @@ def distance_from_distances(source: BoundarySearch, target: BoundarySearch, firs
     )
 
 
-def model_distance(f1: nn.Module, f2: nn.Module, x: torch.Tensor, y: torch.Tensor, **search) -> PairDistance:
+def model_distance(
+    f1: nn.Module,
+    f2: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    search: SearchSettings = DEFAULT_SEARCH,
+    batch_size: int = 500,
+) -> PairDistance:
     """Dist(F1, F2) (eq. 4) over the images of ``x`` that both models classify correctly, along
-    F1's gradient directions; ``search`` goes to :func:`search_boundary`. A study comparing
-    many models should restrict ``x`` to images every model gets right, as the paper does.
-    ValueError for bad inputs or settings, and when no image of ``x`` is right for both models."""
-    _check_settings(**search)
+    F1's gradient directions, each model's d searched by :func:`search_boundary` with ``search``.
+    A study comparing many models should restrict ``x`` to images every model gets right, as the
+    paper does. ValueError for bad inputs or settings, and when no image of ``x`` is right for
+    both models."""
+    if not isinstance(search, SearchSettings):
+        raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
     y = _labels(f2, x, _labels(f1, x, y)).to(x.device)
     keep = (predict(f1, x) == y) & (predict(f2, x) == y)
     if not keep.any():
         raise ValueError(f"Dist needs at least one image both models classify correctly; none of the {len(x)} of x is")
     x, y = x[keep], y[keep]
     v = gradient_direction(f1, x, y)
-    first_radius = search.get("max_radius", 10.0)
     return distance_from_distances(
-        search_boundary(f1, x, y, v, **search), search_boundary(f2, x, y, v, **search), first_radius
+        search_boundary(f1, x, y, v, search, batch_size),
+        search_boundary(f2, x, y, v, search, batch_size),
+        search.max_radius,
     )
 
 

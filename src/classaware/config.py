@@ -28,7 +28,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -153,6 +153,8 @@ class Options:
 
     Lists given for tuple fields become tuples, so ``Recipe(milestones=[3, 7])`` works."""
 
+    WHAT: ClassVar[str | None] = None  # how errors name the option set (default: the class's name)
+
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
@@ -160,7 +162,7 @@ class Options:
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
         problems = field_problems(self) or self.check()
         if problems:
-            raise ValueError(f"invalid {type(self).__name__.lower()} options: " + "; ".join(problems))
+            raise ValueError(f"invalid {self.WHAT or type(self).__name__.lower()} options: " + "; ".join(problems))
 
     def check(self) -> list[str]:
         """Problems in how the fields relate; each field is already valid on its own."""

@@ -34,6 +34,7 @@ from .data import Provenance
 from .environment import Environment
 from .metrics import ClassAwareTransfer, PairDistance, Proportion
 from .models import family
+from .search import SearchSettings
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
 DistRule = Literal["all images", "dropping unflipped"]
@@ -202,17 +203,6 @@ class TransferResults(JsonRecord):
     def ratio(self, source: str, attack: str, eps: float, target: str, kind: Ratio) -> float | None:
         """P[...] over D'_F1 (None when no AE fooled F1)."""
         return getattr(self.result(source, attack, eps, target), kind).ratio
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """How d(f, x) was searched (``boundary.search_boundary``)."""
-
-    max_radius: float
-    step: float
-    tol: float
-    max_censored: float
-    doublings: int
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +21,8 @@ from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
 from ..environment import Environment
 from ..metrics import PairDistance
 from ..models import pick_device, right_for_all
-from ..schema import DistanceResults, ImageDistances, SearchSettings, SourceDistance
+from ..schema import DistanceResults, ImageDistances, SourceDistance
+from ..search import DEFAULT_SEARCH, SearchSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +35,12 @@ class Config(Options):
     n_images: int = help_field(5000, "images to average over (paper: 5,000)", ge=1)
     test_size: int = help_field(0, "draw them from a class-balanced subset of this many test images (0: all)", ge=0)
     selection_seed: int = help_field(0, "seed of the random choice of images", ge=0)
-    max_radius: float = help_field(10.0, "l2 radius searched first for every image", gt=0)
-    step: float = help_field(0.02, "scan step of the bracketing search (within max_radius)", gt=0)
-    tol: float = help_field(1e-3, "bisection tolerance: d is over-estimated by at most tol (within max_radius)", gt=0)
-    max_censored: float = help_field(
-        0.01, "search further while more than this fraction of images is unflipped", ge=0, le=1
-    )
-    doublings: int = help_field(3, "at most this many doublings of the search radius", ge=0)
+    search: SearchSettings = DEFAULT_SEARCH  # its options sit beside these: --max_radius, --step ...
     batch_size: int = help_field(500, "images per batch", ge=1)
     data: Path = data_field()
     models_dir: Path = models_dir_field()
     device: str = device_field()
     seed_shift: int = seed_shift_field()
-
-    def check(self) -> list[str]:
-        if not self.tol <= self.step <= self.max_radius:
-            return [f"need tol <= step <= max_radius, got {self.tol}, {self.step}, {self.max_radius}"]
-        return []
 
 
 def image_pool(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
@@ -81,7 +71,6 @@ def run(cfg: Config) -> None:
         raise ValueError("no test image is classified correctly by every model: Dist is undefined")
     x, y = to_float(data.test_x[chosen]), data.test_y[chosen]
 
-    settings = SearchSettings(cfg.max_radius, cfg.step, cfg.tol, cfg.max_censored, cfg.doublings)
     results, per_image, censored = {}, {}, {}
     for source in cfg.compare.sources:
         v = map_batches(
@@ -90,7 +79,7 @@ def run(cfg: Config) -> None:
         searches = {}
         for ref in (source, *cfg.compare.targets_of(source)):
             searches[ref] = search_boundary(
-                models[ref], x, y, v, **asdict(settings), batch_size=cfg.batch_size, desc=f"d({ref}, x) along {source}"
+                models[ref], x, y, v, cfg.search, cfg.batch_size, desc=f"d({ref}, x) along {source}"
             )
             log.info(
                 "d(%s, x) along %s: %d of %d censored at radius %g",
@@ -103,7 +92,7 @@ def run(cfg: Config) -> None:
         per_image[source] = {ref: s.d for ref, s in searches.items()}
         censored[source] = {ref: s.censored for ref, s in searches.items()}
         results[source] = SourceDistance(
-            targets=pair_distances(source, searches, cfg.compare.targets_of(source), cfg.max_radius),
+            targets=pair_distances(source, searches, cfg.compare.targets_of(source), cfg.search.max_radius),
             censored={ref: int(s.censored.sum()) for ref, s in searches.items()},
             radius={ref: s.radius for ref, s in searches.items()},
             mean_d={ref: s.d.mean().item() for ref, s in searches.items()},
@@ -113,7 +102,7 @@ def run(cfg: Config) -> None:
         dataset=data.dataset,
         n_images=len(chosen),
         n_eligible=len(eligible),
-        search=settings,
+        search=cfg.search,
         sources=results,
         environment=environment,
     ).save(cfg.out)
@@ -134,8 +123,9 @@ def work(cfg: Config, upstream) -> Counter:
     the source and each of its targets."""
     pool = len(image_pool(cfg, cifar10_labels("test")))
     n = min(cfg.n_images, pool)
-    scan = math.ceil(cfg.max_radius / cfg.step - 1e-9) + math.ceil(math.log2(cfg.step / cfg.tol))
-    per_image = 1 + (1 + cfg.doublings) * scan
+    s = cfg.search
+    scan = math.ceil(s.max_radius / s.step - 1e-9) + math.ceil(math.log2(s.step / s.tol))
+    per_image = 1 + (1 + s.doublings) * scan
     units = Counter()
     for ref in cfg.compare.models:
         units["forward", upstream.arch(cfg.models_dir, ref)] += pool

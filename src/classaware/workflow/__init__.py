@@ -24,6 +24,7 @@ COMMANDS = {
     "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
     "slurm": ("slurm", "submit the pipeline to SLURM as one job per stage, or show the jobs' status"),
     "download": ("download", "fetch the official CIFAR-10 archive (internet, md5-checked)"),
+    "deps": ("deps", "print (or --write into dvc.yaml) each stage's code deps: the modules its command imports"),
 }
 
 
