@@ -57,6 +57,7 @@ MINIMAL = {
     "estimate": [],
     "repro": [],
     "slurm": ["status"],
+    "deps": [],
 }
 
 

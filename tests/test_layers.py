@@ -14,7 +14,7 @@ SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
     "files", "config", "search", "contracts", "text", "progress", "batching", "paper", "codec", "environment",
-    "data", "models", "checkpoint", "training",
+    "data", "draws", "models", "checkpoint", "training",
     "attacks", "metrics", "boundary", "schema", "analysis", "plots",
 ]  # fmt: skip
 STAGES = sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem != "__init__")

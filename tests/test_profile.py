@@ -150,7 +150,10 @@ def test_deps_follows_imports_transitively(tmp_path):
     (src / "b.py").write_text("y = 1\n")
     (src / "c.py").write_text("")
     (src / "stages" / "__init__.py").write_text("from ..c import z\n")
-    (src / "stages" / "s.py").write_text("from ..a import x\nfrom . import Upstream\n")
+    (src / "stages" / "s.py").write_text(
+        "from ..a import x\nfrom . import Upstream\nif TYPE_CHECKING:\n    from ..c2 import T\n"
+    )
+    (src / "c2.py").write_text("")
     assert deps.closure(src / "stages" / "s.py", tmp_path) == [
         "src/classaware/a.py", "src/classaware/b.py", "src/classaware/c.py",
         "src/classaware/stages/__init__.py", "src/classaware/stages/s.py",

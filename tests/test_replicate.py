@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from classaware import cli
-from classaware.config import shifted
 from classaware.data import balanced_split, balanced_subset, file_digests
+from classaware.draws import shifted
 from classaware.environment import Environment
 from classaware.schema import ClaimResults, ReplicatedClaim, Replicates
 from classaware.stages.report import REPLICATED_VERDICTS, counts

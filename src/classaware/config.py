@@ -30,8 +30,6 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
-
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 DEVICE_EXPECTED = "auto, cpu, cuda or cuda:N (N a device number, e.g. cuda:0)"
 
@@ -88,20 +86,6 @@ def data_field() -> Any:
 def models_dir_field() -> Any:
     """The ``--models_dir`` option of every stage that loads zoo models by reference."""
     return help_field(Path("models"), "folder of the zoo's checkpoints")
-
-
-def seed_shift_field() -> Any:
-    """The ``--seed_shift`` option of every stage that draws at random (``classaware replicate``)."""
-    return help_field(0, "replicate index: shifts every seed and image selection of the stage (0: as given)", ge=0)
-
-
-def shifted(seed: int, shift: int) -> int:
-    """The seed of replicate ``shift``: ``seed`` itself for replicate 0, else a seed drawn from
-    (seed, shift) by NumPy's SeedSequence. Replicates are independent of each other, and equal
-    seeds stay equal (w:same models still share their initial weights)."""
-    if shift == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, shift]).generate_state(1)[0])
 
 
 def _value_problem(name: str, value: Any, meta: typing.Mapping) -> str | None:

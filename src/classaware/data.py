@@ -227,7 +227,7 @@ def balanced_order(labels: torch.Tensor) -> torch.Tensor:
 
 def _shuffle(n: int, seed: int) -> torch.Tensor:
     """The order images are taken in: the canonical one for seed 0, a seeded shuffle otherwise
-    (the seed of a replicate: ``config.seed_shift_field``)."""
+    (the seed of a replicate: :class:`classaware.draws.Draws`)."""
     return torch.arange(n) if seed == 0 else torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 

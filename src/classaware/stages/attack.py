@@ -8,18 +8,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from ..attacks import fgm, pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
-from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field
+from ..data import cifar10_labels, load_canonical, to_float
+from ..draws import Draws
 from ..environment import Environment
 from ..models import pick_device
 from ..schema import AdversarialSet, ModelInfo
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +45,12 @@ class Config(Options):
     data: Path = data_field()
     models_dir: Path = models_dir_field()
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
 
 
 def subset(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
     """Indices of the attacked test images (class-balanced, shifted by the replicate)."""
-    return balanced_subset(test_y, cfg.test_size, cfg.seed_shift)
+    return cfg.draws.subset(test_y, cfg.test_size)
 
 
 def batch_attack(cfg: Config, model: torch.nn.Module, eps: float, device: torch.device) -> Callable:
@@ -69,7 +74,7 @@ def run(cfg: Config) -> None:
     ((model, meta),) = load_refs(cfg.models_dir, [cfg.source], device).values()
     idx = subset(cfg, data.test_y)
     x, y = to_float(data.test_x[idx]), data.test_y[idx]
-    generator = torch.Generator().manual_seed(shifted(cfg.target_class_seed, cfg.seed_shift))
+    generator = cfg.draws.generator(cfg.target_class_seed)
     target_classes = random_target_classes(y, 10, generator) if cfg.objective == "targeted" else None
     # untargeted: y stands in for the unused target classes so both objectives batch alike
     classes = y if target_classes is None else target_classes
@@ -99,7 +104,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     """One gradient per image, eps and step (FGM: one step)."""
     steps = cfg.steps if cfg.method == "pgd" else 1
     n = len(subset(cfg, cifar10_labels("test")))
@@ -113,7 +118,7 @@ def shapes(cfg: Config) -> dict[Path, dict]:
 CHECKS = {"adversarial-sets": "examples in their eps-ball and [0, 1]; sampled batches re-attacked"}
 
 
-def audit_set(cfg: Config, ctx) -> int:
+def audit_set(cfg: Config, ctx: AuditContext) -> int:
     """Every example in its eps-ball and [0, 1]; randomly chosen batches attacked again."""
     s = AdversarialSet.load(cfg.out)
     x, y = to_float(ctx.data(cfg.data).test_x[s.indices]), s.y

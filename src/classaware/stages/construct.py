@@ -18,19 +18,23 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from ..attacks import n_targeted_pgd, random_target_classes
 from ..batching import map_batches
 from ..checkpoint import load_refs
-from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
-from ..data import balanced_split, cifar10_labels, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field
+from ..data import cifar10_labels, load_canonical, to_float
+from ..draws import Draws
 from ..environment import Environment
 from ..metrics import Proportion
 from ..models import pick_device, predict
 from ..schema import ConstructMetrics, NonRobustSet, Probe, Table1Rates, eps_key
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ class Config(Options):
     data: Path = data_field()
     models_dir: Path = models_dir_field()
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
 
     def check(self) -> list[str]:
         try:
@@ -106,12 +110,12 @@ def n_targeted_examples(
 def split(cfg: Config, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the attacked training images and of the clean ones held out (class-balanced,
     shifted by the replicate)."""
-    return balanced_split(train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
+    return cfg.draws.split(train_y, cfg.train_size, cfg.val_size)
 
 
 def target_classes(cfg: Config, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Y1 and Y2: uniform over all ten classes, drawn in that order from the target-class seed."""
-    g = torch.Generator().manual_seed(shifted(cfg.target_class_seed, cfg.seed_shift))
+    g = cfg.draws.generator(cfg.target_class_seed)
     y1 = random_target_classes(y, 10, g, exclude_true=False)
     y2 = random_target_classes(y, 10, g, exclude_true=False)
     return y1, y2
@@ -166,7 +170,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """Every step of the attack differentiates both models, on the set and on each probe; then
     Table 1's predictions."""
     n = len(split(cfg, cifar10_labels("train"))[0])
@@ -186,7 +190,7 @@ def shapes(cfg: Config) -> dict[Path, dict]:
 CHECKS = {"nonrobust-sets": "examples in their eps-ball and [0, 1]; Table 1's rates re-predicted"}
 
 
-def audit_set(cfg: Config, ctx) -> int:
+def audit_set(cfg: Config, ctx: AuditContext) -> int:
     """Every example of X' in its eps-ball and [0, 1]; Table 1's rates predicted again on all of X'."""
     s, recorded = NonRobustSet.load(cfg.out), ConstructMetrics.load(cfg.results)
     ctx.in_ball(s.x, to_float(ctx.data(cfg.data).train_x[s.indices]), s.eps, s.norm, str(cfg.out))

@@ -10,19 +10,25 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..batching import map_batches
 from ..boundary import BoundarySearch, distance_from_distances, gradient_direction, search_boundary
 from ..checkpoint import Comparison, load_refs
-from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
-from ..data import balanced_subset, cifar10_labels, load_canonical, to_float
+from ..config import Options, data_field, device_field, help_field, models_dir_field
+from ..data import cifar10_labels, load_canonical, to_float
+from ..draws import Draws
 from ..environment import Environment
 from ..metrics import PairDistance
 from ..models import pick_device, right_for_all
 from ..schema import DistanceResults, ImageDistances, SourceDistance
 from ..search import DEFAULT_SEARCH, SearchSettings
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +46,13 @@ class Config(Options):
     data: Path = data_field()
     models_dir: Path = models_dir_field()
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
 
 
 def image_pool(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
     """Indices of the test images the compared images are drawn from (class-balanced, shifted by
     the replicate)."""
-    return balanced_subset(test_y, cfg.test_size, cfg.seed_shift)
+    return cfg.draws.subset(test_y, cfg.test_size)
 
 
 def pair_distances(source: str, searches: dict, targets, max_radius: float) -> dict[str, PairDistance]:
@@ -62,7 +68,7 @@ def run(cfg: Config) -> None:
     pool = image_pool(cfg, data.test_y)
     x_pool, y_pool = to_float(data.test_x[pool]), data.test_y[pool]
     eligible = pool[right_for_all(models.values(), x_pool, y_pool)]
-    g = torch.Generator().manual_seed(shifted(cfg.selection_seed, cfg.seed_shift))
+    g = cfg.draws.generator(cfg.selection_seed)
     chosen = eligible[torch.randperm(len(eligible), generator=g)[: cfg.n_images]].sort().values
     log.info(
         "%d of %d test images are right for all %d models; using %d", len(eligible), len(pool), len(refs), len(chosen)
@@ -115,7 +121,7 @@ def run(cfg: Config) -> None:
 WORK_BOUND = "Dist's scan counted at its bound"
 
 
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """Every compared model on the image pool, at most (which images all get right: each model sees
     only those the models before it got right); then per source, one
     gradient per image and, at most, every image scanned to the first radius and through every
@@ -136,7 +142,7 @@ def work(cfg: Config, upstream) -> Counter:
     return units
 
 
-def audit_distances(cfg: Config, ctx) -> int:
+def audit_distances(cfg: Config, ctx: AuditContext) -> int:
     """Dist of every pair, recomputed from the stored per-image distances, is the stored one."""
     stored, per_image = DistanceResults.load(cfg.out), ImageDistances.load(cfg.distances)
     n = 0

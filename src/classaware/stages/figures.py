@@ -14,6 +14,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import plots
 from ..analysis import Fig3Row, correlations, eps_curves, fig3_rows
@@ -22,6 +23,10 @@ from ..codec import encode
 from ..config import Options, help_field
 from ..files import save_json, save_text
 from ..schema import RATIOS, DecisionPlanes, DistanceResults, TransferResults
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import Upstream
+
 
 FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
 FIG5_COLUMNS = ["source", "attack", "target", "relation", "eps", *RATIOS,
@@ -170,7 +175,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     return {}  # drawing stored results: no network
 
 

@@ -8,16 +8,22 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..boundary import decision_plane
 from ..checkpoint import load_refs
-from ..config import Options, data_field, device_field, help_field, models_dir_field, seed_shift_field, shifted
+from ..config import Options, data_field, device_field, help_field, models_dir_field
 from ..data import CLASSES, cifar10_labels, load_canonical, to_float
+from ..draws import Draws
 from ..environment import Environment
 from ..models import pick_device, predict
 from ..schema import DecisionPlanes
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import Upstream
+
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,7 @@ class Config(Options):
     data: Path = data_field()
     models_dir: Path = models_dir_field()
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
 
 
 def shown(cfg: Config) -> list[str]:
@@ -70,7 +76,7 @@ def run(cfg: Config) -> None:
         raise ValueError(f"only {len(eligible)} {cfg.image_class} test images are right for the source {cfg.source}")
     index = int(eligible[cfg.image_rank])
     plane = decision_plane(
-        models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, shifted(cfg.seed, cfg.seed_shift)
+        models[0], models, to_float(data.test_x[index]), label, cfg.span, cfg.unit, cfg.draws.seed(cfg.seed)
     )
     log.info("decision planes of test image %d (%s) for %d models", index, cfg.image_class, len(models))
     DecisionPlanes(
@@ -90,7 +96,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """Every shown model on the candidate images and on the (2 span + 1)^2 points of its plane;
     one gradient of the source (the direction d1)."""
     per_model = len(candidates(cfg, cifar10_labels("test"))) + (2 * cfg.span + 1) ** 2

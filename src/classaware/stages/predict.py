@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,6 +18,9 @@ from ..data import load_canonical, to_float
 from ..environment import Environment
 from ..models import pick_device, predict
 from ..schema import AdversarialSet, ModelInfo, PredictionTable, SetPredictions
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """Every model of a source's table on its clean images and on every set at every eps."""
     units = Counter()
     for source in cfg.compare.sources:
@@ -97,7 +101,7 @@ def work(cfg: Config, upstream) -> Counter:
 CHECKS = {"predictions": "sampled batches of the prediction tables re-predicted"}
 
 
-def audit_tables(cfg: Config, ctx) -> int:
+def audit_tables(cfg: Config, ctx: AuditContext) -> int:
     """Randomly chosen batches of the clean images and of one randomly chosen eps of every set,
     predicted again by every model of the table."""
     data = ctx.data(cfg.data)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Options, help_field
 from ..data import cifar10_labels, file_digests, read_archive
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     """Every image of the archive decoded (see :mod:`classaware.costs`)."""
     return {("decode", ""): len(cifar10_labels("train")) + len(cifar10_labels("test"))}
 
@@ -39,7 +44,7 @@ def work(cfg: Config, upstream) -> dict:
 CHECKS = {"data": "the canonical data file matches its archive's md5 and sha256"}
 
 
-def audit_data(cfg: Config, ctx) -> int:
+def audit_data(cfg: Config, ctx: AuditContext) -> int:
     """The archive, where it is here, has the md5 and sha256 the canonical file records."""
     data = ctx.data(cfg.out)
     if not Path(cfg.archive).is_file():

@@ -27,6 +27,7 @@ import shutil
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markdown_it import MarkdownIt
 
@@ -36,6 +37,9 @@ from ..files import atomic_path, save_text
 from ..schema import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
 from ..text import interval, markdown_table, natural_key, number, percent
 from ..training import TrainMetrics
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import Upstream
 
 OFFICIAL = "CIFAR-10 (official)"
 TIMINGS = Path("logs/timings.jsonl")
@@ -469,7 +473,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     return {}  # text from stored results: no network
 
 

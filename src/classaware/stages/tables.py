@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import paper
 from ..analysis import table2_gains
@@ -18,6 +19,10 @@ from ..config import Options, help_field
 from ..files import save_json, save_text
 from ..schema import BaselineRow, ConstructMetrics, ControlRow, GridMetrics, Table1, Table1Row, Table2, Table2Row
 from ..text import markdown_table, percent
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 CHANCE = 0.10
 
@@ -209,11 +214,11 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     return {}  # arithmetic on stored results: no network
 
 
-def audit_tables(cfg: Config, ctx) -> int:
+def audit_tables(cfg: Config, ctx: AuditContext) -> int:
     """Tables 1 and 2 and their headline files, rebuilt from the section 4 results, are the stored ones."""
     table1, table2 = build_tables(cfg)
     if (table1, table2) != (Table1.load(cfg.out_dir / "table1.json"), Table2.load(cfg.out_dir / "table2.json")):

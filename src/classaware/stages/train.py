@@ -6,12 +6,14 @@ import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..checkpoint import load_model
-from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
-from ..data import Cifar10, balanced_subset, cifar10_labels, load_canonical
+from ..config import Options, data_field, device_field, help_field
+from ..data import Cifar10, cifar10_labels, load_canonical
+from ..draws import Draws
 from ..environment import Environment
 from ..files import save_json
 from ..models import ARCHITECTURES, pick_device
@@ -25,6 +27,10 @@ from ..training import (
     train,
     work_units,
 )
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class Config(Options):
         (), "also save a checkpoint after these epochs (the last is always saved)", ge=1
     )
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
     bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
@@ -61,9 +67,9 @@ def subsets(cfg: Config, train_y: torch.Tensor, test_y: torch.Tensor) -> tuple[t
     """Indices of the training images, of the test images logged after every epoch, and of those
     of every checkpoint's reported accuracy (class-balanced, shifted by the replicate)."""
     return (
-        balanced_subset(train_y, cfg.train_size, cfg.seed_shift),
-        balanced_subset(test_y, cfg.eval_size, cfg.seed_shift),
-        balanced_subset(test_y, cfg.test_size, cfg.seed_shift),
+        cfg.draws.subset(train_y, cfg.train_size),
+        cfg.draws.subset(test_y, cfg.eval_size),
+        cfg.draws.subset(test_y, cfg.test_size),
     )
 
 
@@ -87,9 +93,7 @@ def run(cfg: Config) -> None:
     device = pick_device(cfg.device)
     data = load_canonical(cfg.data)
     idx, eval_idx, test_idx = subsets(cfg, data.train_y, data.test_y)
-    spec = TrainSpec(
-        cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), cfg.recipe
-    )
+    spec = TrainSpec(cfg.arch, cfg.draws.seed(cfg.init_seed), cfg.draws.seed(cfg.data_seed), cfg.recipe)
     log.info("training %s on %d images of %s (%s)", cfg.arch, len(idx), data.dataset, device)
     meta = {"data": asdict(data.provenance), "train_size": cfg.train_size}
     train(
@@ -121,7 +125,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """The training (:func:`classaware.training.work_units`) and every checkpoint's test accuracy."""
     idx, eval_idx, test_idx = subsets(cfg, cifar10_labels("train"), cifar10_labels("test"))
     units = work_units(cfg.arch, len(idx), cfg.recipe.epochs, len(eval_idx), cfg.save_epochs)
@@ -134,7 +138,7 @@ def shapes(cfg: Config) -> dict[Path, dict]:
     return {cfg.out: {"arch": cfg.arch}}
 
 
-def audit_checkpoints(cfg: Config, ctx) -> int:
+def audit_checkpoints(cfg: Config, ctx: AuditContext) -> int:
     """Every checkpoint's test accuracy, re-evaluated, is the recorded one."""
     if cfg.results is None:
         return 0
@@ -147,7 +151,7 @@ def audit_checkpoints(cfg: Config, ctx) -> int:
     return len(ours)
 
 
-def audit_headline(cfg: Config, ctx) -> int:
+def audit_headline(cfg: Config, ctx: AuditContext) -> int:
     """The metrics file holds what the results record."""
     if cfg.metrics is None or cfg.results is None:
         return 0

@@ -22,18 +22,22 @@ import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from ..checkpoint import load_model
-from ..config import Options, data_field, device_field, help_field, seed_shift_field, shifted
-from ..data import balanced_split, balanced_subset, cifar10_labels, load_canonical
+from ..config import Options, data_field, device_field, help_field
+from ..data import cifar10_labels, load_canonical
+from ..draws import Draws
 from ..environment import Environment
 from ..models import ARCHITECTURES, pick_device
 from ..progress import progress
 from ..schema import GridCell, GridMetrics, NonRobustSet
 from ..training import SECTION4_SCHEDULE, Recipe, Schedule, TrainSpec, accuracy, check_destination, train, work_units
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
 
 log = logging.getLogger(__name__)
 AUGMENTATIONS = {"standard": {"crop_padding": 4, "flip": True}, "none": {"crop_padding": 0, "flip": False}}
@@ -63,7 +67,7 @@ class Config(Options):
     test_size: int = help_field(0, "test images of the reported accuracy (0: all)", ge=0)
     data: Path = data_field()
     device: str = device_field()
-    seed_shift: int = seed_shift_field()
+    draws: Draws = Draws()  # --seed_shift: every draw of the stage goes through it
     bf16: bool = help_field(False, "bf16 autocast (CUDA or CPU)")
 
     def check(self) -> list[str]:
@@ -85,14 +89,12 @@ def cells(cfg: Config) -> list[tuple[str, str, Recipe]]:
 
 def baseline_split(cfg: Config, train_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The original set's training and held-out indices, as ``construct`` splits them."""
-    return balanced_split(train_y, cfg.train_size, cfg.val_size, cfg.seed_shift)
+    return cfg.draws.split(train_y, cfg.train_size, cfg.val_size)
 
 
 def test_subsets(cfg: Config, test_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the test images logged after every epoch and of those of the reported accuracy."""
-    return balanced_subset(test_y, cfg.eval_size, cfg.seed_shift), balanced_subset(
-        test_y, cfg.test_size, cfg.seed_shift
-    )
+    return cfg.draws.subset(test_y, cfg.eval_size), cfg.draws.subset(test_y, cfg.test_size)
 
 
 def run(cfg: Config) -> None:
@@ -121,7 +123,7 @@ def run(cfg: Config) -> None:
         meta = {"data": asdict(data.provenance), "train_set": str(cfg.train_set), "labelling": cfg.labelling,
                 "clean": cfg.clean}  # fmt: skip
         model = train(
-            TrainSpec(cfg.arch, shifted(cfg.init_seed, cfg.seed_shift), shifted(cfg.data_seed, cfg.seed_shift), recipe),
+            TrainSpec(cfg.arch, cfg.draws.seed(cfg.init_seed), cfg.draws.seed(cfg.data_seed), recipe),
             x,
             y,
             data.test_x[eval_idx],
@@ -162,7 +164,7 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> Counter:
+def work(cfg: Config, upstream: Upstream) -> Counter:
     """Each cell's training (:func:`classaware.training.work_units`), then its accuracy on the
     held-out images, on the test images and on its own training images (the fit)."""
     if cfg.train_set is None:
@@ -178,7 +180,7 @@ def work(cfg: Config, upstream) -> Counter:
     return units
 
 
-def audit_checkpoints(cfg: Config, ctx) -> int:
+def audit_checkpoints(cfg: Config, ctx: AuditContext) -> int:
     """Every cell's last checkpoint, re-evaluated, has the recorded test accuracy."""
     data = ctx.data(cfg.data)
     test_idx = test_subsets(cfg, data.test_y)[1]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Options, help_field
 from ..metrics import class_aware_transfer
 from ..schema import AttackTransfer, PredictionTable, SourceTransfer, TransferResults, eps_key
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,11 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     return {}  # counting over stored labels: no network
 
 
-def audit_ratios(cfg: Config, ctx) -> int:
+def audit_ratios(cfg: Config, ctx: AuditContext) -> int:
     """The ratios, recomputed from the prediction tables, are the stored ones."""
     if results(cfg) != TransferResults.load(cfg.out):
         raise ctx.Mismatch(f"{cfg.out}: the ratios recomputed from {', '.join(map(str, cfg.predictions))} differ")

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -47,6 +48,10 @@ from ..schema import (
     eps_key,
 )
 from ..text import interval, markdown_table, number, padded, percent
+
+if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotations only
+    from . import AuditContext, Upstream
+
 
 log = logging.getLogger(__name__)
 TESTS = (">=", "<=", "within")
@@ -266,11 +271,11 @@ def run(cfg: Config) -> None:
 
 
 # ----------------------------------------------------------------------------- its cost and its audit
-def work(cfg: Config, upstream) -> dict:
+def work(cfg: Config, upstream: Upstream) -> dict:
     return {}  # arithmetic on stored results: no network
 
 
-def audit_claims(cfg: Config, ctx) -> int:
+def audit_claims(cfg: Config, ctx: AuditContext) -> int:
     """Every claim's check and headline file, recomputed from the results below, are the stored ones."""
     metrics = claim_metrics(cfg, TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2))
     stored = ClaimResults.load(cfg.out)

@@ -4,7 +4,8 @@ A code change must rerun exactly the stages that run that code, so every stage o
 lists, among its ``deps``, every module of ``src/classaware`` its subcommand's module imports,
 directly or through other modules (relative imports, followed transitively), and no other. The
 package ``__init__`` of a package counts where a module imports a name from it (``from . import
-Upstream``); the top-level ``classaware/__init__.py`` (the library's re-exports) does not.
+Upstream``); the top-level ``classaware/__init__.py`` (the library's re-exports) does not, nor
+does an import under ``if TYPE_CHECKING:`` (for annotations only: it never runs).
 
 ``classaware deps`` prints every stage's code deps as the block to paste under its ``deps:``;
 ``classaware deps --write`` puts them into ``dvc.yaml`` in place (the other deps, the comments
@@ -32,6 +33,17 @@ CODE = "src/"  # a dep under here is code: computed, never written by hand
 STAGE_KEY = re.compile(r"^  ([\w.@-]+):\s*(#.*)?$")  # a stage's name under `stages:`, maybe with a comment
 
 
+def _run_time_nodes(tree: ast.AST):
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (imports for annotations
+    only, which never run)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in ast.walk(child))
+            continue
+        yield node
+        yield from _run_time_nodes(node)
+
+
 def closure(module: Path, root: Path) -> list[str]:
     """The modules ``module`` (a file of ``root/src/classaware``) imports, transitively, itself
     included, as sorted paths relative to ``root`` (see the module docstring)."""
@@ -43,7 +55,7 @@ def closure(module: Path, root: Path) -> list[str]:
             continue
         seen.add(path)
         package = list(path.relative_to(src).parent.parts)
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _run_time_nodes(ast.parse(path.read_text())):
             if not (isinstance(node, ast.ImportFrom) and node.level):
                 continue
             base = src.joinpath(*package[: len(package) - (node.level - 1)])
@@ -128,7 +140,9 @@ def rewrite(text: str, wanted: dict[str, list[str]]) -> str:
 
 @dataclass(frozen=True)
 class Config(Options):
-    dvc_yaml: Path = help_field(Path("dvc.yaml"), "the pipeline whose stages' code deps to compute")
+    dvc_yaml: Path = help_field(
+        Path("dvc.yaml"), "the pipeline whose stages' code deps to compute (and write, with --write)", output="file"
+    )
     write: bool = help_field(False, "write them into dvc.yaml (default: print each stage's block)")
 
     def check(self) -> list[str]:

@@ -3,7 +3,7 @@ claim's verdict over the replicates.
 
 Replicate i is the experiment ``dvc exp run -S seed_shift=i``: every stage that draws at
 random (initial weights, data order, target classes, image selections) shifts its seeds by i
-(``config.shifted``), so the replicates differ only in their draws. Replicate 0 is the pipeline
+(each stage's :class:`classaware.draws.Draws`), so the replicates differ only in their draws. Replicate 0 is the pipeline
 as it is, which DVC restores from its run cache when the workspace already ran it. The
 experiments are queued and run by DVC's own queue (``dvc exp run --queue``, then ``dvc exp
 run --run-all``), so each is an ordinary experiment that ``dvc exp show`` lists, and their
