@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     transfer = TransferResults.load(args.run / "results/transfer.json")
     distance = DistanceResults.load(args.run / "results/distance.json")
-    metric_of = {c["id"]: c["metric"] for c in yaml.safe_load((args.run / "claims.yaml").read_text())}
+    metric_of = {c["id"]: c["metric"] for c in yaml.safe_load((args.run / "claims.yaml").read_text())["claims"]}
     rules = ("all images", "dropping unflipped")
     by_rule = {rule: section3_metrics(transfer, distance, args.eps, rule) for rule in rules}
     rows = [[cid, metric_of[cid], *(number(by_rule[r][metric_of[cid]].value) for r in rules)] for cid in DIST_CLAIMS]

@@ -47,7 +47,12 @@ TRAIN_SIZE, EVAL_SIZE, EARLY = 10_000, 1000, 12
 CANDIDATES = {
     "vgg11_bn_w4": partial(vgg, 11, True, 4, 256),
     "vgg13_bn_w4": partial(vgg, 13, True, 4, 256),
+    "vgg11_bn_w6": partial(vgg, 11, True, 6, 256),
+    "vgg13_bn_w6": partial(vgg, 13, True, 6, 256),
+    "densenet_xs_k10": partial(densenet, (2, 2, 2), 10),
     "densenet_xs_k12": partial(densenet, (2, 2, 2), 12),
+    "resnet10_w4": partial(resnet, (1, 1, 1, 1), 4),
+    "resnet18_w4": partial(resnet, (2, 2, 2, 2), 4),
     "resnet10_w6": partial(resnet, (1, 1, 1, 1), 6),
     "resnet18_w6": partial(resnet, (2, 2, 2, 2), 6),
 }

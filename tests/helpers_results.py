@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from classaware.boundary import SearchSettings
 from classaware.environment import Environment
 from classaware.metrics import ClassAwareTransfer, PairDistance, Proportion
 from classaware.schema import (
@@ -32,6 +31,7 @@ from classaware.schema import (
     TransferResults,
     eps_key,
 )
+from classaware.search import SearchSettings
 
 ATTACKS = {
     "fgm-untargeted": ("fgm", "untargeted"),
@@ -52,6 +52,7 @@ ZOO = {  # member: (arch, init_seed, data_seed, epoch)
 }
 SOURCES = ("res", "vgg")
 N = 1000  # |D'_F1| of every cell
+N_RIGHT = 900  # the images of D'_F1 a target got right before the attack
 
 
 def targets(source: str) -> list[str]:
@@ -73,10 +74,14 @@ def cell(different: int, same: int, n: int = N) -> ClassAwareTransfer:
 
 @dataclass
 class Study:
-    """(source, attack, eps, target) -> (different, same) counts out of N, and (source, target) -> Dist."""
+    """(source, attack, eps, target) -> (different, same) counts out of N, the same over the images
+    the target got right before the attack (``right``: out of N_RIGHT), and (source, target) ->
+    Dist and Dist over the images that flip (``flipped``)."""
 
     counts: dict[tuple[str, str, float, str], tuple[int, int]] = field(default_factory=dict)
+    right: dict[tuple[str, str, float, str], tuple[int, int]] = field(default_factory=dict)
     dist: dict[tuple[str, str], float] = field(default_factory=dict)
+    flipped: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self):
         for s, source in enumerate(SOURCES):
@@ -88,8 +93,14 @@ class Study:
                             40 + 7 * a + 3 * j + s,
                             400 + 50 * e + 11 * j + 5 * a,
                         )
+                        # over the images the target got right: fewer different mistakes
+                        self.right[source, attack, eps, target] = (
+                            20 + 5 * a + 2 * j + s,
+                            390 + 50 * e + 11 * j + 5 * a,
+                        )
             for j, target in enumerate(targets(source)):
                 self.dist[source, target] = 0.9 + 0.25 * j + 0.05 * s
+                self.flipped[source, target] = 0.5 + 0.2 * j + 0.03 * s
 
     def transfer(self) -> TransferResults:
         sources = {}
@@ -100,6 +111,10 @@ class Study:
                     method,
                     objective,
                     {eps_key(e): {t: cell(*self.counts[source, name, e, t]) for t in targets(source)} for e in EPS},
+                    {
+                        eps_key(e): {t: cell(*self.right[source, name, e, t], N_RIGHT) for t in targets(source)}
+                        for e in EPS
+                    },
                 )  # fmt: skip
                 for name, (method, objective) in ATTACKS.items()
             }
@@ -117,14 +132,13 @@ class Study:
         sources = {}
         for source in SOURCES:
             pairs = {
-                t: PairDistance(self.dist[source, t], self.dist[source, t] - width, self.dist[source, t] + width, 500, 0,
-                                self.dist[source, t], 500)
+                t: PairDistance(self.dist[source, t], self.dist[source, t] - width, self.dist[source, t] + width, 500, 20,
+                                self.flipped[source, t], self.flipped[source, t] - width,
+                                self.flipped[source, t] + width, 480)
                 for t in targets(source)
             }  # fmt: skip
             models = [source, *targets(source)]
-            sources[source] = SourceDistance(
-                pairs, {m: 0 for m in models}, {m: 10.0 for m in models}, {m: 1.0 for m in models}
-            )
+            sources[source] = SourceDistance(pairs, {m: 0 for m in models}, 10.0, {m: 1.0 for m in models})
         settings = SearchSettings()
         return DistanceResults("hand-built", 500, 600, settings, sources, Environment.current())
 
@@ -190,13 +204,25 @@ def correlated_study(n_targets: int, r: float, n: int = 1_000_000) -> tuple[Tran
                               4 if rel == "v:4" else 5, int(rel == "w:diff"), int(rel != "v:4"), rel)
                  for t, rel in zip(names, relations, strict=True)}  # fmt: skip
         by_target = {t: cell(round(0.05 * n), round(p * n), n) for t, p in zip(names, same, strict=True)}
-        attacks = {name: AttackTransfer(m, o, {eps_key(1.0): by_target}) for name, (m, o) in ATTACKS.items()}
+        attacks = {
+            name: AttackTransfer(m, o, {eps_key(1.0): by_target}, {eps_key(1.0): by_target})
+            for name, (m, o) in ATTACKS.items()
+        }
         sources[source] = SourceTransfer((source, *names), info, {m: 0.9 for m in info}, n, attacks)
-        pairs = {t: PairDistance(d, d - 0.01, d + 0.01, 500, 0, d, 500) for t, d in zip(names, dist, strict=True)}
+        pairs = {t: PairDistance(d, d - 0.01, d + 0.01, 500, 0, d, d - 0.01, d + 0.01, 500)
+                 for t, d in zip(names, dist, strict=True)}  # fmt: skip
         models = [source, *names]
-        distances[source] = SourceDistance(pairs, dict.fromkeys(models, 0), dict.fromkeys(models, 10.0),
-                                           dict.fromkeys(models, 1.0))  # fmt: skip
+        distances[source] = SourceDistance(pairs, dict.fromkeys(models, 0), 10.0, dict.fromkeys(models, 1.0))
     settings = SearchSettings()
     return TransferResults("hand-built", sources), DistanceResults(
         "hand-built", 500, 600, settings, distances, Environment.current()
     )
+
+
+CONDITIONS = {"within": 0.05, "rule": "a test rule", "why": "a test", "chosen": "for the tests"}
+
+
+def claims_file(claims: list[dict]) -> dict:
+    """claims.yaml's content for ``claims``: the repository's shape, with a test rule, each claim
+    reading the comparison unless it says otherwise."""
+    return {"conditions": CONDITIONS, "claims": [{"reads": "comparison", **c} for c in claims]}

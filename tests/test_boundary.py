@@ -26,6 +26,7 @@ from classaware.boundary import (
     distance_from_distances,
     gradient_direction,
     model_distance,
+    search_boundaries,
     search_boundary,
     transfer_regions,
 )
@@ -209,10 +210,10 @@ def searched(d: list[float], censored: list[bool], radius: float) -> BoundarySea
 
 
 def test_distance_from_distances_hand_example():
-    """Every image counts; a censored distance enters at the last radius searched (4)."""
+    """Every image counts; a censored distance enters at the common radius searched (4)."""
     source = searched([1.0, 2.0, 4.0, 0.5, 0.0], [False, False, True, False, False], 4.0)
     target = searched([1.5, 1.0, 3.0, 4.0, 0.25], [False, False, False, True, False], 4.0)
-    r = distance_from_distances(source, target, first_radius=2.0)
+    r = distance_from_distances(source, target)
     gaps = [0.5, 1.0, 1.0, 3.5, 0.25]
     mean = sum(gaps) / 5
     sd = math.sqrt(sum((g - mean) ** 2 for g in gaps) / 4)
@@ -220,17 +221,27 @@ def test_distance_from_distances_hand_example():
     assert r.dist == pytest.approx(1.25, abs=1e-12)
     assert r.ci_low == pytest.approx(mean - Z_95 * sd / math.sqrt(5), abs=1e-9)
     assert r.ci_high == pytest.approx(mean + Z_95 * sd / math.sqrt(5), abs=1e-9)
-    # the first version's rule: only images both models flip within radius 2 (0, 1 and 4)
-    assert (r.n_flipped, r.dist_dropping_unflipped) == (3, pytest.approx((0.5 + 1.0 + 0.25) / 3))
+    # the diagnostic: only the images neither model leaves censored (0, 1 and 4), with their interval
+    flipped = [0.5, 1.0, 0.25]
+    m = sum(flipped) / 3
+    half = Z_95 * math.sqrt(sum((g - m) ** 2 for g in flipped) / 2) / math.sqrt(3)
+    assert (r.n_flipped, r.dist_flipped) == (3, pytest.approx(m))
+    assert (r.flipped_ci_low, r.flipped_ci_high) == (pytest.approx(max(0.0, m - half)), pytest.approx(m + half))
 
 
 def test_distance_from_distances_edge_cases():
-    one = distance_from_distances(searched([2.0], [False], 3.0), searched([0.5], [False], 3.0), 3.0)
+    one = distance_from_distances(searched([2.0], [False], 3.0), searched([0.5], [False], 3.0))
     assert (one.dist, one.n_images, one.ci_low, one.ci_high) == (1.5, 1, None, None)
-    none_flip = distance_from_distances(searched([3.0], [True], 3.0), searched([1.0], [False], 3.0), 3.0)
-    assert (none_flip.dist, none_flip.n_censored, none_flip.dist_dropping_unflipped) == (2.0, 1, None)
+    none_flip = distance_from_distances(searched([3.0], [True], 3.0), searched([1.0], [False], 3.0))
+    assert (none_flip.dist, none_flip.n_censored, none_flip.dist_flipped, none_flip.n_flipped) == (2.0, 1, None, 0)
     with pytest.raises(ValueError, match="at least one image"):
-        distance_from_distances(searched([], [], 1.0), searched([], [], 1.0), 1.0)
+        distance_from_distances(searched([], [], 1.0), searched([], [], 1.0))
+
+
+def test_searches_that_ended_at_other_radii_give_no_dist():
+    """A censored gap bounds nothing when the two searches stopped at other radii."""
+    with pytest.raises(ValueError, match="ended at radii 2 and 4.*search_boundaries"):
+        distance_from_distances(searched([2.0], [True], 2.0), searched([3.0], [False], 4.0))
 
 
 radii = st.floats(0.0, 10.0)
@@ -240,19 +251,17 @@ radii = st.floats(0.0, 10.0)
 def test_distance_from_distances_averages_every_image_symmetrically(rows):
     a = searched([r[0] for r in rows], [r[1] for r in rows], 10.0)
     b = searched([r[2] for r in rows], [r[3] for r in rows], 10.0)
-    ab, ba = distance_from_distances(a, b, 5.0), distance_from_distances(b, a, 5.0)
+    ab, ba = distance_from_distances(a, b), distance_from_distances(b, a)
     assert ab == ba and ab.n_images == len(rows)
     expected = sum(abs(float(x) - float(y)) for x, y in zip(a.d, b.d, strict=True)) / len(rows)
     assert ab.dist == pytest.approx(expected, rel=1e-6, abs=1e-9) and ab.dist >= 0
     assert ab.n_censored == sum(r[1] or r[3] for r in rows)
-    flipped = [abs(r[0] - r[2]) for r in rows if not (r[1] or r[3]) and r[0] <= 5 and r[2] <= 5]
+    flipped = [abs(float(x) - float(y)) for x, y, r in zip(a.d, b.d, rows, strict=True) if not (r[1] or r[3])]
     assert ab.n_flipped == len(flipped)
-    assert ab.dist_dropping_unflipped == (
-        pytest.approx(sum(flipped) / len(flipped), rel=1e-5, abs=1e-6) if flipped else None
-    )
+    assert ab.dist_flipped == (pytest.approx(sum(flipped) / len(flipped), rel=1e-5, abs=1e-6) if flipped else None)
     if len(rows) >= 2:
         assert ab.ci_low <= ab.dist <= ab.ci_high
-    assert distance_from_distances(a, a, 5.0).dist == 0.0
+    assert distance_from_distances(a, a).dist == 0.0
 
 
 class Threshold(nn.Module):
@@ -266,17 +275,24 @@ class Threshold(nn.Module):
         return torch.stack([torch.zeros(len(x)), x.flatten(1) @ self.w - self.c], 1)
 
 
-def test_search_boundary_doubles_the_radius_until_few_images_are_unflipped():
+def _threshold_line(shape, cos: list[float]):
     """Class 1 iff x_0 > 1; image i starts at x_0 = 0.5 and moves along a direction whose e_0
-    part is cos_i, so it flips at d = 0.5 / cos_i: 0.5, 1.5, 3.0 and never (cos = 0)."""
-    e0, e1 = torch.zeros(SHAPE), torch.zeros(SHAPE)
+    part is cos_i, so it flips at d = 0.5 / cos_i (never for cos = 0)."""
+    e0, e1 = torch.zeros(shape), torch.zeros(shape)
     e0.view(-1)[0], e1.view(-1)[1] = 1.0, 1.0
-    model = Threshold(e0, 1.0)
-    x = torch.zeros(4, *SHAPE)
-    x.view(4, -1)[:, 0] = 0.5
-    cos = torch.tensor([1.0, 1 / 3, 1 / 6, 0.0])
-    v = cos.view(-1, 1, 1, 1) * e0 + (1 - cos**2).sqrt().view(-1, 1, 1, 1) * e1
-    y = torch.zeros(4, dtype=torch.int64)
+    x = torch.zeros(len(cos), *shape)
+    x.view(len(cos), -1)[:, 0] = 0.5
+    c = torch.tensor(cos)
+    v = c.view(-1, 1, 1, 1) * e0 + (1 - c**2).sqrt().view(-1, 1, 1, 1) * e1
+    return Threshold(e0, 1.0), x, torch.zeros(len(cos), dtype=torch.int64), v
+
+
+BIG = (3, 4, 4)  # the image box's diameter is sqrt(48) = 6.9, beyond every radius below
+
+
+def test_search_boundary_doubles_the_radius_until_few_images_are_unflipped():
+    """d = 0.5, 1.5, 3.0 and never."""
+    model, x, y, v = _threshold_line(BIG, [1.0, 1 / 3, 1 / 6, 0.0])
     full = search_boundary(
         model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=2)
     )
@@ -290,6 +306,92 @@ def test_search_boundary_doubles_the_radius_until_few_images_are_unflipped():
     assert half.d[2:].tolist() == [2.0, 2.0]
     none = search_boundary(model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, doublings=0))
     assert none.radius == 1.0 and none.censored.tolist() == [False, True, True, True]
+
+
+def test_the_search_stops_at_the_image_boxs_diameter():
+    """3 x 2 x 2 images: no image lies further than sqrt(12) = 3.46 from another, so the last
+    doubling (from 2) stops there; the image that flips at 3.0 is found, the one that never
+    flips is censored at the diameter, and no further doubling is tried."""
+    model, x, y, v = _threshold_line(SHAPE, [1.0, 1 / 3, 1 / 6, 0.0])
+    s = search_boundary(
+        model, x, y, v, SearchSettings(max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=5)
+    )
+    assert s.radius == pytest.approx(math.sqrt(12)) and s.censored.tolist() == [False, False, False, True]
+    assert s.d.tolist() == pytest.approx([0.5, 1.5, 3.0, math.sqrt(12)], abs=0.04)
+
+
+def test_models_searched_together_end_at_one_radius():
+    """One censoring rule for every model compared: from x_0 = x_1 = 0.5 along cos e_0 + sin e_1,
+    A (class 1 iff x_0 + x_1 > 1.5) flips every image within radius 1, B (x_0 > 1) flips at
+    0.5 / cos and never where cos = 0, so both are searched on to radius 4 (A has nothing left to
+    search) and their gaps on the images B never flips are lower bounds at that common radius."""
+    e0, e1 = torch.zeros(BIG), torch.zeros(BIG)
+    e0.view(-1)[0], e1.view(-1)[1] = 1.0, 1.0
+    cos = torch.tensor([1.0, 0.6, 0.0, 0.0])
+    sin = (1 - cos**2).sqrt()
+    x = (0.5 * (e0 + e1)).expand(4, *BIG).clone()
+    v = cos.view(-1, 1, 1, 1) * e0 + sin.view(-1, 1, 1, 1) * e1
+    y = torch.zeros(4, dtype=torch.int64)
+    a, b = Threshold(e0 + e1, 1.5), Threshold(e0, 1.0)
+    settings = SearchSettings(max_radius=1.0, step=0.1, tol=0.01, max_censored=0.0, doublings=2)
+    both = search_boundaries({"A": a, "B": b}, x, y, v, settings)
+    assert both["A"].radius == both["B"].radius == 4.0
+    assert both["B"].censored.tolist() == [False, False, True, True] and not both["A"].censored.any()
+    alone = search_boundary(a, x, y, v, settings)
+    assert alone.radius == 1.0 and torch.equal(alone.d, both["A"].d)  # its own distances are the same
+    d_a = 0.5 / (cos + sin)
+    assert both["A"].d.tolist() == pytest.approx(d_a.tolist(), abs=0.01 + 1e-5)
+    pair = distance_from_distances(both["A"], both["B"])
+    gaps = [0.0, 0.5 / 0.6 - float(d_a[1]), 4.0 - 0.5, 4.0 - 0.5]
+    assert pair.n_censored == 2 and pair.dist == pytest.approx(sum(gaps) / 4, abs=0.03)
+
+
+distances = st.one_of(st.floats(0.1, 4.0), st.just(math.inf))
+
+
+@given(
+    true=st.lists(st.lists(distances, min_size=2, max_size=3), min_size=1, max_size=8),
+    max_censored=st.sampled_from([0.0, 0.2, 0.5]),
+    doublings=st.integers(0, 3),
+)
+def test_every_gap_of_a_censored_image_is_a_lower_bound_for_any_pair_of_models(true, max_censored, doublings):
+    """Models whose true d(f, x_i) along v_i is chosen: model m is class 1 iff x_m > 0.5 + 0.05
+    (axis m), every image starts at 0.5 on each axis, and v_i has 0.05 / d along axis m (nothing
+    where d is infinite; the rest of its unit norm on an axis no model reads), so model m flips
+    image i at exactly d. Searched together, every recorded gap is the true gap within the
+    search's tolerance, and where either distance is censored it is at most the true gap."""
+    n_models = min(len(row) for row in true)
+    d = torch.tensor([row[:n_models] for row in true])  # (images, models)
+    a = torch.where(torch.isinf(d), torch.zeros_like(d), 0.05 / d)
+    if bool((a.pow(2).sum(1) > 1).any()):
+        return  # no unit direction has these parts
+    shape = (3, 2, 2)
+    v = torch.zeros(len(d), 12)
+    v[:, :n_models] = a
+    v[:, 11] = (1 - a.pow(2).sum(1)).sqrt()
+    x = torch.full((len(d), 12), 0.5)
+    x[:, 11] = 0.0
+    models = {}
+    for m in range(n_models):
+        axis = torch.zeros(12)
+        axis[m] = 1.0
+        models[f"m{m}"] = Threshold(axis.view(shape), 0.55)
+    settings = SearchSettings(max_radius=0.5, step=0.05, tol=0.005, max_censored=max_censored, doublings=doublings)
+    y = torch.zeros(len(d), dtype=torch.int64)
+    searches = search_boundaries(models, x.view(-1, *shape), y, v.view(-1, *shape), settings)
+    radius = next(iter(searches.values())).radius
+    tol = settings.tol * radius / settings.max_radius + 1e-4  # the tolerance of the last radius searched
+    for i, a_name in enumerate(models):
+        for j, b_name in enumerate(models):
+            sa, sb = searches[a_name], searches[b_name]
+            recorded, gap = (sa.d - sb.d).abs(), (d[:, i] - d[:, j]).abs()
+            for k in range(len(d)):
+                if torch.isinf(d[k, i]) and torch.isinf(d[k, j]):
+                    assert bool(sa.censored[k] and sb.censored[k]) and recorded[k] == 0
+                elif bool(sa.censored[k] or sb.censored[k]):
+                    assert recorded[k] <= gap[k] + tol, (k, float(recorded[k]), float(gap[k]))  # a lower bound
+                else:
+                    assert abs(recorded[k] - gap[k]) <= tol
 
 
 def test_dist_measures_along_the_sources_gradient_not_the_targets():

@@ -4,6 +4,8 @@ metric that reads the wrong attack, objective, ratio, eps or model gets another 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import yaml
 from conftest import REPO
@@ -11,10 +13,10 @@ from helpers_results import EPS, SOURCES, Study, correlated_study, table1, table
 
 from classaware import analysis
 from classaware.metrics import Proportion, difference_interval
-from classaware.schema import Table2
+from classaware.schema import Reading, Table2
 from classaware.stages import verify
 
-CLAIMS = {c["id"]: c for c in yaml.safe_load((REPO / "claims.yaml").read_text())}
+CLAIMS = {c["id"]: c for c in yaml.safe_load((REPO / "claims.yaml").read_text())["claims"]}
 
 
 def judge(claim_id: str, estimate: analysis.Estimate, profile: str = "paper") -> str:
@@ -198,9 +200,11 @@ def test_correlations_are_pearsons_r_of_the_worst_case_with_spearman_and_without
     assert m["min_corr_fooled_same"].value == pytest.approx(analysis.pearson(fooled, same))
     assert m["max_corr_dist_same"].value == pytest.approx(analysis.pearson(dist, same))
     assert m["max_corr_dist_fooled"].value == pytest.approx(analysis.pearson(dist, fooled))
-    without = m["min_corr_fooled_same"].alternatives["r without the early version"]
-    assert without == pytest.approx(analysis.pearson(fooled[1:], same[1:]))
-    assert m["min_corr_fooled_same"].alternatives["Spearman's rho"] == pytest.approx(1.0)  # both fall monotonically
+    without = m["min_corr_fooled_same"].readings["r without the early version"]
+    assert without.value == pytest.approx(analysis.pearson(fooled[1:], same[1:]))
+    assert (without.ci_low, without.ci_high) == pytest.approx(analysis.fisher_interval(without.value, 5))
+    rho = m["min_corr_fooled_same"].readings["Spearman's rho"]
+    assert rho.value == pytest.approx(1.0) and (rho.ci_low, rho.ci_high) == (1.0, 1.0)  # both fall monotonically
     lo, hi = analysis.fisher_interval(m["min_corr_fooled_same"].value, 6)
     assert (m["min_corr_fooled_same"].ci_low, m["min_corr_fooled_same"].ci_high) == (
         pytest.approx(lo),
@@ -215,7 +219,7 @@ def test_a_correlation_carried_by_the_early_version_alone_is_flagged():
     _line(study, [0.95, 0.5, 0.5, 0.5, 0.5, 0.5], [0.90, 0.30, 0.32, 0.28, 0.31, 0.29], [0.1, 2.0, 2.1, 2.2, 2.3, 2.4])
     m = section3(study)["max_corr_dist_same"]
     claim = dict(CLAIMS["S3.2"], bound={"paper": -0.5})  # a bound the worst case passes, interval included
-    v = verify.check(claim, analysis.Estimate(m.value, alternatives=m.alternatives), -0.5)
+    v = verify.check(claim, analysis.Estimate(m.value, readings=m.readings), -0.5)
     assert v.verdict == "pass" and any("r without the early version" in c for c in v.caveats)
 
 
@@ -274,3 +278,56 @@ def test_table2_claim_is_the_weakest_sets_best_gain_over_its_control():
     controls["y2", "res"], controls["y2", "vgg"] = 0.2, 0.3  # no learner of (p1, y2) beats its control
     m = analysis.section4_metrics(table1([0.95]), table2(rows, controls=controls))["table2_min_gain"]
     assert m.value == pytest.approx(-0.08) and judge("S4.2", m) == "fail"
+
+
+# ----------------------------------------------------------------------------- diagnostics beside the claims
+def test_spearmans_interval_is_bonett_and_wrights_by_hand():
+    """rho = 0.6 over 13 targets: tanh(atanh(0.6) -+ 1.96 sqrt((1 + 0.18) / 10))."""
+    half = 1.959963984540054 * math.sqrt((1 + 0.6**2 / 2) / 10)
+    lo, hi = analysis.spearman_interval(0.6, 13)
+    assert (lo, hi) == pytest.approx((math.tanh(math.atanh(0.6) - half), math.tanh(math.atanh(0.6) + half)))
+    assert analysis.spearman_interval(0.6, 3) is None and analysis.spearman_interval(None, 10) is None
+
+
+def test_the_ratio_readings_use_the_images_each_target_got_right():
+    """S3.4 over the images the w:same targets got right: pooled from the ``right`` cells alone
+    (out of 900 each), never the paper's D'_F1 cells."""
+    study = Study()
+    for s, (d, same) in zip(SOURCES, [(90, 400), (180, 300)], strict=True):
+        study.right[s, "fgm-targeted", 1.0, f"{s}_ws"] = (d, same)
+    m = analysis.section3_readings(study.transfer(), study.distance(), 1.0)
+    reading = m["wsame_different_targeted_fgm"].readings["over the images the target got right"]
+    pooled = Proportion.of(90 + 180, 1800)
+    assert (reading.value, reading.ci_low, reading.ci_high) == (pooled.ratio, pooled.ci_low, pooled.ci_high)
+    assert m["wsame_different_targeted_fgm"].value == section3(study)["wsame_different_targeted_fgm"].value
+    assert "Dist over the images that flip" not in m["wsame_different_targeted_fgm"].readings  # it reads no Dist
+
+
+def test_the_dist_readings_use_the_images_that_flip():
+    """S3.8 holds by the paper's Dist and not over the images that flip, where a VGG comes first."""
+    study = Study()
+    for j, t in enumerate(targets("res")):
+        study.dist["res", t] = 0.2 + j if "res" in t else 10.0 + j
+        study.flipped["res", t] = 0.2 + j if "res" in t else 0.1
+    m = analysis.section3_readings(study.transfer(), study.distance(), 1.0)
+    assert m["resnet_family_closest"].value == 1.0
+    assert m["resnet_family_closest"].readings["Dist over the images that flip"].value == 0.0
+    assert "over the images the target got right" not in m["resnet_family_closest"].readings  # it reads no ratio
+    both = m["max_corr_dist_same"].readings
+    assert {"Spearman's rho", "r without the early version", "over the images the target got right",
+            "Dist over the images that flip"} == set(both)  # fmt: skip
+
+
+def test_a_pass_that_a_diagnostic_contradicts_keeps_its_verdict_with_a_caveat():
+    claim = CLAIMS["S3.4"]
+    estimate = analysis.Estimate(0.2, 0.19, 0.21, readings={"over the images the target got right": Reading(0.05)})
+    v = verify.check(claim, estimate, claim["bound"]["paper"])
+    assert v.verdict == "pass" and v.caveats == ("not on over the images the target got right (0.050)",)
+
+
+@pytest.mark.parametrize("value", [0.2, 0.9])
+def test_a_claim_reading_a_model_outside_the_conditions_is_not_judged_whatever_its_value(value):
+    claim = CLAIMS["S3.4"]
+    v = verify.check(claim, analysis.Estimate(value, value - 0.01, value + 0.01), 0.1, outside=("weak",))
+    assert v.verdict == "not under the paper's conditions" and v.outside == ("weak",) and v.value == value
+    assert verify.check(claim, analysis.Estimate(value), None, outside=("weak",)).verdict == "not assessed"

@@ -35,6 +35,7 @@ def test_smoke_work_counted_by_hand():
     assert runs == {
         "prepare": 1,
         "train": 6,
+        "conditions": 1,
         "attack": 8,
         "predict": 1,
         "transfer": 1,
@@ -90,6 +91,7 @@ def test_smoke_work_counted_by_hand():
         "train_baseline": {(k, V): 2 * n for k, n in per_cell.items()},
         # the controls: each labelling's clean images, 2 grid cells each
         "train_control": {(k, V): 4 * n for k, n in per_cell.items()},
+        "conditions": {},
         "transfer": {},
         "figures": {},
         "tables": {},
@@ -165,7 +167,7 @@ def test_estimate_runs_on_every_profile(name, tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert lines[0] == f"profile: {name} ({PROFILES}/{name}.yaml)"
         assert lines[-1].startswith("total: ")
-        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 15
+        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 16
 
 
 def test_estimate_reads_params_yaml_with_the_committed_h100_figures_or_says_there_are_none(capsys, monkeypatch):

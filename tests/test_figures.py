@@ -34,11 +34,13 @@ from classaware.schema import (
     RATIOS,
     DecisionPlanes,
     DistanceResults,
+    ModelCondition,
     ModelInfo,
     PredictionTable,
     SetPredictions,
     SourceDistance,
     TransferResults,
+    ZooConditions,
 )
 from classaware.stages import figures, report
 from classaware.stages.transfer import source_transfer
@@ -109,9 +111,9 @@ def distance_results(n: int = 12) -> DistanceResults:
             if (source, target) == ("res_a", "vgg_a_wsame"):
                 searches[target] = BoundarySearch(torch.full((n,), 10.0), torch.ones(n, dtype=torch.bool), 10.0)
         sources[source] = SourceDistance(
-            targets={t: distance_from_distances(searches[source], s, 5.0) for t, s in searches.items() if t != source},
+            targets={t: distance_from_distances(searches[source], s) for t, s in searches.items() if t != source},
             censored={m: int(s.censored.sum()) for m, s in searches.items()},
-            radius={m: s.radius for m, s in searches.items()},
+            radius=10.0,
             mean_d={m: s.d.mean().item() for m, s in searches.items()},
         )
     settings = SearchSettings(max_radius=5.0, step=0.02, tol=1e-3, max_censored=0.01, doublings=1)
@@ -149,17 +151,28 @@ def transfer_results() -> TransferResults:
     return TransferResults(DATASET, {s: source_transfer(prediction_table(s, seed)) for seed, s in enumerate(SOURCES)})
 
 
+def zoo_conditions(outside: tuple[str, ...] = ()) -> ZooConditions:
+    """A ``conditions`` result for ZOO: every model 90% accurate and within the rule, but ``outside``."""
+    models = {m: ModelCondition(spec["arch"], 0.7 if m in outside else 0.9, 500, 0.2 if m in outside else 0.0,
+                                m not in outside) for m, spec in ZOO.items()}  # fmt: skip
+    return ZooConditions(DATASET, "a test rule", 0.05, {"resnet10_w8": 0.9, "vgg11_bn_w8": 0.9}, "resnet10_w8", models)
+
+
 def write_inputs(folder: Path) -> dict[str, Path]:
-    """transfer.json, distance.json and plane.pt in ``folder``, in the stages' formats."""
-    paths = {"transfer": folder / "transfer.json", "distance": folder / "distance.json", "plane": folder / "plane.pt"}
+    """transfer.json, distance.json, plane.pt and conditions.json in ``folder``, in the stages' formats."""
+    paths = {"transfer": folder / "transfer.json", "distance": folder / "distance.json", "plane": folder / "plane.pt",
+             "conditions": folder / "conditions.json"}  # fmt: skip
     transfer_results().save(paths["transfer"])
     distance_results().save(paths["distance"])
     decision_planes().save(paths["plane"])
+    zoo_conditions().save(paths["conditions"])
     return paths
 
 
 def run_figures(inputs: dict[str, Path], out_dir: Path, eps: float = 1.0) -> Path:
-    figures.run(figures.Config(figure_eps=eps, out_dir=out_dir, **inputs))
+    figures.run(
+        figures.Config(figure_eps=eps, out_dir=out_dir, **{k: inputs[k] for k in ("transfer", "distance", "plane")})
+    )
     return out_dir
 
 

@@ -13,7 +13,7 @@ from conftest import REPO
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")
 LAYERS = [
-    "files", "config", "search", "contracts", "text", "progress", "batching", "paper", "codec", "environment",
+    "files", "config", "search", "contracts", "text", "progress", "batching", "paper", "claims", "codec", "environment",
     "data", "draws", "models", "checkpoint", "training",
     "attacks", "metrics", "boundary", "schema", "analysis", "plots",
 ]  # fmt: skip

@@ -64,7 +64,7 @@ def test_two_clean_runs_pin_identical_hashes(runs, smoke_runs):
 def test_claims_are_verified_and_labelled_with_the_data_source(runs):
     repo, _ = runs
     claims = ClaimResults.load(repo / "results/claims.json")
-    ids = {c["id"] for c in yaml.safe_load((repo / "claims.yaml").read_text())}
+    ids = {c["id"] for c in yaml.safe_load((repo / "claims.yaml").read_text())["claims"]}
     assert set(claims.claims) == ids == {unpadded(p.stem) for p in (repo / "metrics/claims").glob("*.json")}
     assert claims.profile == "smoke" and claims.dataset == "CIFAR-10 (JPEG q75 copy)"
     assert "CIFAR-10 (JPEG q75 copy)" in (repo / "report/report.md").read_text()
@@ -113,7 +113,7 @@ def test_a_fresh_clone_without_dvcs_cache_shows_the_metrics_in_claim_order_and_d
     shown = _run("dvc metrics show", clone)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     rows = [line.split()[0] for line in shown.stdout.splitlines() if line.startswith("metrics/claims/")]
-    ids = [c["id"] for c in yaml.safe_load((clone / "claims.yaml").read_text())]  # the paper's order
+    ids = [c["id"] for c in yaml.safe_load((clone / "claims.yaml").read_text())["claims"]]  # the paper's order
     assert [unpadded(Path(row).stem) for row in rows] == ids
     assert any(line.startswith("metrics/zoo/") for line in shown.stdout.splitlines())
     assert any(line.startswith("metrics/tables/") for line in shown.stdout.splitlines())

@@ -284,7 +284,7 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     summary = Replicates.load(run.repo / "results/replicates.json")
     own = ClaimResults.load(run.repo / "results/claims.json").claims
     assert summary.profile == "smoke" and summary.seed_shifts == (0, 1)
-    assert set(summary.claims) == {c["id"] for c in yaml.safe_load((run.repo / "claims.yaml").read_text())}
+    assert set(summary.claims) == {c["id"] for c in yaml.safe_load((run.repo / "claims.yaml").read_text())["claims"]}
     for cid, claim in summary.claims.items():
         assert claim.values[0] == own[cid].value and claim.verdicts[0] == own[cid].verdict, cid
         assert claim == ReplicatedClaim.of(list(claim.values), list(claim.verdicts)), cid

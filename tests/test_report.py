@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
+from helpers_results import claims_file
 from test_figures import DATASET, run_figures, write_inputs
 
 from classaware.environment import Environment
@@ -87,7 +88,7 @@ def project(tmp_path_factory) -> Path:
     empty1.save(results / "table1.json")
     empty2.save(results / "table2.json")
     save_text(tables.markdown(empty1, empty2), results / "tables.md")
-    save_text(yaml.safe_dump(CLAIMS, sort_keys=False), root / "claims.yaml")
+    save_text(yaml.safe_dump(claims_file(CLAIMS), sort_keys=False), root / "claims.yaml")
     verify.run(
         verify.Config(
             profile="smoke",
@@ -96,6 +97,7 @@ def project(tmp_path_factory) -> Path:
             distance=inputs["distance"],
             table1=results / "table1.json",
             table2=results / "table2.json",
+            conditions=inputs["conditions"],
             out=results / "claims.json",
             table=results / "claims.md",
             metrics_dir=root / "metrics" / "claims",
@@ -139,7 +141,10 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert f"Dataset: {DATASET}" in md and "not on the official CIFAR-10" in md and "paper's protocol" in md
     assert "Profile: `smoke`" in md
     assert (project / "results" / "claims.md").read_text().strip() in md
-    opening = "**Claims of this run: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 not assessed (of 3).**"
+    opening = (
+        "**Claims of this run: 1 pass, 0 pass within noise, 0 fail within noise, 1 fail, "
+        "0 not under the paper's conditions, 1 not assessed (of 3).**"
+    )
     assert opening in md and "unstable" not in md  # one run: no replicate words
     assert md.index(opening) < md.index("| pass | 1 | S3.1 |") < md.index("## The paper's claims\n")
     for name in ("fig3.png", "fig4.png", "fig5.png"):
@@ -147,9 +152,11 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
         assert (tmp_path / "report" / name).read_bytes() == (project / "figures" / name).read_bytes()
     assert "r(fooled, same)" in md and "| res_a | fgm-untargeted |" in md  # correlations
     assert (
-        "| res_a | vgg_a_wsame | other | 8.446 | [8.184, 8.707] | 100.0% | n/a |" in md
-    )  # censored: n/a by the old rule
-    assert "| res_a | resnet10_w8 | 2000 | epoch 5 | 41.0 | epoch 3: 31.0 |" in md  # zoo accuracies
+        "| res_a | vgg_a_wsame | other | 8.446 | [8.184, 8.707] | 100.0% | n/a | n/a | 0 |" in md
+    )  # every image censored: no Dist over the images that flip
+    assert "| res_a | resnet10_w8 | 2000 | epoch 5 | 41.0 | 0.0 points below | 85.8 |" in md  # the zoo, the rule
+    assert "| res_a@3 | resnet10_w8 | 2000 | epoch 3 | 31.0 | 0.0 points below | 90.8 |" in md
+    assert "Every model holds it." in md
     assert "### Table 1" in md and "### Table 2" in md
     assert "## Code and environment" in md and platform.python_version() in md and torch.__version__ in md
     assert (
@@ -210,14 +217,16 @@ def test_official_dataset_is_named_as_the_papers(project, tmp_path, monkeypatch)
     assert "Profile: `paper`** (the paper's sizes)" in md
 
 
-def _with_replicates(project: Path, root: Path, replicate0: dict | None = None, profile: str = "smoke") -> Path:
-    """A copy of ``project`` with a `classaware replicate` summary of two replicates whose
-    replicate 0 has ``replicate0``'s (value, verdict) per claim (default: the project's own)."""
+def _with_replicates(
+    project: Path, root: Path, replicate0: dict | None = None, profile: str = "smoke", shifts: tuple = (0, 1)
+) -> Path:
+    """A copy of ``project`` with a `classaware replicate` summary of two replicates (seed shifts
+    ``shifts``) whose first has ``replicate0``'s (value, verdict) per claim (default: the project's own)."""
     shutil.copytree(project, root)
     own = ClaimResults.load(root / "results" / "claims.json").claims
     zero = replicate0 or {k: (c.value, c.verdict) for k, c in own.items()}
     other = {"S3.1": (0.5, "fail"), "S3.5": (0.0, "fail"), "S4.1": (0.9, "not assessed")}
-    Replicates(profile, (0, 1), {k: ReplicatedClaim.of([zero[k][0], other[k][0]], [zero[k][1], other[k][1]])
+    Replicates(profile, shifts, {k: ReplicatedClaim.of([zero[k][0], other[k][0]], [zero[k][1], other[k][1]])
                                  for k in own}).save(root / "results" / "replicates.json")  # fmt: skip
     return root
 
@@ -227,7 +236,7 @@ def test_where_the_replicates_are_this_runs_the_report_opens_with_their_verdict(
     monkeypatch.chdir(root)
     md, page = run_report(root, tmp_path / "report")
     opening = ("**Claims over 2 seed replicates: 0 pass, 0 pass within noise, 0 fail within noise, 1 fail, 1 unstable, "
-               "1 not assessed (of 3).** This is the verdict over the replicates")  # fmt: skip
+               "0 not under the paper's conditions, 1 not assessed (of 3).** This is the verdict over the replicates")  # fmt: skip
     assert opening in md and "Claims of this run" not in md
     order = [opening, "| unstable | 1 | S3.1 |", "## The paper's claims over 2 seed replicates",
              "| S3.1 | unstable | pass | fail | 0.", "## The paper's claims in replicate 0 (this workspace's run)"]  # fmt: skip
@@ -243,8 +252,18 @@ def test_replicates_of_another_run_are_said_and_not_used(project, tmp_path, monk
     monkeypatch.chdir(root)
     md, _ = run_report(root, tmp_path / "report")
     assert "**Claims of this run: 1 pass," in md and "## The paper's claims over" not in md
-    assert (f"*`{root / 'results' / 'replicates.json'}` is not about this run: its replicate 0 (profile `smoke`) does not have this "
+    assert (f"*`{root / 'results' / 'replicates.json'}` is not about this run: none of its replicates (profile `smoke`) has this "
             "run's claims. Run `classaware replicate` again") in md  # fmt: skip
+
+
+def test_replicates_at_unseen_seed_shifts_name_the_one_that_is_this_run(project, tmp_path, monkeypatch):
+    """A confirmatory run's replicates start at seed shift 2 (`--first_shift`); the report finds
+    this workspace's run among them by its claims."""
+    root = _with_replicates(project, tmp_path / "confirmatory", shifts=(2, 3))
+    monkeypatch.chdir(root)
+    md, _ = run_report(root, tmp_path / "report")
+    assert "(replicate 2 is this workspace's run)" in md
+    assert "## The paper's claims in replicate 2 (this workspace's run)" in md and "| replicate 2 | replicate 3 |" in md
 
 
 def test_the_verdict_table_names_the_claims_in_the_papers_order():

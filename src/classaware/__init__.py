@@ -15,6 +15,7 @@ from .boundary import (
     decision_plane,
     gradient_direction,
     model_distance,
+    search_boundaries,
     search_boundary,
 )
 from .contracts import eval_mode
@@ -46,5 +47,6 @@ __all__ = [
     "pgd",
     "predict",
     "random_target_classes",
+    "search_boundaries",
     "search_boundary",
 ]

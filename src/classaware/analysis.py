@@ -9,10 +9,20 @@ the report all read the same numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .metrics import Z_95, Proportion, difference_interval
-from .schema import RATIOS, DistanceResults, DistRule, Ratio, Table1, Table2, Table2Row, TransferResults
+from .schema import (
+    RATIOS,
+    DistanceResults,
+    ModelCondition,
+    Ratio,
+    Reading,
+    Table1,
+    Table2,
+    Table2Row,
+    TransferResults,
+)
 
 
 def pearson(a: list[float], b: list[float]) -> float | None:
@@ -74,15 +84,13 @@ def fig3_rows(
     source: str,
     attack: str,
     eps: float,
-    rule: DistRule = "all images",
 ) -> list[Fig3Row]:
-    """Fig. 3's bars for one source and attack: one per target F2, sorted by Dist (by ``rule``)
-    descending (the most similar F2 on the right, as in the paper); targets without a Dist go
-    first."""
+    """Fig. 3's bars for one source and attack: one per target F2, sorted by Dist descending (the
+    most similar F2 on the right, as in the paper); targets without a Dist go first."""
     rows = []
     for target in transfer.targets(source):
         info, result = transfer.info(source, target), transfer.result(source, attack, eps, target)
-        pair, interval = distance.pair(source, target), rule == "all images"
+        pair = distance.pair(source, target)
         ratios = {}
         for kind in RATIOS:
             p = getattr(result, kind)
@@ -93,9 +101,9 @@ def fig3_rows(
                 relation=info.relation,
                 family=info.family,
                 n=result.n,
-                dist=distance.dist(source, target, rule),
-                dist_ci_low=pair.ci_low if pair and interval else None,
-                dist_ci_high=pair.ci_high if pair and interval else None,
+                dist=distance.dist(source, target),
+                dist_ci_low=pair.ci_low if pair else None,
+                dist_ci_high=pair.ci_high if pair else None,
                 dist_censored=pair.n_censored / pair.n_images if pair else None,
                 target_class_hit=None if result.target_class_hit is None else result.target_class_hit.ratio,
                 **ratios,
@@ -124,25 +132,47 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return pearson(ranks(a), ranks(b))
 
 
+def spearman_interval(rho: float | None, n: int) -> tuple[float, float] | None:
+    """95% interval of Spearman's rho by Fisher's z with Bonett and Wright's standard error
+    (Psychometrika 65:23, 2000): tanh(atanh(rho) -+ 1.96 sqrt((1 + rho^2 / 2) / (n - 3)))."""
+    if rho is None or n < 4:
+        return None
+    if abs(rho) == 1.0:
+        return (rho, rho)
+    z, half = math.atanh(rho), Z_95 * math.sqrt((1 + rho * rho / 2) / (n - 3))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
 @dataclass(frozen=True)
 class Correlation:
     """Pearson's r across the targets F2 (the paper's statistic) with its Fisher 95% interval,
-    and two readings that show whether it rests on one point: Spearman's rho, and r without
-    the source's early version (usually the one target far from the others)."""
+    and two readings, each with its own interval, that show whether it rests on one point:
+    Spearman's rho, and r without the source's early version (usually the one target far from
+    the others)."""
 
     r: float | None
     ci_low: float | None
     ci_high: float | None
     n: int
-    spearman: float | None
-    r_without_early: float | None
+    spearman: Reading
+    without_early: Reading
+
+    def reading(self) -> Reading:
+        """Pearson's r and its interval, as a reading of another correlation."""
+        return Reading(self.r, self.ci_low, self.ci_high)
 
     @classmethod
     def of(cls, xs: list[float], ys: list[float], early: list[bool]) -> Correlation:
-        r = pearson(xs, ys)
-        ci = fisher_interval(r, len(xs)) or (None, None)
+        r, rho = pearson(xs, ys), spearman(xs, ys)
         kept = [i for i, e in enumerate(early) if not e]
-        return cls(r, *ci, len(xs), spearman(xs, ys), pearson([xs[i] for i in kept], [ys[i] for i in kept]))
+        r_kept = pearson([xs[i] for i in kept], [ys[i] for i in kept])
+        return cls(
+            r,
+            *(fisher_interval(r, len(xs)) or (None, None)),
+            len(xs),
+            Reading(rho, *(spearman_interval(rho, len(xs)) or (None, None))),
+            Reading(r_kept, *(fisher_interval(r_kept, len(kept)) or (None, None))),
+        )
 
 
 @dataclass(frozen=True)
@@ -157,15 +187,13 @@ class Correlations:
     dist_fooled: Correlation  # r(Dist(F1, F2), fooled ratio)
 
 
-def correlations(
-    transfer: TransferResults, distance: DistanceResults, eps: float, rule: DistRule = "all images"
-) -> list[Correlations]:
+def correlations(transfer: TransferResults, distance: DistanceResults, eps: float) -> list[Correlations]:
     """Per source and attack, across the targets F2 whose D'_F1 is not empty (and, for the
-    Dist correlations, that have a Dist by ``rule``)."""
+    Dist correlations, that have a Dist)."""
     out = []
     for source in transfer.sources:
         for attack in transfer.attack_names(source):
-            rows = [r for r in fig3_rows(transfer, distance, source, attack, eps, rule) if r.same is not None]
+            rows = [r for r in fig3_rows(transfer, distance, source, attack, eps) if r.same is not None]
             with_dist = [r for r in rows if r.dist is not None]
             out.append(
                 Correlations(
@@ -213,15 +241,19 @@ def eps_curves(transfer: TransferResults, source: str, attack: str) -> dict[str,
 @dataclass(frozen=True)
 class Estimate:
     """A claim's metric: its value, a 95% interval where the value has a sampling one, other
-    readings of the same quantity the claim should survive too (``alternatives``: the
-    ``verify`` stage flags a claim that passes on the value but not on one of them), and
-    related numbers shown beside it (``notes``)."""
+    readings of the same quantity, each with its interval (``readings``: diagnostics beside the
+    paper's definition, never in its place; the ``verify`` stage flags a claim that passes on
+    the value but not on one of them), and related numbers shown beside it (``notes``)."""
 
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
-    alternatives: dict[str, float | None] = field(default_factory=dict)
+    readings: dict[str, Reading] = field(default_factory=dict)
     notes: dict[str, float | None] = field(default_factory=dict)
+
+    def reading(self) -> Reading:
+        """The value and interval as a reading of another estimate."""
+        return Reading(self.value, self.ci_low, self.ci_high)
 
 
 def _fraction(flags: list[bool]) -> float | None:
@@ -277,10 +309,18 @@ def _pooled(transfer: TransferResults, pairs: list[tuple[str, str]], attack: str
     return Estimate(pooled.ratio, pooled.ci_low, pooled.ci_high)
 
 
+def _worst_reading(readings: list[Reading], pick) -> Reading:
+    """The reading with the smallest (``pick=min``) or largest value, with its interval; none
+    when any case has no value (a claim over all cases cannot be read on some of them)."""
+    if not readings or any(r.value is None for r in readings):
+        return Reading(None)
+    return pick(readings, key=lambda r: r.value)
+
+
 def _worst_correlation(corr: list[Correlations], name: str, pick) -> Estimate:
     """The smallest (``pick=min``) or largest (``max``) r of one correlation over the cases,
     with that case's interval, and the same extreme of Spearman's rho and of r without the
-    early version."""
+    early version, each with its case's interval."""
     cases = [getattr(c, name) for c in corr]
     if not cases or any(c.r is None for c in cases):
         return Estimate(None)
@@ -289,19 +329,53 @@ def _worst_correlation(corr: list[Correlations], name: str, pick) -> Estimate:
         worst.r,
         worst.ci_low,
         worst.ci_high,
-        alternatives={
-            "Spearman's rho": _pick([c.spearman for c in cases], pick),
-            "r without the early version": _pick([c.r_without_early for c in cases], pick),
+        readings={
+            SPEARMAN: _worst_reading([c.spearman for c in cases], pick),
+            WITHOUT_EARLY: _worst_reading([c.without_early for c in cases], pick),
         },
     )
 
 
-def section3_metrics(
-    transfer: TransferResults, distance: DistanceResults, eps: float, rule: DistRule = "all images"
-) -> dict[str, Estimate]:
-    """The named quantities section 3's claims are checked on (see claims.yaml), with Dist by
-    ``rule``. ``eps`` is Fig. 3's budget; the eps trends compare the smallest and largest eps."""
-    corr = correlations(transfer, distance, eps, rule)
+# The readings beside the paper's definitions (each a diagnostic, never a verdict): the names the
+# report and claims.json give them, and which metric reads which. A metric that reads the ratios
+# is also computed over the images of D'_F1 each target classified right before the attack; one
+# that reads Dist, with Dist over the images neither model leaves censored.
+SPEARMAN = "Spearman's rho"
+WITHOUT_EARLY = "r without the early version"
+TARGET_RIGHT = "over the images the target got right"
+FLIPPED = "Dist over the images that flip"
+READS_RATIOS = {
+    "min_corr_fooled_same", "max_corr_dist_same", "max_corr_dist_fooled", "wsame_different_targeted_fgm",
+    "early_different_targeted_fgm", "frac_same_majority_untargeted", "frac_same_rises_with_eps",
+    "frac_different_holds_with_eps",
+}  # fmt: skip
+READS_DIST = {
+    "max_corr_dist_same", "max_corr_dist_fooled", "early_version_closest", "early_max_dist", "resnet_family_closest",
+}  # fmt: skip
+
+
+def section3_readings(transfer: TransferResults, distance: DistanceResults, eps: float) -> dict[str, Estimate]:
+    """:func:`section3_metrics` by the paper's definitions, each with its diagnostic readings
+    (see :data:`READS_RATIOS`, :data:`READS_DIST`) added to those it has (Spearman's rho, r
+    without the early version)."""
+    paper = section3_metrics(transfer, distance, eps)
+    right = section3_metrics(transfer.over_target_right(), distance, eps)
+    flipped = section3_metrics(transfer, distance.over_flipped_images(), eps)
+    out = {}
+    for name, estimate in paper.items():
+        readings = dict(estimate.readings)
+        if name in READS_RATIOS:
+            readings[TARGET_RIGHT] = right[name].reading()
+        if name in READS_DIST:
+            readings[FLIPPED] = flipped[name].reading()
+        out[name] = replace(estimate, readings=readings)
+    return out
+
+
+def section3_metrics(transfer: TransferResults, distance: DistanceResults, eps: float) -> dict[str, Estimate]:
+    """The named quantities section 3's claims are checked on (see claims.yaml). ``eps`` is Fig.
+    3's budget; the eps trends compare the smallest and largest eps."""
+    corr = correlations(transfer, distance, eps)
     sources = list(transfer.sources)
     wsame = [(s, t) for s in sources for t in transfer.targets_by_relation(s, "w:same")]
     return {
@@ -315,21 +389,21 @@ def section3_metrics(
         # "Even when the models are the same architecture and trained using the same initial
         # weights, the different mistake ratios of targeted FGM were around 20%."
         "wsame_different_targeted_fgm": _pooled(transfer, wsame, "fgm-targeted", eps, "different"),
-        **_early_version(transfer, distance, eps, rule),
+        **_early_version(transfer, distance, eps),
         "frac_same_majority_untargeted": _same_majority(transfer, eps),
-        "resnet_family_closest": _resnet_family_closest(transfer, distance, rule),
+        "resnet_family_closest": _resnet_family_closest(transfer, distance),
         **_eps_trends(transfer),
     }
 
 
-def _early_version(transfer: TransferResults, distance: DistanceResults, eps: float, rule: DistRule) -> dict:
+def _early_version(transfer: TransferResults, distance: DistanceResults, eps: float) -> dict:
     """S3.5a, S3.5b, S3.6: "even the models with only a 20-epoch difference with the smallest
     Dist(F1, F2) < 0.5 had 10% of different mistake ratio when attacked by targeted FGM"."""
     sources = list(transfer.sources)
     early = [(s, t) for s in sources for t in transfer.targets_by_relation(s, "v:")]
 
     def dist(s: str, t: str) -> float:
-        d = distance.dist(s, t, rule)
+        d = distance.dist(s, t)
         return math.inf if d is None else d
 
     closest = [min(transfer.targets(s), key=lambda t, s=s: dist(s, t)) for s in sources]
@@ -339,7 +413,7 @@ def _early_version(transfer: TransferResults, distance: DistanceResults, eps: fl
         ),
         "early_different_targeted_fgm": _pooled(transfer, early, "fgm-targeted", eps, "different"),
     }
-    if not early or any(distance.dist(s, t, rule) is None for s, t in early):
+    if not early or any(distance.dist(s, t) is None for s, t in early):
         return m | {"early_max_dist": Estimate(None)}
     s, t = max(early, key=lambda st: dist(*st))
     pair = distance.pair(s, t)
@@ -350,11 +424,9 @@ def _early_version(transfer: TransferResults, distance: DistanceResults, eps: fl
     relative = [dist(s, t) / nearest_other[s] for s, t in early if 0 < nearest_other[s] < math.inf]
     notes = {
         "relative to the next closest F2 (larger of the sources)": max(relative, default=None),
-        "dropping unflipped images": pair.dist_dropping_unflipped,
         "images with a censored distance": pair.n_censored / pair.n_images,
     }
-    interval = (pair.ci_low, pair.ci_high) if rule == "all images" else (None, None)
-    return m | {"early_max_dist": Estimate(dist(s, t), *interval, notes=notes)}
+    return m | {"early_max_dist": Estimate(dist(s, t), pair.ci_low, pair.ci_high, notes=notes)}
 
 
 def _same_majority(transfer: TransferResults, eps: float) -> Estimate:
@@ -377,14 +449,14 @@ def _same_majority(transfer: TransferResults, eps: float) -> Estimate:
     return counted(majority, {"ties (same = different)": _fraction(ties)})
 
 
-def _resnet_family_closest(transfer: TransferResults, distance: DistanceResults, rule: DistRule) -> Estimate:
+def _resnet_family_closest(transfer: TransferResults, distance: DistanceResults) -> Estimate:
     """S3.8: "when F1 was ResNet-18, F2 for the ResNet family have shorter Dist(F1, F2) than other models"."""
     ordered = []
     for s in transfer.sources:
         if transfer.info(s, s).family != "resnet":
             continue
-        own = [distance.dist(s, t, rule) for t in transfer.targets(s) if transfer.info(s, t).family == "resnet"]
-        other = [distance.dist(s, t, rule) for t in transfer.targets(s) if transfer.info(s, t).family != "resnet"]
+        own = [distance.dist(s, t) for t in transfer.targets(s) if transfer.info(s, t).family == "resnet"]
+        other = [distance.dist(s, t) for t in transfer.targets(s) if transfer.info(s, t).family != "resnet"]
         if None not in own + other and own and other:
             ordered.append(max(own) < min(other))
     return Estimate(_fraction(ordered))
@@ -496,3 +568,29 @@ def _weakest_set(table2: Table2) -> Estimate:
         "sets whose best gain's interval is above 0": _fraction([g.ci_low > 0 for g, _ in best.values()]),
     }
     return Estimate(gain.gain, gain.ci_low, gain.ci_high, notes=notes)
+
+
+# ----------------------------------------------------------------------------- the paper's conditions
+def zoo_conditions(
+    zoo: dict[str, tuple[str, dict[str, float], int]], within: float
+) -> tuple[dict[str, float], str, dict[str, ModelCondition]]:
+    """The paper's conditions (claims.yaml) applied to a zoo ``{member: (arch, {epoch: test
+    accuracy}, n_test)}``: each architecture's mean final accuracy over its members, the most
+    accurate architecture, and for every member (its last epoch) and every other saved epoch
+    (``member@epoch``, an early version) how far below that mean it lies and whether that is at
+    most ``within``. ValueError for an empty zoo."""
+    if not zoo:
+        raise ValueError("the paper's conditions need a zoo: no training results")
+    final = {m: acc[max(acc, key=int)] for m, (_, acc, _) in zoo.items()}
+    archs = sorted({arch for arch, _, _ in zoo.values()})
+    means = {a: sum(final[m] for m, (arch, _, _) in zoo.items() if arch == a) / sum(
+        arch == a for arch, _, _ in zoo.values()) for a in archs}  # fmt: skip
+    best = max(archs, key=lambda a: (means[a], a))
+    models = {}
+    for member, (arch, acc, n_test) in sorted(zoo.items()):
+        last = max(acc, key=int)
+        for epoch, accuracy in sorted(acc.items(), key=lambda e: int(e[0])):
+            below = means[best] - accuracy
+            ref = member if epoch == last else f"{member}@{epoch}"
+            models[ref] = ModelCondition(arch, accuracy, n_test, below, below <= within + 1e-12)
+    return means, best, models

@@ -12,20 +12,26 @@ model's decision boundary along a line, as Tramer et al. do.
 
 Some images never flip within ``max_radius`` (along F1's gradient, a dissimilar F2 may stay
 in class y far out). Eq. 4 averages over one set of N images for every pair, and those images
-carry the largest gaps, so none is dropped (:func:`search_boundary`): while more than
-``max_censored`` (1%) of a model's images are still unflipped, the search goes on for them to
-twice the radius, at twice the step and tolerance (the same relative resolution, and the same cost per
-doubling), at most ``doublings`` times. An image still unflipped then is right-censored: its d
-is set to the last radius searched, a lower bound. So
+carry the largest gaps, so none is dropped. One censoring rule holds for every model compared
+along the same directions (:func:`search_boundaries`): while more than ``max_censored`` (1%) of
+some model's images are still unflipped, every model's unflipped images are searched further,
+to twice the radius, at twice the step and tolerance (the same relative resolution, and the same
+cost per doubling), at most ``doublings`` times, and never beyond the l2 diameter of the image
+box [0, 1]^D, sqrt(D) (55.4 for CIFAR-10's 3 x 32 x 32): no image lies further than that from
+x, so a label out there is the model's extrapolation, not a perturbation of any image, and the
+last step stops at the diameter. Every model's search thus ends at the same radius R, and an
+image a model still leaves unflipped is right-censored there: its d is set to R, a lower bound.
+So
 
 Dist(F1, F2) = 1/N sum_i |d(F1, x_i) - d(F2, x_i)|  (eq. 4)
 
-over every image correctly classified by every compared model, where a censored d makes its
-gap a lower bound when the other d is below the radius (the usual case): Dist is then a lower
-bound too, and each pair reports how many of its images had a censored distance. The rule the
-first version used, dropping per pair every image with a distance beyond ``max_radius``, is
-kept beside it (``dist_dropping_unflipped``) for comparison: it averages each pair over a
-different subset, biased towards the images with small gaps.
+over every image correctly classified by every compared model, where every gap is exact (within
+``tol``) or, when one or both of its distances is censored at the common R, a lower bound of the
+true gap (one censored: |R - d| <= |d_true - d|, since d_true >= R >= d; both: 0). Dist is then a
+lower bound too, and each pair reports how many of its images had a censored distance and, beside
+the paper's mean, the mean over the images neither model leaves censored
+(``PairDistance.dist_flipped``: a different subset for each pair, biased towards small gaps, which
+is why it is a diagnostic and not Dist).
 
 The decision plane of image x is the grid of each model's labels at x + u d1 + v d2, with d1
 the source's non-targeted gradient direction, d2 a random direction orthogonal to d1, both of
@@ -35,6 +41,7 @@ l2 norm ``unit`` (0.02 in the paper), and (u, v) integers in [-span, span].
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -155,6 +162,83 @@ class BoundarySearch:
     radius: float  # the last radius searched
 
 
+def image_box_diameter(x: torch.Tensor) -> float:
+    """The l2 diameter of the box [0, 1]^D the images of ``x`` (N, C, H, W) live in: sqrt(D)."""
+    return math.sqrt(x[0].numel()) if len(x) else math.inf
+
+
+def search_boundaries(
+    models: Mapping[str, nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    v: torch.Tensor,
+    search: SearchSettings = DEFAULT_SEARCH,
+    batch_size: int = 500,
+    desc: str = "along v",
+) -> dict[str, BoundarySearch]:
+    """d(f, x) of every model of ``models`` ({name: model}) for every image along its direction,
+    under one censoring rule for all (see the module docstring): each model is scanned to
+    ``search.max_radius``; then, while more than ``search.max_censored`` of some model's images
+    are unflipped, every model's unflipped images are searched to twice the radius (at most
+    ``search.doublings`` times, never beyond the image box's diameter), so that every search ends
+    at the same radius and every gap between two of them is exact or a lower bound.
+
+    Shape: x (N, C, H, W) floating images in [0, 1]; y (N,) labels; v like x (unit directions).
+    Returns {name: BoundarySearch} with d (N,) in the work dtype on x's device. ValueError for
+    bad arguments or inputs (before any compute); an empty batch gives empty searches."""
+    if not isinstance(search, SearchSettings):
+        raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(models) == 0:
+        raise ValueError("models must hold at least one model to search")
+    labels = {name: _labels(model, x, y) for name, model in models.items()}
+    _check_directions(v, x)
+    radius, step, tol = search.max_radius, search.step, search.tol
+    if len(x) == 0:
+        return {
+            name: BoundarySearch(
+                torch.empty(0, dtype=work_dtype([model], x), device=x.device),
+                torch.zeros(0, dtype=torch.bool, device=x.device),
+                radius,
+            )
+            for name, model in models.items()
+        }
+    d = {
+        name: map_batches(
+            partial(boundary_distance, model, max_radius=radius, step=step, tol=tol),
+            x,
+            labels[name],
+            v,
+            batch_size=batch_size,
+            desc=f"d({name}, x) {desc}",
+        )
+        for name, model in models.items()
+    }
+    diameter = image_box_diameter(x)
+    for _ in range(search.doublings):
+        worst = max(float(torch.isinf(di).float().mean()) for di in d.values())
+        if worst <= search.max_censored or radius >= diameter:
+            break
+        further = min(2 * radius, diameter)
+        step, tol = step * further / radius, tol * further / radius
+        for name, model in models.items():
+            todo = torch.isinf(d[name]).nonzero().squeeze(1)
+            if len(todo) == 0:
+                continue
+            scan = partial(boundary_distance, model, max_radius=further, step=step, tol=tol, min_radius=radius)
+            d[name][todo] = map_batches(
+                scan, x[todo], labels[name][todo], v[todo], batch_size=batch_size,
+                desc=f"d({name}, x) {desc} beyond {radius:g}",
+            )  # fmt: skip
+        radius = further
+    out = {}
+    for name, di in d.items():
+        censored = torch.isinf(di)
+        out[name] = BoundarySearch(torch.where(censored, torch.full_like(di, radius), di), censored, radius)
+    return out
+
+
 def search_boundary(
     model: nn.Module,
     x: torch.Tensor,
@@ -162,65 +246,54 @@ def search_boundary(
     v: torch.Tensor,
     search: SearchSettings = DEFAULT_SEARCH,
     batch_size: int = 500,
-    desc: str = "d(f, x)",
+    desc: str = "along v",
 ) -> BoundarySearch:
-    """d(f, x) for every image, the search going on past ``search.max_radius`` while more than
-    ``search.max_censored`` of the images are unflipped (see the module docstring), in batches
-    of ``batch_size``; ``desc`` names it in the progress lines. ValueError for bad arguments or
-    inputs (before any compute); an empty batch gives an empty search."""
-    if not isinstance(search, SearchSettings):
-        raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    max_radius, step, tol = search.max_radius, search.step, search.tol
-    y = _labels(model, x, y)
-    _check_directions(v, x)
-    if len(x) == 0:
-        empty = torch.empty(0, dtype=work_dtype([model], x), device=x.device)
-        return BoundarySearch(empty, torch.zeros(0, dtype=torch.bool, device=x.device), max_radius)
-    d = map_batches(
-        partial(boundary_distance, model, max_radius=max_radius, step=step, tol=tol),
-        x,
-        y,
-        v,
-        batch_size=batch_size,
-        desc=desc,
-    )
-    radius = max_radius
-    for _ in range(search.doublings):
-        todo = torch.isinf(d).nonzero().squeeze(1)
-        if len(todo) <= search.max_censored * len(d):
-            break
-        step, tol = 2 * step, 2 * tol
-        further = partial(boundary_distance, model, max_radius=2 * radius, step=step, tol=tol, min_radius=radius)
-        d[todo] = map_batches(
-            further, x[todo], y[todo], v[todo], batch_size=batch_size, desc=f"{desc} beyond {radius:g}"
-        )
-        radius *= 2
-    censored = torch.isinf(d)
-    return BoundarySearch(torch.where(censored, torch.full_like(d, radius), d), censored, radius)
+    """d(f, x) of one model for every image: :func:`search_boundaries` with that model alone
+    (its censoring rule then concerns this model's images only). To compare models, search them
+    together, so that their searches end at the same radius."""
+    return search_boundaries({"f": model}, x, y, v, search, batch_size, desc)["f"]
 
 
-def distance_from_distances(source: BoundarySearch, target: BoundarySearch, first_radius: float) -> PairDistance:
+def distance_from_distances(source: BoundarySearch, target: BoundarySearch) -> PairDistance:
     """Dist(F1, F2) (eq. 4) over every image, from the two searches along F1's directions, with
-    a 95% interval (mean +- 1.96 sd / sqrt(N)) and, for comparison, the mean over the images
-    both models flip within ``first_radius`` (the rule that drops the others)."""
+    a 95% interval (mean +- 1.96 sd / sqrt(N)); beside it, the same mean over the images neither
+    model leaves censored, with its own interval. ValueError when the searches ended at other
+    radii (a censored gap would then bound nothing: search the models together with
+    :func:`search_boundaries`) or hold no image."""
+    if source.radius != target.radius:
+        raise ValueError(
+            f"the searches ended at radii {source.radius:g} and {target.radius:g}: a censored gap is a lower bound "
+            "only when both models were searched to the same radius (search them together: search_boundaries)"
+        )
     gaps = (source.d - target.d).abs().double()
-    n = len(gaps)
-    if n == 0:
+    if len(gaps) == 0:
         raise ValueError("Dist needs at least one image")
-    dist = gaps.mean().item()
-    half = Z_95 * gaps.std().item() / math.sqrt(n) if n > 1 else math.nan
-    flipped = (source.d <= first_radius) & (target.d <= first_radius) & ~source.censored & ~target.censored
+    flipped = ~source.censored & ~target.censored
+    paper, only_flipped = _mean_interval(gaps), _mean_interval(gaps[flipped])
     return PairDistance(
-        dist=dist,
-        ci_low=max(0.0, dist - half) if n > 1 else None,  # Dist >= 0
-        ci_high=dist + half if n > 1 else None,
-        n_images=n,
+        dist=paper[0],
+        ci_low=paper[1],
+        ci_high=paper[2],
+        n_images=len(gaps),
         n_censored=int((source.censored | target.censored).sum()),
-        dist_dropping_unflipped=gaps[flipped].mean().item() if flipped.any() else None,
+        dist_flipped=only_flipped[0],
+        flipped_ci_low=only_flipped[1],
+        flipped_ci_high=only_flipped[2],
         n_flipped=int(flipped.sum()),
     )
+
+
+def _mean_interval(gaps: torch.Tensor) -> tuple[float | None, float | None, float | None]:
+    """(mean, its 95% interval mean +- 1.96 sd / sqrt(n), floored at 0 since a distance is not
+    negative); (None, None, None) for no gaps; no interval for one."""
+    n = len(gaps)
+    if n == 0:
+        return None, None, None
+    mean = gaps.mean().item()
+    if n == 1:
+        return mean, None, None
+    half = Z_95 * gaps.std().item() / math.sqrt(n)
+    return mean, max(0.0, mean - half), mean + half
 
 
 def model_distance(
@@ -232,7 +305,7 @@ def model_distance(
     batch_size: int = 500,
 ) -> PairDistance:
     """Dist(F1, F2) (eq. 4) over the images of ``x`` that both models classify correctly, along
-    F1's gradient directions, each model's d searched by :func:`search_boundary` with ``search``.
+    F1's gradient directions, both models' d searched together by :func:`search_boundaries`.
     A study comparing many models should restrict ``x`` to images every model gets right, as the
     paper does. ValueError for bad inputs or settings, and when no image of ``x`` is right for
     both models."""
@@ -244,11 +317,8 @@ def model_distance(
         raise ValueError(f"Dist needs at least one image both models classify correctly; none of the {len(x)} of x is")
     x, y = x[keep], y[keep]
     v = gradient_direction(f1, x, y)
-    return distance_from_distances(
-        search_boundary(f1, x, y, v, search, batch_size),
-        search_boundary(f2, x, y, v, search, batch_size),
-        search.max_radius,
-    )
+    searches = search_boundaries({"F1": f1, "F2": f2}, x, y, v, search, batch_size)
+    return distance_from_distances(searches["F1"], searches["F2"])
 
 
 @dataclass(frozen=True)

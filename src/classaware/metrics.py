@@ -173,14 +173,16 @@ def class_aware_transfer(
 @dataclass(frozen=True)
 class PairDistance:
     """Dist(F1, F2) (eq. 4) over N images, with a 95% interval of that mean (normal
-    approximation; None below two images), how many images had a censored distance (a lower
-    bound, see ``boundary``), and the mean over only the images both models flip within the
-    first search radius (the rule that drops the others), for comparison."""
+    approximation; None below two images) and how many images had a censored distance (the gap
+    then a lower bound, see ``boundary``); beside it, the diagnostic mean over the images neither
+    model leaves censored, with its own interval (None when there are none)."""
 
     dist: float
     ci_low: float | None
     ci_high: float | None
     n_images: int
     n_censored: int
-    dist_dropping_unflipped: float | None  # None when no image flips for both
+    dist_flipped: float | None
+    flipped_ci_low: float | None
+    flipped_ci_high: float | None
     n_flipped: int

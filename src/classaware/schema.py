@@ -24,7 +24,7 @@ ClaimResults           JSON        verify                      report
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -37,15 +37,27 @@ from .models import family
 from .search import SearchSettings
 
 Ratio = Literal["unfooled", "fooled", "different", "same"]
-DistRule = Literal["all images", "dropping unflipped"]
 # A claim's verdict: the point value against the paper's bound, and whether its 95% interval also
 # clears the bound ("pass", "fail") or straddles it ("... within noise"); see stages/verify.py.
-Verdict = Literal["pass", "pass within noise", "fail within noise", "fail", "not assessed"]
-VERDICTS: tuple[Verdict, ...] = ("pass", "pass within noise", "fail within noise", "fail", "not assessed")
+# A claim one of whose models breaks the paper's conditions (claims.yaml) is "not under the paper's
+# conditions", whatever its value.
+OUTSIDE = "not under the paper's conditions"
+Verdict = Literal[
+    "pass", "pass within noise", "fail within noise", "fail", "not under the paper's conditions", "not assessed"
+]
+VERDICTS: tuple[Verdict, ...] = ("pass", "pass within noise", "fail within noise", "fail", OUTSIDE, "not assessed")
 PASSING: tuple[Verdict, ...] = ("pass", "pass within noise")  # the point value is on the claim's side
 FAILING: tuple[Verdict, ...] = ("fail within noise", "fail")
 # Over replicates: the same words when every replicate is on the same side of the bound, else unstable
-ReplicatedVerdict = Literal["pass", "pass within noise", "fail within noise", "fail", "unstable", "not assessed"]
+ReplicatedVerdict = Literal[
+    "pass",
+    "pass within noise",
+    "fail within noise",
+    "fail",
+    "unstable",
+    "not under the paper's conditions",
+    "not assessed",
+]
 RATIOS: tuple[Ratio, ...] = ("unfooled", "different", "same", "fooled")
 # The source's attacks in the paper's order: FGM before PGD, untargeted before targeted.
 _ATTACK_ORDER = {"fgm": 0, "pgd": 1, "untargeted": 0, "targeted": 1}
@@ -140,11 +152,15 @@ class PredictionTable(TensorRecord):
 
 @dataclass(frozen=True)
 class AttackTransfer:
-    """Class-aware transferability of one attack: ``by_eps[eps_key][target]``."""
+    """Class-aware transferability of one attack: ``by_eps[eps_key][target]`` over D'_F1 (eq. 1),
+    and the diagnostic ``target_right[eps_key][target]``: the same ratios over the images of D'_F1
+    that the target classifies right before the attack (F2(x) = y), which sets the target's clean
+    errors apart from what the attack did."""
 
     method: Literal["fgm", "pgd"]
     objective: Literal["untargeted", "targeted"]
     by_eps: dict[str, dict[str, ClassAwareTransfer]]
+    target_right: dict[str, dict[str, ClassAwareTransfer]]
 
 
 @dataclass(frozen=True)
@@ -160,10 +176,18 @@ class SourceTransfer:
 class TransferResults(JsonRecord):
     """Section 3.1.1's ratios for every source, attack, eps and target (eq. 1)."""
 
-    FORMAT = "classaware-transfer/1"
+    FORMAT = "classaware-transfer/2"
     WHAT = "transfer results"
     dataset: str
     sources: dict[str, SourceTransfer]
+
+    def over_target_right(self) -> TransferResults:
+        """The diagnostic reading: every ratio over the images of D'_F1 its target classified
+        right before the attack (``AttackTransfer.target_right``) in place of all of D'_F1."""
+        return replace(self, sources={
+            name: replace(s, attacks={a: replace(at, by_eps=at.target_right) for a, at in s.attacks.items()})
+            for name, s in self.sources.items()
+        })  # fmt: skip
 
     def targets(self, source: str) -> tuple[str, ...]:
         return self.sources[source].models[1:]
@@ -208,16 +232,16 @@ class TransferResults(JsonRecord):
 @dataclass(frozen=True)
 class SourceDistance:
     targets: dict[str, PairDistance]
-    censored: dict[str, int]  # model -> images whose label never changed up to its last radius
-    radius: dict[str, float]  # model -> the last radius searched
-    mean_d: dict[str, float]  # model -> mean d(f, x), censored ones at the last radius
+    censored: dict[str, int]  # model -> images whose label never changed up to the radius
+    radius: float  # the radius every model's search along this source's directions ended at
+    mean_d: dict[str, float]  # model -> mean d(f, x), censored ones at the radius
 
 
 @dataclass(frozen=True)
 class DistanceResults(JsonRecord):
     """Dist(F1, F2) (eq. 4) for every source and target."""
 
-    FORMAT = "classaware-distance/2"
+    FORMAT = "classaware-distance/3"
     WHAT = "distance results"
     dataset: str
     n_images: int
@@ -229,25 +253,36 @@ class DistanceResults(JsonRecord):
     def pair(self, source: str, target: str) -> PairDistance | None:
         return self.sources[source].targets.get(target)
 
-    def dist(self, source: str, target: str, rule: DistRule = "all images") -> float | None:
-        """Dist(F1, F2) over every image (censored distances as lower bounds), or by the rule
-        that drops the images either model does not flip within the first radius."""
+    def dist(self, source: str, target: str) -> float | None:
+        """Dist(F1, F2) over every image (censored distances as lower bounds)."""
         pair = self.pair(source, target)
-        if pair is None:
-            return None
-        return pair.dist if rule == "all images" else pair.dist_dropping_unflipped
+        return None if pair is None else pair.dist
+
+    def over_flipped_images(self) -> DistanceResults:
+        """The diagnostic reading: every pair's Dist over the images neither model leaves
+        censored (``PairDistance.dist_flipped``, its interval and count), in place of the paper's
+        mean over all images; a pair with no such image has no Dist here."""
+        sources = {
+            name: replace(s, targets={
+                t: PairDistance(p.dist_flipped, p.flipped_ci_low, p.flipped_ci_high, p.n_flipped, 0,
+                                p.dist_flipped, p.flipped_ci_low, p.flipped_ci_high, p.n_flipped)
+                for t, p in s.targets.items() if p.dist_flipped is not None
+            })
+            for name, s in self.sources.items()
+        }  # fmt: skip
+        return replace(self, sources=sources)
 
 
 @dataclass(frozen=True)
 class ImageDistances(TensorRecord):
     """d(f, x_i) along each source's gradient directions: ``distances[source][model]``, and
-    which of them are censored (``boundary.search_boundary``)."""
+    which of them are censored (``boundary.search_boundaries``)."""
 
-    FORMAT = "classaware-image-distances/2"
+    FORMAT = "classaware-image-distances/3"
     WHAT = "per-image distances"
     indices: torch.Tensor
     distances: dict[str, dict[str, torch.Tensor]]
-    censored: dict[str, dict[str, torch.Tensor]]  # bool: the distance is the last radius searched, a lower bound
+    censored: dict[str, dict[str, torch.Tensor]]  # bool: the distance is the radius searched, a lower bound
     provenance: Provenance
     environment: Environment  # what computed it (see classaware.environment)
 
@@ -446,27 +481,78 @@ class Table2(JsonRecord):
         raise ValueError(f"Table 2 has no control for labelling {row.labelling} and learner {row.arch}")
 
 
+# ----------------------------------------------------------------------------- the paper's conditions
+@dataclass(frozen=True)
+class ModelCondition:
+    """One model's place under the paper's conditions (claims.yaml): its clean test accuracy on
+    ``n_test`` test images, how far (a fraction: 0.05 is 5 points) it lies below the mean of the
+    zoo's most accurate architecture, and whether that is within the rule's bound."""
+
+    arch: str
+    accuracy: float
+    n_test: int
+    below_best: float
+    holds: bool
+
+
+@dataclass(frozen=True)
+class ZooConditions(JsonRecord):
+    """The paper's conditions applied to a trained zoo: every zoo member and every saved early
+    version (``member@epoch``), against the mean accuracy of the best architecture."""
+
+    FORMAT = "classaware-conditions/1"
+    WHAT = "zoo conditions"
+    dataset: str
+    rule: str
+    within: float
+    arch_means: dict[str, float]  # each architecture's mean final accuracy over its members
+    best_arch: str
+    models: dict[str, ModelCondition]
+
+    def outside(self, refs) -> tuple[str, ...]:
+        """Those of zoo references ``refs`` that break the rule, sorted; ValueError for a reference
+        the zoo does not have (a claim cannot be judged on a model nobody checked)."""
+        unknown = sorted(set(refs) - set(self.models))
+        if unknown:
+            raise ValueError(f"no condition recorded for {', '.join(unknown)}: not in the zoo's training results")
+        return tuple(sorted(r for r in set(refs) if not self.models[r].holds))
+
+    def holds(self) -> bool:
+        return all(m.holds for m in self.models.values())
+
+
 # ----------------------------------------------------------------------------- claims
 @dataclass(frozen=True)
+class Reading:
+    """One reading of a claim's quantity beside the paper's: its value and 95% interval."""
+
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True)
 class ClaimVerdict:
-    """One claim checked: its metric's value, 95% interval (where it has one), the other readings
-    it should survive and related numbers (``analysis.Estimate``), the bound and the verdict."""
+    """One claim checked: its metric's value, 95% interval (where it has one), the diagnostic
+    readings beside it and related numbers (``analysis.Estimate``), the bound, the verdict, and
+    the models it reads that break the paper's conditions (the verdict then says so)."""
 
     value: float | None
     ci_low: float | None
     ci_high: float | None
-    alternatives: dict[str, float | None]
+    readings: dict[str, Reading]
     notes: dict[str, float | None]
     bound: float | None
     verdict: Verdict
-    caveats: tuple[str, ...]  # why a pass is fragile: alternatives on which it would not pass
+    caveats: tuple[str, ...]  # why a pass is fragile: readings on which it would not pass
+    outside: tuple[str, ...]  # the models the claim reads that break the paper's conditions
 
 
 @dataclass(frozen=True)
 class ClaimResults(JsonRecord):
     """Each claim of claims.yaml checked at one profile."""
 
-    FORMAT = "classaware-claims/2"
+    FORMAT = "classaware-claims/3"
     WHAT = "claims results"
     profile: str
     dataset: str
@@ -496,10 +582,13 @@ class ReplicatedClaim:
     @classmethod
     def of(cls, values: list[float | None], verdicts: list[Verdict]) -> ReplicatedClaim:
         """The verdict every replicate gives; "pass within noise" (or "fail within noise") when all
-        are on the passing (failing) side of the bound but not all are decided; else unstable:
-        the replicates disagree on the side."""
+        are on the passing (failing) side of the bound but not all are decided; "not under the
+        paper's conditions" when any replicate is (its zoo decides nothing about the paper); else
+        unstable: the replicates disagree on the side."""
         known = [v for v in values if v is not None]
-        if len(set(verdicts)) == 1:
+        if OUTSIDE in verdicts:
+            agreed = OUTSIDE
+        elif len(set(verdicts)) == 1:
             agreed = verdicts[0]
         elif set(verdicts) <= set(PASSING):
             agreed = "pass within noise"

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # for the protocol's types only: importing them would import 
 COMMANDS = {
     "prepare": ("prepare", "CIFAR-10 archive -> canonical tensor file"),
     "train": ("train", "train one zoo member"),
+    "conditions": ("conditions", "the paper's conditions (claims.yaml) checked on the trained zoo"),
     "attack": ("attack", "adversarial examples of one source model, attack and objective"),
     "predict": ("predict", "every model's predictions on a source's adversarial examples"),
     "transfer": ("transfer", "class-aware transferability ratios with confidence intervals"),

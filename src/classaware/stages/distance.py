@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..batching import map_batches
-from ..boundary import BoundarySearch, distance_from_distances, gradient_direction, search_boundary
+from ..boundary import BoundarySearch, distance_from_distances, gradient_direction, search_boundaries
 from ..checkpoint import Comparison, load_refs
 from ..config import Options, data_field, device_field, help_field, models_dir_field
 from ..data import cifar10_labels, load_canonical, to_float
@@ -55,9 +55,9 @@ def image_pool(cfg: Config, test_y: torch.Tensor) -> torch.Tensor:
     return cfg.draws.subset(test_y, cfg.test_size)
 
 
-def pair_distances(source: str, searches: dict, targets, max_radius: float) -> dict[str, PairDistance]:
+def pair_distances(source: str, searches: dict, targets) -> dict[str, PairDistance]:
     """Dist(source, F2) of every target F2, from each model's boundary search (eq. 4)."""
-    return {t: distance_from_distances(searches[source], searches[t], max_radius) for t in targets}
+    return {t: distance_from_distances(searches[source], searches[t]) for t in targets}
 
 
 def run(cfg: Config) -> None:
@@ -82,25 +82,21 @@ def run(cfg: Config) -> None:
         v = map_batches(
             partial(gradient_direction, models[source]), x, y, batch_size=cfg.batch_size, desc=f"{source}'s gradients"
         )
-        searches = {}
-        for ref in (source, *cfg.compare.targets_of(source)):
-            searches[ref] = search_boundary(
-                models[ref], x, y, v, cfg.search, cfg.batch_size, desc=f"d({ref}, x) along {source}"
-            )
-            log.info(
-                "d(%s, x) along %s: %d of %d censored at radius %g",
-                ref,
-                source,
-                int(searches[ref].censored.sum()),
-                len(y),
-                searches[ref].radius,
-            )
+        compared = {ref: models[ref] for ref in (source, *cfg.compare.targets_of(source))}
+        searches = search_boundaries(compared, x, y, v, cfg.search, cfg.batch_size, desc=f"along {source}")
+        radius = next(iter(searches.values())).radius
+        log.info(
+            "along %s: every search ended at radius %g; censored there: %s",
+            source,
+            radius,
+            ", ".join(f"{ref} {int(s.censored.sum())}" for ref, s in searches.items()),
+        )
         per_image[source] = {ref: s.d for ref, s in searches.items()}
         censored[source] = {ref: s.censored for ref, s in searches.items()}
         results[source] = SourceDistance(
-            targets=pair_distances(source, searches, cfg.compare.targets_of(source), cfg.search.max_radius),
+            targets=pair_distances(source, searches, cfg.compare.targets_of(source)),
             censored={ref: int(s.censored.sum()) for ref, s in searches.items()},
-            radius={ref: s.radius for ref, s in searches.items()},
+            radius=radius,
             mean_d={ref: s.d.mean().item() for ref, s in searches.items()},
         )
     environment = Environment.current(device)
@@ -148,10 +144,10 @@ def audit_distances(cfg: Config, ctx: AuditContext) -> int:
     n = 0
     for source, distances in per_image.distances.items():
         searches = {
-            ref: BoundarySearch(d, per_image.censored[source][ref], stored.sources[source].radius[ref])
+            ref: BoundarySearch(d, per_image.censored[source][ref], stored.sources[source].radius)
             for ref, d in distances.items()
         }
-        ours = pair_distances(source, searches, stored.sources[source].targets, stored.search.max_radius)
+        ours = pair_distances(source, searches, stored.sources[source].targets)
         for target, pair in stored.sources[source].targets.items():
             if ours[target] != pair:
                 raise ctx.Mismatch(

@@ -32,13 +32,19 @@ FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
 FIG5_COLUMNS = ["source", "attack", "target", "relation", "eps", *RATIOS,
                 *(f"{kind}_ci_{end}" for kind in ("same", "different") for end in ("low", "high"))]  # fmt: skip
 CORRELATIONS = ("fooled_same", "dist_same", "dist_fooled")
+# each case's correlations as the paper defines them, then their diagnostic readings (analysis):
+# Spearman's rho, r without the early version, r over the ratios of the images each target got
+# right, r with Dist over the images that flip (the Dist correlations only)
+READINGS = ("spearman", "without_early", "target_right", "flipped")
 CORRELATION_COLUMNS = [
     "source",
     "attack",
     "eps",
     "n_targets",
     *(f"r_{c}{s}" for c in CORRELATIONS for s in ("", "_ci_low", "_ci_high")),
-]
+    *(f"{c}_{r}{s}" for c in CORRELATIONS for r in READINGS for s in ("", "_ci_low", "_ci_high")
+      if r != "flipped" or c.startswith("dist")),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -165,11 +171,23 @@ def run(cfg: Config) -> None:
     _write_csv(rows, FIG5_COLUMNS, out / "fig5.csv")
 
     rows = []
-    for c in correlations(transfer, distance, eps):
+    right = correlations(transfer.over_target_right(), distance, eps)
+    flipped = correlations(transfer, distance.over_flipped_images(), eps)
+    for c, c_right, c_flipped in zip(correlations(transfer, distance, eps), right, flipped, strict=True):
         row = {"source": c.source, "attack": c.attack, "eps": eps, "n_targets": c.n_targets}
         for name in CORRELATIONS:
             r = getattr(c, name)
             row |= {f"r_{name}": r.r, f"r_{name}_ci_low": r.ci_low, f"r_{name}_ci_high": r.ci_high}
+            readings = {
+                "spearman": r.spearman,
+                "without_early": r.without_early,
+                "target_right": getattr(c_right, name).reading(),
+                "flipped": getattr(c_flipped, name).reading(),
+            }
+            for reading, value in readings.items():
+                if f"{name}_{reading}" in CORRELATION_COLUMNS:
+                    row |= {f"{name}_{reading}": value.value, f"{name}_{reading}_ci_low": value.ci_low,
+                            f"{name}_{reading}_ci_high": value.ci_high}  # fmt: skip
         rows.append(row)
     _write_csv(rows, CORRELATION_COLUMNS, out / "correlations.csv")
 

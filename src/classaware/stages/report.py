@@ -34,7 +34,15 @@ from markdown_it import MarkdownIt
 from ..config import Options, help_field
 from ..environment import CodeVersion, Environment
 from ..files import atomic_path, save_text
-from ..schema import VERDICTS, ClaimResults, DistanceResults, ReplicatedVerdict, Replicates, TransferResults
+from ..schema import (
+    VERDICTS,
+    ClaimResults,
+    DistanceResults,
+    ReplicatedVerdict,
+    Replicates,
+    TransferResults,
+    ZooConditions,
+)
 from ..text import interval, markdown_table, natural_key, number, percent
 from ..training import TrainMetrics
 
@@ -129,26 +137,32 @@ def verdict_table(verdicts: dict[str, str], words: tuple[str, ...]) -> list[str]
     return markdown_table(["verdict", "claims", "which"], rows)
 
 
-def replicates_of_this_run(path: Path, claims: ClaimResults) -> tuple[Replicates | None, str | None]:
-    """The replicate summary at ``path`` when it belongs to this run, else None and why (None when
-    there is none). It belongs when its profile is this run's and its replicate 0 (seed shift 0,
-    the workspace's own draws) has this run's claims, values and verdicts."""
+def replicates_of_this_run(path: Path, claims: ClaimResults) -> tuple[Replicates | None, int | None, str | None]:
+    """The replicate summary at ``path`` when it belongs to this run, the seed shift of the
+    replicate that is this workspace's run, else None and why (None when there is none). It
+    belongs when its profile is this run's and one of its replicates has this run's claims,
+    values and verdicts."""
     if not path.is_file():
-        return None, None
+        return None, None, None
     replicates = Replicates.load(path)
     mine = {k: (c.value, c.verdict) for k, c in claims.claims.items()}
-    zero = replicates.seed_shifts.index(0) if 0 in replicates.seed_shifts else None
-    theirs = None if zero is None else {k: (c.values[zero], c.verdicts[zero]) for k, c in replicates.claims.items()}
-    if replicates.profile != claims.profile or theirs != mine:
-        return None, (
-            f"*`{path}` is not about this run: its replicate 0 (profile `{replicates.profile}`) does not have this "
-            "run's claims. Run `classaware replicate` again to see how the claims move with the seeds.*"
-        )
-    return replicates, None
+    for i, shift in enumerate(replicates.seed_shifts):
+        theirs = {k: (c.values[i], c.verdicts[i]) for k, c in replicates.claims.items()}
+        if replicates.profile == claims.profile and theirs == mine:
+            return replicates, shift, None
+    return (
+        None,
+        None,
+        (
+            f"*`{path}` is not about this run: none of its replicates (profile `{replicates.profile}`) has this run's "
+            "claims. Run `classaware replicate` again to see how the claims move with the seeds.*"
+        ),
+    )
 
 
-def replicates_section(replicates: Replicates) -> list[str]:
-    """Each claim over the replicates: the verdict they add up to, then each replicate's."""
+def replicates_section(replicates: Replicates, own: int) -> list[str]:
+    """Each claim over the replicates: the verdict they add up to, then each replicate's
+    (``own``: the seed shift of this workspace's run)."""
     shifts = replicates.seed_shifts
     rows = [
         [cid, c.verdict, *c.verdicts, number(c.mean), interval(c.low, c.high), f"{c.n_pass} of {len(shifts)}"]
@@ -162,19 +176,24 @@ def replicates_section(replicates: Replicates) -> list[str]:
         f"## The paper's claims over {len(shifts)} seed replicates",
         "",
         f"The replicates are the pipeline run again with every seed shifted (`classaware replicate`; seed shifts "
-        f"{', '.join(map(str, shifts))}), so they differ only in their random draws; replicate 0 is this workspace's "
-        "run, detailed in the next section. A claim's verdict over the replicates is the verdict every replicate gives; "
-        "'within noise' when all are on one side of the bound but not all are decided; unstable when they disagree on "
-        "the side. Range: the lowest and highest value.",
+        f"{', '.join(map(str, shifts))}), so they differ only in their random draws; replicate {own} is this "
+        "workspace's run, detailed in the next section. A claim's verdict over the replicates is the verdict every replicate gives; "
+        "'within noise' when all are on one side of the bound but not all are decided; 'not under the paper's "
+        "conditions' when any replicate's zoo breaks them; unstable when they disagree on the side. Range: the lowest "
+        "and highest value.",
         "",
         *markdown_table(header, rows),
         "",
     ]
 
 
-def claims_section(table: Path, replicated: bool) -> list[str]:
-    """The claims table as ``verify`` wrote it."""
-    title = "## The paper's claims in replicate 0 (this workspace's run)" if replicated else "## The paper's claims"
+def claims_section(table: Path, own: int | None) -> list[str]:
+    """The claims table as ``verify`` wrote it (``own``: this run's seed shift among replicates)."""
+    title = (
+        f"## The paper's claims in replicate {own} (this workspace's run)"
+        if own is not None
+        else "## The paper's claims"
+    )
     return [title, "", table.read_text().strip()]
 
 
@@ -228,27 +247,34 @@ def correlations_section(path: Path) -> list[str]:
     )
 
 
+def _interval(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None else interval(low, high)
+
+
 def dist_section(distance: DistanceResults | None, transfer: TransferResults | None, path: Path) -> list[str]:
     lines = ["## Dist(F1, F2) (eq. 4)", ""]
     if distance is None:
         return lines + _missing(path, "The distance results")
+    radii = ", ".join(f"{s}: {d.radius:.3g}" for s, d in distance.sources.items())
     lines += [
         f"Over the same {distance.n_images} test images for every pair, drawn among the {distance.n_eligible} that every "
-        "compared model classifies right; the most similar F2 first. A distance that the search does not reach by its last "
-        f"radius (from {number(distance.search.max_radius, 1)}, doubled while over {percent(distance.search.max_censored, 0)}% "
-        "of a model's images are unflipped) is censored at that radius, a lower bound; 'censored' is the share of the pair's "
-        "images with such a distance. The last column is Dist by the rule the first version used, which dropped those "
-        "images pair by pair (REPRODUCE.md compares the two).",
+        "compared model classifies right; the most similar F2 first. Every model compared along one source's gradients "
+        f"is searched to the same radius (from {number(distance.search.max_radius, 1)}, doubled while over "
+        f"{percent(distance.search.max_censored, 0)}% of some model's images are unflipped, never beyond the image box's "
+        f"diameter; radius reached: {radii}); a distance not reached there is censored at it, so the pair's gap is a "
+        "lower bound, and 'censored' is the share of the pair's images with such a distance. The last columns are a "
+        "diagnostic: Dist over the images neither model leaves censored (a different subset per pair), with its "
+        "interval.",
         "",
     ]
     rows = []
     for source, s in distance.sources.items():
         for target, d in sorted(s.targets.items(), key=lambda kv: kv[1].dist):
             relation = transfer.info(source, target).relation if transfer and source in transfer.sources else "?"
-            ci = "n/a" if d.ci_low is None else f"[{number(d.ci_low)}, {number(d.ci_high)}]"
             censored = f"{percent(d.n_censored / d.n_images)}%"
-            rows.append([source, target, relation, number(d.dist), ci, censored, number(d.dist_dropping_unflipped)])
-    header = ["F1", "F2", "relation", "Dist", "95% CI", "censored", "Dist dropping unflipped images"]
+            rows.append([source, target, relation, number(d.dist), _interval(d.ci_low, d.ci_high), censored,
+                         number(d.dist_flipped), _interval(d.flipped_ci_low, d.flipped_ci_high), d.n_flipped])  # fmt: skip
+    header = ["F1", "F2", "relation", "Dist", "95% CI", "censored", "Dist, images that flip", "95% CI", "images"]
     return lines + markdown_table(header, rows)
 
 
@@ -256,22 +282,52 @@ def _train_results(folder: Path) -> list[TrainMetrics]:
     return [TrainMetrics.load(f) for f in sorted(folder.glob("*.json"))]
 
 
-def zoo_section(folder: Path) -> list[str]:
-    lines = ["## Zoo test accuracies", ""]
+def zoo_section(folder: Path, conditions: ZooConditions | None, transfer: TransferResults | None) -> list[str]:
+    """Every zoo model's test accuracy, its place under the paper's conditions, and its clean
+    accuracy on the attacked images (its clean errors, which eq. 1 counts as fooled)."""
+    lines = ["## The zoo under the paper's conditions", ""]
     files = sorted(folder.glob("*.json"))
     if not files:
         return lines + _missing(folder / "*.json", "The training metrics")
+    if conditions is None:
+        lines += ["*The conditions were not checked: `results/conditions.json` was not found.*", ""]
+    else:
+        best = conditions.arch_means[conditions.best_arch]
+        outside = [ref for ref, m in conditions.models.items() if not m.holds]
+        lines += [
+            f"The rule (claims.yaml): {conditions.rule}. Here the most accurate architecture is {conditions.best_arch} "
+            f"({percent(best)}% on average), so every model must reach {percent(best - conditions.within)}%. "
+            + (f"**{len(outside)} models break it: {', '.join(outside)}**; every claim that reads one is judged "
+               "'not under the paper's conditions'." if outside else "Every model holds it.")
+            + " 'clean acc on the attacked images' is each target's accuracy on the images the attacks start from: "
+            "its errors there count as fooled in eq. 1, which the diagnostic 'over the images the target got right' "
+            "leaves out.",
+            "",
+        ]  # fmt: skip
+    attacked = {}
+    if transfer is not None:
+        for s in transfer.sources.values():
+            attacked |= s.clean_acc
     rows = []
     for f, m in zip(files, _train_results(folder), strict=True):
-        final, acc = m.final()
-        earlier = ", ".join(
-            f"epoch {e}: {percent(a)}"
-            for e, a in sorted(m.test_acc.items(), key=lambda kv: int(kv[0]))
-            if int(e) != final
-        )
-        rows.append([f.stem, m.arch, m.n_train, f"epoch {final}", percent(acc), earlier or "-"])
+        final, _ = m.final()
+        for epoch, acc in sorted(m.test_acc.items(), key=lambda kv: -int(kv[0])):
+            ref = f.stem if int(epoch) == final else f"{f.stem}@{epoch}"
+            c = None if conditions is None else conditions.models.get(ref)
+            place = "?" if c is None else f"{percent(c.below_best)} points below" + ("" if c.holds else ", **outside**")
+            clean = percent(attacked[ref]) if ref in attacked else "-"
+            rows.append([ref, m.arch, m.n_train, f"epoch {epoch}", percent(acc), place, clean])
     return lines + markdown_table(
-        ["model", "arch", "train images", "final", "test acc %", "earlier checkpoints, %"], rows
+        [
+            "model",
+            "arch",
+            "train images",
+            "checkpoint",
+            "test acc %",
+            "under the conditions",
+            "clean acc on the attacked images, %",
+        ],
+        rows,
     )
 
 
@@ -379,12 +435,12 @@ def build_markdown(cfg: Config) -> str:
     if not table.is_file() or not claims_path.is_file():
         raise FileNotFoundError(f"claims {claims_path} or {table} do not exist: run the verify stage first")
     claims = ClaimResults.load(claims_path)
-    replicates, stale = replicates_of_this_run(cfg.results / "replicates.json", claims)
+    replicates, own, stale = replicates_of_this_run(cfg.results / "replicates.json", claims)
     if replicates is not None:
         verdicts, words = {k: c.verdict for k, c in replicates.claims.items()}, REPLICATED_VERDICTS
         n = len(replicates.seed_shifts)
         verdict = (f"**Claims over {n} seed replicates: {counts(verdicts, words)}.** This is the verdict over the replicates "
-                   "(replicate 0 is this workspace's run); the next sections give each replicate's.")  # fmt: skip
+                   f"(replicate {own} is this workspace's run); the next sections give each replicate's.")  # fmt: skip
     else:
         verdicts, words = {k: c.verdict for k, c in claims.claims.items()}, VERDICTS
         verdict = (f"**Claims of this run: {counts(verdicts, words)}.** One run, no seed replicates: `classaware replicate` "
@@ -397,14 +453,15 @@ def build_markdown(cfg: Config) -> str:
         *verdict_table(verdicts, words),
         "",
         *([stale, ""] if stale else []),
-        *(replicates_section(replicates) if replicates is not None else []),
-        *claims_section(table, replicates is not None),
+        *(replicates_section(replicates, own) if replicates is not None else []),
+        *claims_section(table, own),
         "",
     ]
     lines += figures_section(cfg.figures, cfg.out_dir)
     lines += correlations_section(cfg.figures / "correlations.csv") + [""]
     lines += dist_section(distance, transfer, cfg.results / "distance.json") + [""]
-    lines += zoo_section(cfg.train_results) + [""]
+    conditions = _load(ZooConditions, cfg.results / "conditions.json")
+    lines += zoo_section(cfg.train_results, conditions, transfer) + [""]
     lines += tables_section(cfg.results / "tables.md") + [""]
     recorded = [r.environment for r in (distance, *_train_results(cfg.train_results)) if r is not None]
     records = (stage_timings(TIMINGS) or ([], 0))[0]
@@ -421,6 +478,7 @@ VERDICT_COLOURS = {
     "fail within noise": ("#8a4b00", "#fdebd3"),
     "fail": ("#a50f15", "#fbd5d5"),
     "unstable": ("#5b2a86", "#ece2f6"),
+    "not under the paper's conditions": ("#7a5c00", "#fff3c4"),
     "not assessed": ("#555555", "#eeeeee"),
 }
 

@@ -22,14 +22,22 @@ class Config(Options):
 
 
 def source_transfer(table: PredictionTable) -> SourceTransfer:
-    """Every ratio of one source (eq. 1): F1's labels are row 0 of each prediction table."""
+    """Every ratio of one source (eq. 1): F1's labels are row 0 of each prediction table. Beside
+    them, each target's ratios over the images of D'_F1 it classified right before the attack."""
     attacks = {}
     for name, s in table.sets.items():
-        by_eps = {}
+        by_eps, target_right = {}, {}
         for eps, labels in zip(s.eps, s.labels, strict=True):
             results = class_aware_transfer(table.y, table.clean[0], labels[0], labels[1:], s.target_classes)
             by_eps[eps_key(eps)] = dict(zip(table.targets, results, strict=True))
-        attacks[name] = AttackTransfer(s.method, s.objective, by_eps)
+            target_right[eps_key(eps)] = {}
+            for m, target in enumerate(table.targets, start=1):
+                right = table.clean[m] == table.y
+                targets_of = None if s.target_classes is None else s.target_classes[right]
+                target_right[eps_key(eps)][target] = class_aware_transfer(
+                    table.y[right], table.clean[0][right], labels[0][right], labels[m][right], targets_of
+                )
+        attacks[name] = AttackTransfer(s.method, s.objective, by_eps, target_right)
     return SourceTransfer(
         models=table.models,
         info=table.info,

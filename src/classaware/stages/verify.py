@@ -11,10 +11,18 @@ bound, and then by its 95% interval, which says whether this run's sample can te
 * fail: the value and the whole interval are on the other side;
 * not assessed: the claim has no bound at this profile.
 
-A metric without an interval is judged on its value (pass or fail). A pass that does not hold on one of the
-metric's alternative readings (Spearman's rho, r without the early version) is kept as a pass
-with a caveat naming it. A failed claim is a result and the stage still succeeds; a claim
-naming an unknown metric, or whose metric cannot be computed where it is assessed, is an error.
+* not under the paper's conditions: the claim reads a model that breaks claims.yaml's
+  ``conditions`` (stage ``conditions``); its value and interval are still reported, with the
+  models that broke the rule, but this run says nothing about the paper's claim.
+
+A metric without an interval is judged on its value (pass or fail). Beside the paper's
+definition, every metric carries its diagnostic readings, each with its own interval
+(``analysis.section3_readings``: Spearman's rho and r without the early version for the
+correlations, the ratios over the images each target got right before the attack, Dist over the
+images that flip); they explain a verdict and never replace it. A pass that does not hold on one
+of them is kept as a pass with a caveat naming it. A failed claim is a result and the stage still
+succeeds; a claim naming an unknown metric, or whose metric cannot be computed where it is
+assessed, is an error.
 
 A claim's text in claims.yaml states the paper's claim in this run's terms: it names the run's
 models, versions and eps by placeholders (``{early}``, ``{resnet_source}``, ``{eps}``, ... : see
@@ -32,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
-from ..analysis import Estimate, section3_metrics, section4_metrics
+from ..analysis import Estimate, section3_readings, section4_metrics
+from ..claims import load_claims
 from ..config import Options, help_field
 from ..files import save_json, save_text
 from ..schema import (
+    OUTSIDE,
     ClaimResults,
     ClaimVerdict,
     DistanceResults,
@@ -45,6 +53,7 @@ from ..schema import (
     Table2,
     TransferResults,
     Verdict,
+    ZooConditions,
     eps_key,
 )
 from ..text import interval, markdown_table, number, padded, percent
@@ -54,8 +63,6 @@ if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotat
 
 
 log = logging.getLogger(__name__)
-TESTS = (">=", "<=", "within")
-FIELDS = {"id", "figure", "claim", "metric", "paper", "test", "bound", "why"}
 
 
 @dataclass(frozen=True)
@@ -67,27 +74,12 @@ class Config(Options):
     distance: Path = help_field(Path("results/distance.json"), "`distance` results")
     table1: Path = help_field(Path("results/table1.json"), "`tables` Table 1")
     table2: Path = help_field(Path("results/table2.json"), "`tables` Table 2")
+    conditions: Path = help_field(Path("results/conditions.json"), "`conditions`: the zoo under the paper's conditions")
     out: Path = help_field(Path("results/claims.json"), "every claim's check, as JSON", output="file")
     table: Path = help_field(Path("results/claims.md"), "Markdown table of the verdicts", output="file")
     metrics_dir: Path = help_field(
         Path("metrics/claims"), "one small JSON per claim for `dvc metrics show` (S03.01.json, ...)", output="dir"
     )
-
-
-def load_claims(path: Path, profile: str) -> list[dict]:
-    """The claims, each checked to be complete and to give a bound for ``profile``."""
-    claims = yaml.safe_load(Path(path).read_text())
-    for c in claims:
-        missing = FIELDS - set(c)
-        if missing:
-            raise ValueError(f"{path}: claim {c.get('id', '?')} lacks {sorted(missing)}")
-        if c["test"] not in TESTS or (c["test"] == "within" and "target" not in c):
-            raise ValueError(
-                f"{path}: claim {c['id']} has test {c['test']!r}; use one of {TESTS} ('within' needs a target)"
-            )
-        if profile not in c["bound"]:
-            raise ValueError(f"{path}: claim {c['id']} gives no bound for profile {profile!r}")
-    return claims
 
 
 def _side(claim: dict, low: float, high: float, bound: float) -> bool | None:
@@ -100,11 +92,14 @@ def _side(claim: dict, low: float, high: float, bound: float) -> bool | None:
     return True if a <= low and high <= b else False if high < a or low > b else None
 
 
-def verdict(claim: dict, estimate: Estimate, bound: float | None) -> Verdict:
+def verdict(claim: dict, estimate: Estimate, bound: float | None, outside: tuple[str, ...] = ()) -> Verdict:
     """The claim's verdict: its value's side of the bound, and whether the interval (where the
-    metric has one) is wholly on that side too (see the module docstring)."""
+    metric has one) is wholly on that side too; "not under the paper's conditions" when it
+    reads a model ``outside`` them (see the module docstring)."""
     if bound is None:
         return "not assessed"
+    if outside:
+        return OUTSIDE
     passes = _side(claim, estimate.value, estimate.value, bound)
     low = estimate.value if estimate.ci_low is None else estimate.ci_low
     high = estimate.value if estimate.ci_high is None else estimate.ci_high
@@ -118,24 +113,27 @@ def verdict(claim: dict, estimate: Estimate, bound: float | None) -> Verdict:
     return "fail" if decided else "fail within noise"
 
 
-def check(claim: dict, estimate: Estimate, bound: float | None) -> ClaimVerdict:
-    result = verdict(claim, estimate, bound)
+def check(claim: dict, estimate: Estimate, bound: float | None, outside: tuple[str, ...] = ()) -> ClaimVerdict:
+    """The claim judged on its metric's ``estimate`` against ``bound``, with the models it reads
+    that break the paper's conditions (``outside``)."""
+    result = verdict(claim, estimate, bound, outside)
     caveats = ()
     if result == "pass":
         caveats = tuple(
-            f"not on {name} ({number(value)})"
-            for name, value in estimate.alternatives.items()
-            if value is not None and not _side(claim, value, value, bound)
+            f"not on {name} ({number(r.value)})"
+            for name, r in estimate.readings.items()
+            if r.value is not None and not _side(claim, r.value, r.value, bound)
         )
     return ClaimVerdict(
         value=estimate.value,
         ci_low=estimate.ci_low,
         ci_high=estimate.ci_high,
-        alternatives=estimate.alternatives,
+        readings=estimate.readings,
         notes=estimate.notes,
         bound=bound,
         verdict=result,
         caveats=caveats,
+        outside=outside,
     )
 
 
@@ -183,8 +181,21 @@ def headline(claim: dict, v: ClaimVerdict) -> dict:
 
 def _ours(claim: dict, c: ClaimVerdict) -> str:
     ci = "" if c.ci_low is None else f" {interval(c.ci_low, c.ci_high)}"
-    beside = "; ".join(f"{name}: {number(v)}" for name, v in {**c.alternatives, **c.notes}.items())
-    return with_unit(c.value, UNITS.get(claim["metric"])) + ci + (f" ({beside})" if beside else "")
+    return with_unit(c.value, UNITS.get(claim["metric"])) + ci
+
+
+def diagnostics(c: ClaimVerdict) -> str:
+    """The readings beside the paper's value, each with its interval, then the notes."""
+    shown = [f"{name}: {number(r.value)}" + ("" if r.ci_low is None else f" {interval(r.ci_low, r.ci_high)}")
+             for name, r in c.readings.items()]  # fmt: skip
+    shown += [f"{name}: {number(v)}" for name, v in c.notes.items()]
+    return "; ".join(shown) or "-"
+
+
+def result_text(c: ClaimVerdict) -> str:
+    """The verdict with its caveats, and the models that broke the paper's conditions."""
+    text = c.verdict + "".join(f"; {caveat}" for caveat in c.caveats)
+    return text + (f" ({', '.join(c.outside)} outside them)" if c.outside else "")
 
 
 def _names(items) -> str:
@@ -230,30 +241,49 @@ def claim_text(claim: dict, facts: dict[str, str]) -> str:
 
 
 def claim_metrics(cfg: Config, transfer: TransferResults, table1: Table1, table2: Table2) -> dict[str, Estimate]:
-    """Every metric a claim can name, from the results below (Fig. 3's eps checked to be attacked)."""
+    """Every metric a claim can name, with its readings, from the results below (Fig. 3's eps
+    checked to be attacked)."""
     transfer.check_eps(cfg.figure_eps)
     return {
-        **section3_metrics(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
+        **section3_readings(transfer, DistanceResults.load(cfg.distance), cfg.figure_eps),
         **section4_metrics(table1, table2),
     }
 
 
-def run(cfg: Config) -> None:
+def models_read(transfer: TransferResults, table1: Table1) -> dict[str, set[str]]:
+    """The zoo references each kind of claim reads (claims.yaml's ``reads``): ``comparison``, every
+    source and its targets (early versions included); ``pairs``, section 4's attacked models."""
+    return {
+        "comparison": {m for s in transfer.sources for m in (s, *transfer.targets(s))},
+        "pairs": {m for row in table1.rows for m in row.pair.split("+")},
+    }
+
+
+def checks(cfg: Config, transfer: TransferResults, table1: Table1, table2: Table2) -> dict[str, ClaimVerdict]:
+    """Every claim of ``cfg.claims`` checked (see the module docstring), by id."""
     claims = load_claims(cfg.claims, cfg.profile)
-    transfer, table1, table2 = TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2)
     metrics = claim_metrics(cfg, transfer, table1, table2)
-    facts = run_facts(transfer, table1, table2, cfg.figure_eps)
-    texts = {c["id"]: claim_text(c, facts) for c in claims}  # every placeholder checked before any output
-    checked, rows = {}, []
+    conditions, reads = ZooConditions.load(cfg.conditions), models_read(transfer, table1)
+    checked = {}
     for c in claims:
         if c["metric"] not in metrics:
             raise ValueError(f"claim {c['id']}: unknown metric {c['metric']!r}; known: {', '.join(sorted(metrics))}")
         estimate, bound = metrics[c["metric"]], c["bound"][cfg.profile]
         if estimate.value is None and bound is not None:
             raise ValueError(f"claim {c['id']}: metric {c['metric']} could not be computed from the results")
-        v = checked[c["id"]] = check(c, estimate, bound)
-        rows.append([c["id"], texts[c["id"]], c["figure"], c["paper"], _ours(c, v), shown_bound(c, bound),
-                     v.verdict + "".join(f"; {caveat}" for caveat in v.caveats)])  # fmt: skip
+        checked[c["id"]] = check(c, estimate, bound, conditions.outside(reads[c["reads"]]))
+    return checked
+
+
+def run(cfg: Config) -> None:
+    claims = load_claims(cfg.claims, cfg.profile)
+    transfer, table1, table2 = TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2)
+    facts = run_facts(transfer, table1, table2, cfg.figure_eps)
+    texts = {c["id"]: claim_text(c, facts) for c in claims}  # every placeholder checked before any output
+    checked = checks(cfg, transfer, table1, table2)
+    rows = [[c["id"], texts[c["id"]], c["figure"], c["paper"], _ours(c, checked[c["id"]]),
+             shown_bound(c, checked[c["id"]].bound), result_text(checked[c["id"]]), diagnostics(checked[c["id"]])]
+            for c in claims]  # fmt: skip
     results = ClaimResults(profile=cfg.profile, dataset=transfer.dataset, claims=checked)
     log.info("claims at profile %s: %s", cfg.profile, results.summary())
     results.save(cfg.out)
@@ -262,11 +292,14 @@ def run(cfg: Config) -> None:
     header = [
         f"Claims checked at profile `{cfg.profile}` on {transfer.dataset}: {results.summary()}. Each value is given with "
         "its 95% interval where it has one. The verdict compares the value with the paper's bound, as the paper "
-        "does; 'within noise' says that the interval straddles the bound, so this sample cannot tell the side. "
-        "The claims name this run's models, versions and eps; the paper's own numbers are in column 'paper'.",
+        "does; 'within noise' says that the interval straddles the bound, so this sample cannot tell the side; "
+        "'not under the paper's conditions' says that the claim reads a model that breaks them (claims.yaml). "
+        "The diagnostics beside each claim are other readings of the same quantity, each with its interval: they "
+        "explain a verdict, never replace it. The claims name this run's models, versions and eps; the paper's own "
+        "numbers are in column 'paper'.",
         "",
     ]
-    table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result"], rows)
+    table = markdown_table(["id", "claim", "where", "paper", "ours [95% CI]", "bound", "result", "diagnostics"], rows)
     save_text("\n".join(header + table) + "\n", cfg.table)
 
 
@@ -277,11 +310,11 @@ def work(cfg: Config, upstream: Upstream) -> dict:
 
 def audit_claims(cfg: Config, ctx: AuditContext) -> int:
     """Every claim's check and headline file, recomputed from the results below, are the stored ones."""
-    metrics = claim_metrics(cfg, TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2))
+    checked = checks(cfg, TransferResults.load(cfg.transfer), Table1.load(cfg.table1), Table2.load(cfg.table2))
     stored = ClaimResults.load(cfg.out)
     n = 0
     for c in load_claims(cfg.claims, cfg.profile):
-        ours = check(c, metrics[c["metric"]], c["bound"][cfg.profile])
+        ours = checked[c["id"]]
         ctx.same_json(metric_file(cfg.metrics_dir, c["id"]), headline(c, ours))
         if ours != stored.claims[c["id"]]:
             theirs = stored.claims[c["id"]]

@@ -1,7 +1,8 @@
 """Command ``replicate``: the pipeline again with other seeds, as DVC experiments, and each
 claim's verdict over the replicates.
 
-Replicate i is the experiment ``dvc exp run -S seed_shift=i``: every stage that draws at
+Replicate i is the experiment ``dvc exp run -S seed_shift=i`` (i from ``--first_shift``: a
+confirmatory run takes seed shifts no earlier run has used): every stage that draws at
 random (initial weights, data order, target classes, image selections) shifts its seeds by i
 (each stage's :class:`classaware.draws.Draws`), so the replicates differ only in their draws. Replicate 0 is the pipeline
 as it is, which DVC restores from its run cache when the workspace already ran it. The
@@ -17,7 +18,11 @@ Per claim, the summary gives the mean, lowest and highest value, how many replic
 and a verdict (``results.ReplicatedClaim``): the verdict every replicate gives, "pass within noise" or
 "fail within noise" when they are all on one side of the bound but not all decided, unstable when
 they disagree on the side.
-It is written to ``out`` (JSON) and ``table`` (Markdown). The workspace's report is then rendered
+It is written to ``out`` (JSON) and ``table`` (Markdown). Each replicate's per-target data, from
+which its claims are recomputed (the ratios, Dist, Tables 1 and 2, the zoo under the paper's
+conditions, its claims and the figures' CSVs: :data:`PER_TARGET`), is kept under
+``keep_dir/EXPERIMENT/``, read from the experiment's own commit with ``dvc get --rev``. The
+workspace's report is then rendered
 again (``dvc repro --force --single-item report``), so that it opens with the verdict over the
 replicates: the report stage cannot declare ``out`` as a dependency, since DVC requires a
 dependency to exist and only this command, which runs DVC itself and so cannot be a stage,
@@ -45,17 +50,28 @@ from .profile import write as write_profile
 log = logging.getLogger(__name__)
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
 REPORT_INPUT = "results/claims.json"  # the workspace's own claims, which the report needs
+# what a reviewer needs to recompute a replicate's claims (with claims.yaml): per target and pair
+PER_TARGET = (
+    "results/transfer.json", "results/distance.json", "results/conditions.json", "results/table1.json",
+    "results/table2.json", "results/claims.json", "figures/fig3.csv", "figures/fig5.csv", "figures/correlations.csv",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Config(Options):
-    runs: int = help_field(3, "replicates: seed shifts 0 .. runs - 1", ge=1)
+    runs: int = help_field(3, "replicates: seed shifts first_shift .. first_shift + runs - 1", ge=1)
+    first_shift: int = help_field(0, "the first replicate's seed shift (0: the workspace's own draws)", ge=0)
     profile: str | None = help_field(None, "write this profile to params.yaml first, as `classaware profile`")
     data: Path | None = help_field(None, "with --profile: the CIFAR-10 archive, as `classaware profile --data`")
     jobs: int = help_field(1, "experiments run at once by DVC's queue", ge=1)
     params: Path = help_field(Path("params.yaml"), "the params file the experiments start from")
     out: Path = help_field(Path("results/replicates.json"), "the summary, as JSON", output="file")
     table: Path = help_field(Path("results/replicates.md"), "the summary, as a Markdown table", output="file")
+    keep_dir: Path = help_field(
+        Path("results/replicates"),
+        "folder of each replicate's per-target data (one folder per experiment)",
+        output="dir",
+    )
 
     def check(self) -> list[str]:
         if self.data is not None and self.profile is None:
@@ -96,8 +112,9 @@ def _error(entry: dict) -> str:
 
 
 def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
-    """The data of the named experiments in ``dvc exp show --json``'s output, newest first;
-    ValueError naming an experiment that failed, or that DVC could not read (with DVC's error)."""
+    """The data of the named experiments in ``dvc exp show --json``'s output (each with its
+    commit as ``rev``), newest first; ValueError naming an experiment that failed, or that DVC
+    could not read (with DVC's error)."""
     found = {}
     for name, exp in _named(shown, names).items():
         if (state := _state(exp)) != "success":
@@ -105,8 +122,25 @@ def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
         rev = exp["revs"][0]
         if not rev.get("data"):
             raise ValueError(f"experiment {name}: DVC could not read it: {_error(rev)}")
-        found[name] = rev["data"]
+        found[name] = {**rev["data"], "rev": rev.get("rev")}
     return found
+
+
+def keep(found: dict[str, dict], names: list[str], keep_dir: Path) -> None:
+    """Each named experiment's per-target data (:data:`PER_TARGET`) into ``keep_dir/NAME/``,
+    from its own commit (``dvc get . PATH --rev``: DVC's cache and git, no network); ValueError
+    naming the experiment and file DVC cannot give."""
+    for name in names:
+        rev = found[name].get("rev")
+        if not rev:
+            raise ValueError(f"experiment {name}: dvc exp show gives no commit to read its results from")
+        folder = keep_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in PER_TARGET:
+            target = folder / Path(path).name
+            target.unlink(missing_ok=True)  # dvc get refuses to overwrite
+            _dvc("get", ".", path, "--rev", rev, "--out", str(target))
+        log.info("kept %s's per-target data in %s", name, folder)
 
 
 def clearing(shown: list[dict], names: set[str]) -> list[list[str]]:
@@ -174,7 +208,8 @@ def markdown(replicates: Replicates) -> str:
         f"Each claim over {n} replicates of profile `{replicates.profile}` (seed shifts "
         f"{', '.join(map(str, replicates.seed_shifts))}): the runs differ only in their random draws. A verdict is "
         "the verdict every replicate gives; within noise when all are on one side of the bound but not all decided; "
-        "unstable when they disagree on the side.",
+        "not under the paper's conditions when any replicate's zoo breaks them; unstable when they disagree on the "
+        "side. Each replicate's per-target data is in its folder beside this table.",
         "",
     ]
     rows = [
@@ -210,7 +245,7 @@ def run(cfg: Config) -> None:
     params = yaml.safe_load(cfg.params.read_text())
     check_workspace(params)
     profile = params["profile"]
-    shifts = list(range(cfg.runs))
+    shifts = list(range(cfg.first_shift, cfg.first_shift + cfg.runs))
     names = [name(profile, s) for s in shifts]
     for cmd in clearing(json.loads(_dvc("exp", "show", "--json")), set(names)):
         log.info("clearing an earlier call's replicates: dvc %s", " ".join(cmd))
@@ -225,6 +260,7 @@ def run(cfg: Config) -> None:
         missing = sorted(set(names) - set(found))
         raise ValueError(f"replicates failed or missing: {', '.join(missing) or 'see above'}; see `dvc queue logs`")
     summary = summarize(profile, shifts, dict(zip(shifts, replicate_claims(found, names), strict=True)))
+    keep(found, names, cfg.keep_dir)
     summary.save(cfg.out)
     save_text(markdown(summary), cfg.table)
     log.info("replicates of %s: %s", profile, ", ".join(f"{k} {c.verdict}" for k, c in summary.claims.items()))
