@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,8 @@ from classaware import cli
 from classaware.data import balanced_split, balanced_subset, file_digests
 from classaware.draws import shifted
 from classaware.environment import Environment
-from classaware.schema import ClaimResults, ReplicatedClaim, Replicates
+from classaware.schema import ClaimResults, ReplicatedClaim, Replicates, Table1, Table2, TransferResults
+from classaware.stages import verify
 from classaware.stages.report import REPLICATED_VERDICTS, counts
 from classaware.text import padded
 from classaware.workflow import replicate
@@ -87,7 +89,7 @@ def _exp(name: str, shift: int, claims: dict[str, tuple[float, str]], state: str
     metrics = {f"metrics/claims/{padded(k)}.json": {"data": {"value": v, "verdict": d}} for k, (v, d) in claims.items()}
     metrics["metrics/zoo/m.json"] = {"data": {"test_acc": 0.5}}
     data = {"params": {"params.yaml": {"data": {"seed_shift": shift}}}, "metrics": metrics}
-    return {"name": name, "revs": [{"data": data}], "executor": {"state": state}}
+    return {"name": name, "revs": [{"rev": f"{shift:040x}", "data": data}], "executor": {"state": state}}
 
 
 def test_the_summary_reads_each_replicates_claims_from_dvc_exp_show():
@@ -229,6 +231,30 @@ def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
     assert message in capsys.readouterr().err
 
 
+def test_each_replicates_per_target_data_is_kept_from_its_own_commit(tmp_path, monkeypatch):
+    """``dvc get . PATH --rev COMMIT`` for every file a reviewer needs, into one folder per replicate."""
+    found = replicate.experiments([{"experiments": [_exp("smoke-seed2", 2, {}), _exp("smoke-seed3", 3, {})]}],
+                                  {"smoke-seed2", "smoke-seed3"})  # fmt: skip
+    calls = []
+
+    def dvc(*args):
+        calls.append(args)
+        Path(args[-1]).write_text(args[1])
+        return ""
+
+    monkeypatch.setattr(replicate, "_dvc", dvc)
+    replicate.keep(found, ["smoke-seed2", "smoke-seed3"], tmp_path / "kept")
+    assert len(calls) == 2 * len(replicate.PER_TARGET)
+    assert calls[0] == ("get", ".", "results/transfer.json", "--rev", f"{2:040x}", "--out",
+                        str(tmp_path / "kept" / "smoke-seed2" / "transfer.json"))  # fmt: skip
+    kept = sorted(p.name for p in (tmp_path / "kept" / "smoke-seed3").iterdir())
+    assert kept == sorted(Path(p).name for p in replicate.PER_TARGET)
+    replicate.keep(found, ["smoke-seed2"], tmp_path / "kept")  # again: dvc get refuses to overwrite, keep does not
+    no_rev = {"smoke-seed2": {k: v for k, v in found["smoke-seed2"].items() if k != "rev"}}
+    with pytest.raises(ValueError, match="smoke-seed2: dvc exp show gives no commit"):
+        replicate.keep(no_rev, ["smoke-seed2"], tmp_path / "kept")
+
+
 def test_a_failed_replicate_is_an_error_naming_it():
     with pytest.raises(ValueError, match="smoke-seed1 ended in state 'failed'"):
         replicate.experiments([{"experiments": [_exp("smoke-seed1", 1, {}, state="failed")]}], {"smoke-seed1"})
@@ -306,3 +332,17 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     # each experiment, in its copy at another depth, read the archive `classaware profile --data` brought in
     digest = file_digests(JPEG_ARCHIVE)[0]
     assert all(data["deps"][f"data/{JPEG_ARCHIVE.name}"]["hash"] == digest for data in found.values())
+    # each replicate's per-target data is kept, and a reviewer recomputes its claims from it alone
+    for shift, name in enumerate(("smoke-seed0", "smoke-seed1")):
+        kept = run.repo / "results" / "replicates" / name
+        cfg = verify.Config(profile="smoke", claims=run.repo / "claims.yaml", transfer=kept / "transfer.json",
+                            distance=kept / "distance.json", table1=kept / "table1.json", table2=kept / "table2.json",
+                            conditions=kept / "conditions.json", out=run.repo / "x.json", table=run.repo / "x.md",
+                            metrics_dir=run.repo / "x")  # fmt: skip
+        recomputed = verify.checks(cfg, TransferResults.load(cfg.transfer), Table1.load(cfg.table1),
+                                   Table2.load(cfg.table2))  # fmt: skip
+        assert recomputed == ClaimResults.load(kept / "claims.json").claims
+        assert {cid: c.value for cid, c in recomputed.items()} == {
+            cid: c.values[shift] for cid, c in summary.claims.items()
+        }
+        assert (kept / "fig3.csv").is_file() and (kept / "correlations.csv").is_file()
