@@ -21,12 +21,16 @@ PAPER_ARCHS = ["resnet18", "resnet34", "vgg16", "vgg19", "vgg16_bn", "densenet12
 REDUCED_ARCHS = [
     "resnet18_w16",
     "resnet18_w8",
+    "resnet18_w6",
     "resnet10_w8",
     "vgg11_w8",
     "vgg11_bn_w8",
+    "vgg11_bn_w6",
     "vgg13_bn_w8",
+    "vgg13_bn_w6",
     "densenet_s",
     "densenet_xs",
+    "densenet_xs_k10",
 ]
 
 

@@ -7,12 +7,14 @@ eps-balls and decision planes are all measured in pixel space, as in the paper.
 CIFAR variants follow the usual conventions for 32x32 inputs (a 3x3 stem with stride 1,
 no max-pool in ResNet/DenseNet stems). The paper's VGGs use dropout (section 3.2 names
 dropout as a source of randomness between "w:same" models), so every VGG here has the
-classic two-hidden-layer classifier with dropout 0.5. The reduced members (``*_w8``,
-``*_w16``, ``resnet10_*``, ``densenet_s``, ``densenet_xs``) keep each family's topology at a
-fraction of the width or depth, for CPU-sized runs; the `cpu` profile's zoo plays the paper's five
-architectures with resnet10_w8 / resnet18_w8 (ResNet-18 / -34), vgg11_bn_w8 / vgg13_bn_w8
-(VGG-16 / -19), densenet_xs (DenseNet-121) and vgg11_w8 (a VGG without batch norm, as the
-paper's VGGs are).
+classic two-hidden-layer classifier with dropout 0.5. The reduced members (``*_w6``,
+``*_w8``, ``*_w16``, ``resnet10_*``, ``densenet_s``, ``densenet_xs*``) keep each family's topology
+at a fraction of the width or depth, for CPU-sized runs. The `cpu` profile's zoo plays the paper's
+five architectures with resnet10_w8 / resnet18_w6 (ResNet-18 / -34), vgg11_bn_w6 / vgg13_bn_w6
+(VGG-16 / -19: with batch norm, since a reduced VGG without it, vgg11_w8, stays far below the
+others at this size) and densenet_xs_k10 (DenseNet-121), widths chosen so that the five reach
+similar accuracies under one recipe, as the full-size ones do (benchmarks/zoo_pilot.py,
+REPRODUCE.md).
 """
 
 from __future__ import annotations
@@ -162,12 +164,16 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     # are 256 wide: dropout 0.5 on a 64-unit layer leaves too little signal to learn from)
     "resnet18_w16": partial(resnet, (2, 2, 2, 2), 16),
     "resnet18_w8": partial(resnet, (2, 2, 2, 2), 8),
+    "resnet18_w6": partial(resnet, (2, 2, 2, 2), 6),
     "resnet10_w8": partial(resnet, (1, 1, 1, 1), 8),
     "vgg11_w8": partial(vgg, 11, False, 8, 256),
     "vgg11_bn_w8": partial(vgg, 11, True, 8, 256),
+    "vgg11_bn_w6": partial(vgg, 11, True, 6, 256),
     "vgg13_bn_w8": partial(vgg, 13, True, 8, 256),
+    "vgg13_bn_w6": partial(vgg, 13, True, 6, 256),
     "densenet_s": partial(densenet, (2, 4, 6, 4), 12),
     "densenet_xs": partial(densenet, (2, 2, 2), 8),
+    "densenet_xs_k10": partial(densenet, (2, 2, 2), 10),
 }
 
 

@@ -67,7 +67,7 @@ def run(cfg: Config) -> None:
     models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, refs, device).items()}
     pool = image_pool(cfg, data.test_y)
     x_pool, y_pool = to_float(data.test_x[pool]), data.test_y[pool]
-    eligible = pool[right_for_all(models.values(), x_pool, y_pool)]
+    eligible = pool[right_for_all(models.values(), x_pool, y_pool, cfg.batch_size)]
     g = cfg.draws.generator(cfg.selection_seed)
     chosen = eligible[torch.randperm(len(eligible), generator=g)[: cfg.n_images]].sort().values
     log.info(
