@@ -14,6 +14,7 @@ from helpers_results import claims_file, table2
 from test_figures import DATASET, ENVIRONMENT, PROVENANCE, ZOO, write_inputs, zoo_conditions
 
 from classaware import analysis
+from classaware.checkpoint import Comparison
 from classaware.claims import load_conditions
 from classaware.metrics import class_aware_transfer
 from classaware.schema import (
@@ -47,7 +48,7 @@ def test_the_rule_by_hand():
         "b1": ("b", {"5": 0.58}, 1000),
         "b2": ("b", {"5": 0.50}, 1000),
     }
-    means, best, models = analysis.zoo_conditions(zoo, 0.05)
+    means, best, models = analysis.zoo_conditions(zoo, 0.05, early=("a1@3",))
     assert means == pytest.approx({"a": 0.61, "b": 0.54}) and best == "a"
     assert set(models) == {"a1", "a1@3", "a2", "b1", "b2"}
     assert {r: m.holds for r, m in models.items()} == {"a1": True, "a1@3": False, "a2": True, "b1": True, "b2": False}
@@ -55,6 +56,9 @@ def test_the_rule_by_hand():
     assert analysis.zoo_conditions({"x": ("a", {"5": 0.3}, 10)}, 0.05)[2]["x"].holds  # alone, it is the best
     with pytest.raises(ValueError, match="need a zoo"):
         analysis.zoo_conditions({}, 0.05)
+    with pytest.raises(ValueError, match="no test accuracy of a2@3: a2 did not save epoch 3"):
+        analysis.zoo_conditions(zoo, 0.05, early=("a2@3",))
+    assert "a1@3" not in analysis.zoo_conditions(zoo, 0.05)[2]  # an early version no claim reads is not checked
 
 
 def _train_results(folder, accuracies: dict[str, tuple[str, dict[str, float]]]) -> None:
@@ -65,7 +69,8 @@ def _train_results(folder, accuracies: dict[str, tuple[str, dict[str, float]]]) 
 def test_the_stage_records_every_model_and_names_those_outside(tmp_path, caplog):
     train = tmp_path / "train"
     _train_results(train, {"res": ("resnet10_w8", {"12": 0.60, "15": 0.62}), "vgg": ("vgg11_bn_w8", {"15": 0.50})})
-    cfg = conditions.Config(train_results=train, claims=REPO / "claims.yaml", out=tmp_path / "c.json",
+    compare = Comparison(sources=("res",), targets=("res", "vgg"), early_epoch=12)
+    cfg = conditions.Config(compare=compare, train_results=train, claims=REPO / "claims.yaml", out=tmp_path / "c.json",
                             metrics=tmp_path / "m.json")  # fmt: skip
     with caplog.at_level("WARNING"):
         conditions.run(cfg)
@@ -82,7 +87,8 @@ def test_a_zoo_trained_on_several_datasets_is_refused(tmp_path):
     train = tmp_path / "train"
     _train_results(train, {"res": ("resnet10_w8", {"15": 0.6})})
     TrainMetrics("vgg11_bn_w8", "other data", 2000, 1000, {"15": 0.6}, ENVIRONMENT).save(train / "vgg.json")
-    cfg = conditions.Config(train_results=train, out=tmp_path / "c.json", metrics=tmp_path / "m.json")
+    compare = Comparison(sources=("res",), targets=("vgg",))
+    cfg = conditions.Config(compare=compare, train_results=train, out=tmp_path / "c.json", metrics=tmp_path / "m.json")
     with pytest.raises(ValueError, match="several datasets"):
         conditions.check(cfg)
 

@@ -40,7 +40,7 @@ MINIMAL = {
     "download": [],
     "prepare": ["--archive", "archive.tar.gz"],
     "train": ["--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--out", "m"],
-    "conditions": [],
+    "conditions": ["--sources", "s", "--targets", "t"],
     "attack": ["--source", "s", "--method", "pgd", "--objective", "untargeted", "--out", "a.pt"],
     "predict": ["--sources", "s", "--targets", "t", "--adv_dir", "adv", "--out_dir", "p"],
     "transfer": ["--predictions", "p.pt", "--out", "t.json"],

@@ -572,13 +572,13 @@ def _weakest_set(table2: Table2) -> Estimate:
 
 # ----------------------------------------------------------------------------- the paper's conditions
 def zoo_conditions(
-    zoo: dict[str, tuple[str, dict[str, float], int]], within: float
+    zoo: dict[str, tuple[str, dict[str, float], int]], within: float, early: tuple[str, ...] = ()
 ) -> tuple[dict[str, float], str, dict[str, ModelCondition]]:
     """The paper's conditions (claims.yaml) applied to a zoo ``{member: (arch, {epoch: test
     accuracy}, n_test)}``: each architecture's mean final accuracy over its members, the most
-    accurate architecture, and for every member (its last epoch) and every other saved epoch
-    (``member@epoch``, an early version) how far below that mean it lies and whether that is at
-    most ``within``. ValueError for an empty zoo."""
+    accurate architecture, and for every member (its last epoch) and every early version the run
+    compares (``early``: ``member@epoch`` references) how far below that mean it lies and whether
+    that is at most ``within``. ValueError for an empty zoo or an early version it did not save."""
     if not zoo:
         raise ValueError("the paper's conditions need a zoo: no training results")
     final = {m: acc[max(acc, key=int)] for m, (_, acc, _) in zoo.items()}
@@ -586,11 +586,15 @@ def zoo_conditions(
     means = {a: sum(final[m] for m, (arch, _, _) in zoo.items() if arch == a) / sum(
         arch == a for arch, _, _ in zoo.values()) for a in archs}  # fmt: skip
     best = max(archs, key=lambda a: (means[a], a))
+    refs = {m: (m, max(acc, key=int)) for m, (_, acc, _) in zoo.items()}
+    for ref in early:
+        member, _, epoch = ref.partition("@")
+        if member not in zoo or epoch not in zoo[member][1]:
+            raise ValueError(f"no test accuracy of {ref}: {member} did not save epoch {epoch}")
+        refs[ref] = (member, epoch)
     models = {}
-    for member, (arch, acc, n_test) in sorted(zoo.items()):
-        last = max(acc, key=int)
-        for epoch, accuracy in sorted(acc.items(), key=lambda e: int(e[0])):
-            below = means[best] - accuracy
-            ref = member if epoch == last else f"{member}@{epoch}"
-            models[ref] = ModelCondition(arch, accuracy, n_test, below, below <= within + 1e-12)
+    for ref, (member, epoch) in sorted(refs.items()):
+        arch, acc, n_test = zoo[member]
+        below = means[best] - acc[epoch]
+        models[ref] = ModelCondition(arch, acc[epoch], n_test, below, below <= within + 1e-12)
     return means, best, models

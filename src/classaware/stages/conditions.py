@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..analysis import zoo_conditions
+from ..checkpoint import Comparison
 from ..claims import load_conditions
 from ..config import Options, help_field
 from ..files import save_json
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Config(Options):
+    compare: Comparison  # its sources' early versions are targets too: the rule applies to them
     train_results: Path = help_field(Path("results/train"), "folder of `train`'s results, one JSON per zoo member")
     claims: Path = help_field(Path("claims.yaml"), "the claims file, whose `conditions` give the rule")
     out: Path = help_field(Path("results/conditions.json"), "every model's place under the rule", output="file")
@@ -54,7 +56,8 @@ def check(cfg: Config) -> ZooConditions:
     if len(datasets) != 1:
         raise ValueError(f"{cfg.train_results}: the zoo was trained on several datasets: {sorted(datasets)}")
     zoo = {member: (r.arch, r.test_acc, r.n_test) for member, r in results.items()}
-    means, best, models = zoo_conditions(zoo, rule.within)
+    early = tuple(ref for ref in cfg.compare.models if "@" in ref)
+    means, best, models = zoo_conditions(zoo, rule.within, early)
     return ZooConditions(
         dataset=datasets.pop(), rule=rule.rule, within=rule.within, arch_means=means, best_arch=best, models=models
     )

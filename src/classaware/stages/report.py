@@ -38,6 +38,7 @@ from ..schema import (
     VERDICTS,
     ClaimResults,
     DistanceResults,
+    ModelCondition,
     ReplicatedVerdict,
     Replicates,
     TransferResults,
@@ -282,6 +283,14 @@ def _train_results(folder: Path) -> list[TrainMetrics]:
     return [TrainMetrics.load(f) for f in sorted(folder.glob("*.json"))]
 
 
+def _place(c: ModelCondition | None) -> str:
+    """A model's place under the paper's conditions, in words."""
+    if c is None:
+        return "not read by any claim"
+    side = f"{percent(c.below_best)} points below" if c.below_best >= 0 else f"{percent(-c.below_best)} points above"
+    return side + ("" if c.holds else ", **outside**")
+
+
 def zoo_section(folder: Path, conditions: ZooConditions | None, transfer: TransferResults | None) -> list[str]:
     """Every zoo model's test accuracy, its place under the paper's conditions, and its clean
     accuracy on the attacked images (its clean errors, which eq. 1 counts as fooled)."""
@@ -314,7 +323,7 @@ def zoo_section(folder: Path, conditions: ZooConditions | None, transfer: Transf
         for epoch, acc in sorted(m.test_acc.items(), key=lambda kv: -int(kv[0])):
             ref = f.stem if int(epoch) == final else f"{f.stem}@{epoch}"
             c = None if conditions is None else conditions.models.get(ref)
-            place = "?" if c is None else f"{percent(c.below_best)} points below" + ("" if c.holds else ", **outside**")
+            place = _place(c)
             clean = percent(attacked[ref]) if ref in attacked else "-"
             rows.append([ref, m.arch, m.n_train, f"epoch {epoch}", percent(acc), place, clean])
     return lines + markdown_table(
