@@ -63,6 +63,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def tiny() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """80 random uint8 CIFAR-sized images with labels 0-9 in turn: 64 to train on, 16 to test on
+    (train_x, train_y, test_x, test_y), the same in every test."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (80, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.arange(80) % 10
+    return x[:64], y[:64], x[64:], y[64:]
+
+
 # ----------------------------------------------------------------------------- the session's pipeline runs
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 # README's command: the archive beside the repository, found through a relative path (each copy's
