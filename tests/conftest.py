@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import torch
-import yaml
+from helpers_repo import JPEG_ARCHIVE, REPO, clean_copy, locked_hashes, smoke_env
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -48,9 +48,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-REPO = Path(__file__).resolve().parents[1]
-JPEG_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -74,7 +71,6 @@ def tiny() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------- the session's pipeline runs
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 # README's command: the archive beside the repository, found through a relative path (each copy's
 # folder has ../shared/data/ beside it), brought into the copy under DVC by `classaware profile`
 SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar.gz"
@@ -89,44 +85,6 @@ SMOKE_RUNNERS = {
 BACKGROUND = pytest.StashKey["Background"]()  # the session's runs, for the terminal summary
 AT_ONCE = 2  # runs at a time: the machines are 2-core, and the other tests run beside them
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
-
-
-def smoke_env(base: dict | None = None) -> dict:
-    """``base`` (default: os.environ) on one thread, with the `classaware` and `dvc` of this
-    interpreter's environment first on PATH, whatever PATH says."""
-    base = os.environ if base is None else base
-    bin_dir = str(Path(sys.executable).parent)
-    return {**base, **SINGLE_THREAD, "PATH": bin_dir + os.pathsep + base.get("PATH", "")}
-
-
-def clean_copy(dest: Path) -> Path:
-    """The repository's files as a fresh clone would have them (tracked, plus untracked files
-    git does not ignore), committed in a new git repository."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
-    ).stdout
-    for name in filter(None, files.decode().split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
-
-
-def locked_hashes(repo: Path) -> dict:
-    """(stage, deps or outs, path) -> md5 of every entry of ``repo``'s dvc.lock."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    return {
-        (stage, kind, entry["path"]): entry.get("md5")
-        for stage, body in lock["stages"].items()
-        for kind in ("deps", "outs")
-        for entry in body.get(kind, [])
-    }
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JPEG_ARCHIVE, REPO, SmokeRun
+from conftest import SmokeRun
+from helpers_repo import JPEG_ARCHIVE, REPO
 
 from classaware import cli
 from classaware.schema import VERDICTS

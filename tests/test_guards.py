@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from helpers_data import folder_images, write_image_folder
+from helpers_repo import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images, labels

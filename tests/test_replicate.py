@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import JPEG_ARCHIVE, README_SEQUENCE, REPO, smoke_env
+from conftest import README_SEQUENCE
+from helpers_repo import JPEG_ARCHIVE, REPO, git_init, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -219,7 +220,7 @@ def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
     archive, untracked, message, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    subprocess.run(["git", "init", "-q"], check=True)
+    git_init(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "smoke", "data": {"archive": archive}}))
     for path in untracked:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

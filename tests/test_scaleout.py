@@ -20,7 +20,8 @@ from unittest import mock
 
 import pytest
 import yaml
-from conftest import SMOKE_RUNNERS, locked_hashes, smoke_env
+from conftest import SMOKE_RUNNERS
+from helpers_repo import git_commit_all, git_init, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -208,8 +209,9 @@ def _dvc_repo(folder: Path, stages: dict[str, dict]) -> Path:
     """A git + DVC repository in ``folder`` whose dvc.yaml holds ``stages``."""
     folder.mkdir(exist_ok=True)
     (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    for cmd in ("git init -q", "dvc init -q", "git add -A", "git -c user.name=t -c user.email=t@t commit -qm toy"):
-        subprocess.run(cmd, shell=True, cwd=folder, env=smoke_env(), check=True)
+    git_init(folder)
+    subprocess.run("dvc init -q", shell=True, cwd=folder, env=smoke_env(), check=True)
+    git_commit_all(folder, "toy")
     return folder
 
 
