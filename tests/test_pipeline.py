@@ -1,6 +1,6 @@
 """The DVC pipeline at `smoke` size, end to end through a real `dvc repro` and through
 ``classaware repro --jobs 2``, from two clean copies of the repository (the session's runs, see
-conftest.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
+session_runs.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
 reproducible on the CPU, and running stages in parallel changes nothing), every stage records the
 commit it ran and the report shows it, a fresh clone without DVC's cache shows the metrics in the
 paper's claim order and draws the plots, a rerun does nothing, and a parameter change reruns only

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import README_SEQUENCE
 from helpers_repo import JPEG_ARCHIVE, REPO, git_init, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
+from session_runs import README_SEQUENCE
 
 from classaware import cli
 from classaware.config import shifted
@@ -273,7 +273,7 @@ def test_the_readme_gives_the_sequence_the_suite_runs():
 @pytest.mark.slow
 @pytest.mark.smoke_run("replicates")
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
-    """README's commands as written (conftest.py's README_SEQUENCE: ``classaware profile smoke --data
+    """README's commands as written (session_runs.README_SEQUENCE: ``classaware profile smoke --data
     ../shared/data/cifar10-jpeg.tar.gz && dvc repro && classaware replicate --runs 2``), in a copy
     of their own: replicate 0 is that run itself, replicate 1 draws other seeds; both are DVC
     experiments, run in copies under .dvc/tmp/exps, where the archive's relative path of the

@@ -1,7 +1,7 @@
 """Running the pipeline's stages at once: the scheduling logic on its own (fake stages), then the
 real engines: ``classaware repro`` and ``classaware slurm`` on small DVC pipelines, and the
 `smoke` pipeline through ``--jobs 8`` and SLURM against a plain ``dvc repro`` (the session's
-runs, see conftest.py; ``--jobs 2`` is checked in test_pipeline.py)."""
+runs, see session_runs.py; ``--jobs 2`` is checked in test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from unittest import mock
 
 import pytest
 import yaml
-from conftest import SMOKE_RUNNERS
 from helpers_repo import git_commit_all, git_init, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
+from session_runs import RUNS
 
 from classaware import cli
 from classaware.workflow import pipeline, repro, slurm
@@ -428,7 +428,7 @@ def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
 def test_smoke_through_slurm_pins_the_hashes_of_a_serial_dvc_repro(slurm, smoke_runs):
     _cluster(slurm)
     serial, run = smoke_runs["serial"], smoke_runs["slurm"]
-    assert run.returncode == 0, f"{SMOKE_RUNNERS['slurm']} failed:\n{run.output[-6000:]}"
+    assert run.returncode == 0, f"{RUNS['slurm'].command} failed:\n{run.output[-6000:]}"
     assert run.hashes == serial.hashes
     status = _classaware(run.repo, "slurm", "status", env=slurm.env)
     assert status.returncode == 0, status.stderr
