@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import JPEG_ARCHIVE, smoke_env
+from helpers_repo import JPEG_ARCHIVE, git_commit_all, smoke_env
 
 from classaware import cli
 from classaware.data import load_canonical, to_float
@@ -19,7 +19,6 @@ from classaware.files import load_tensors, save_tensors
 from classaware.schema import AdversarialSet, NonRobustSet, PredictionTable
 
 pytestmark = [pytest.mark.slow, pytest.mark.smoke_run("serial")]
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -40,8 +39,7 @@ def reviewer(smoke_runs, tmp_path_factory) -> Path:
     run = serial.repo
     remote = tmp_path_factory.mktemp("remote")
     ok(["dvc", "remote", "add", "--force", "-d", "store", str(remote)], run)
-    ok(["git", "add", "-A"], run)
-    ok([*GIT, "commit", "-qm", "the smoke run"], run)
+    git_commit_all(run, "the smoke run")
     # the pipeline's outputs and the archive `classaware profile --data` put under DVC (data.dvc's
     # official archive is not in a run from the local copy)
     tracked = ["dvc.yaml", f"data/{JPEG_ARCHIVE.name}.dvc"]

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers_repo import REPO
 from helpers_results import EPS, SOURCES, Study, correlated_study, table1, table2, targets
 
 from classaware import analysis

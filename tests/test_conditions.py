@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from helpers_repo import REPO
 from helpers_results import claims_file, table2
 from test_figures import DATASET, ENVIRONMENT, PROVENANCE, ZOO, write_inputs, zoo_conditions
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers_repo import REPO
 
 from classaware import cli
 from classaware.workflow import estimate, profile

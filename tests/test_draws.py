@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import REPO
+from helpers_repo import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 

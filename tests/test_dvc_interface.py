@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import smoke_env
+from helpers_repo import git_commit_all, git_init, smoke_env
 
 from classaware.workflow import pipeline
 
@@ -34,15 +34,10 @@ def repo(tmp_path_factory) -> Path:
     (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": STAGES}, sort_keys=False))
     (folder / "params.yaml").write_text("n: 1\n")
     (folder / "seed.txt").write_text("seed\n")
-    cmds = [
-        "git init -q",
-        "dvc init -q",
-        "dvc repro -q",
-        "git add -A",
-        "git -c user.name=t -c user.email=t@t commit -qm t",
-    ]
-    for cmd in cmds:
+    git_init(folder)
+    for cmd in ("dvc init -q", "dvc repro -q"):
         subprocess.run(cmd, shell=True, cwd=folder, env=smoke_env(), check=True, capture_output=True)
+    git_commit_all(folder, "t")
     return folder
 
 

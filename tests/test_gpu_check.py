@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JPEG_ARCHIVE, REPO, SmokeRun
+from helpers_repo import JPEG_ARCHIVE, REPO
+from session_runs import SmokeRun
 
 from classaware import cli
 from classaware.schema import VERDICTS
@@ -29,7 +30,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def rehearsal(background) -> tuple[SmokeRun, Path]:
-    """The session's run of ``bash benchmarks/gpu_check.sh --cpu OUT`` (conftest.py), and OUT."""
+    """The session's run of ``bash benchmarks/gpu_check.sh --cpu OUT`` (session_runs.RUNS), and OUT."""
     return background.wait("gpu_check"), background.paths["gpu_check"]
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from helpers_data import folder_images, write_image_folder
+from helpers_repo import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images, labels
@@ -291,14 +291,6 @@ with atomic_path(Path({str(tmp_path)!r}) / "big.pt") as tmp:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert not any(tmp_path.iterdir())
-
-
-@pytest.fixture
-def tiny():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (40, 3, 32, 32), generator=g, dtype=torch.uint8)
-    y = torch.arange(40) % 10
-    return x[:32], y[:32], x[32:], y[32:]
 
 
 RECIPE = Recipe(epochs=2, lr=0.05, milestones=(), batch_size=16)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 
 import pytest
-from conftest import REPO
+from helpers_repo import REPO
 
 SRC = REPO / "src" / "classaware"
 # bottom to top (README.md, "Layout")

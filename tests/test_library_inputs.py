@@ -14,7 +14,7 @@ from importlib.metadata import version
 
 import pytest
 import torch
-from conftest import REPO
+from helpers_repo import REPO
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, images

@@ -1,6 +1,6 @@
 """The DVC pipeline at `smoke` size, end to end through a real `dvc repro` and through
 ``classaware repro --jobs 2``, from two clean copies of the repository (the session's runs, see
-conftest.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
+session_runs.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
 reproducible on the CPU, and running stages in parallel changes nothing), every stage records the
 commit it ran and the report shows it, a fresh clone without DVC's cache shows the metrics in the
 paper's claim order and draws the plots, a rerun does nothing, and a parameter change reruns only
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JPEG_ARCHIVE, smoke_env
+from helpers_repo import JPEG_ARCHIVE, git_commit_all, smoke_env
 
 from classaware.environment import CodeVersion
 from classaware.schema import ClaimResults
@@ -101,8 +101,7 @@ def _fresh_clone(run: Path, where: Path) -> Path:
     for name in filter(None, files.split("\0")):
         (author / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / name, author / name)
-    for cmd in ("git init -q", "git add -A", "git -c user.name=t -c user.email=t@t commit -qm run"):
-        assert _run(cmd, author).returncode == 0, cmd
+    git_commit_all(author, "run")
     assert _run(f"git clone -q {author} {where / 'clone'}", where).returncode == 0
     return where / "clone"
 

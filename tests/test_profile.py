@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
 from helpers_data import folder_images, write_image_folder
+from helpers_repo import REPO, git_commit_all, git_init
 
 from classaware import cli, workflow
 from classaware.cli import COMMANDS, build_parser
@@ -79,7 +79,7 @@ def test_every_stage_command_parses_into_its_config(name, tmp_path):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / path, tmp_path / path)
     (tmp_path / "params.yaml").write_text(profile.render(name, PROFILES))
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    git_init(tmp_path)
     with Repo(str(tmp_path)) as repo:
         cmds = {stage.name: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
     assert len(cmds) > 10
@@ -181,12 +181,7 @@ def _workspace(root: Path, git: bool = True) -> Path:
     # params.yaml as committed (the paper profile), whatever profile this working copy was switched to
     shutil.copy(PROFILES / "paper.yaml", root / "params.yaml")
     if git:
-        for cmd in (
-            ["git", "init", "-q"],
-            ["git", "add", "-A"],
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "w"],
-        ):
-            subprocess.run(cmd, cwd=root, check=True)
+        git_commit_all(root, "w")
     return root
 
 

@@ -10,17 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers_repo import REPO, git, git_commit_all
 from test_figures import write_inputs
 
 from classaware import cli
 from classaware.environment import CodeVersion
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run([*GIT, *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
@@ -31,14 +25,12 @@ def repo(tmp_path, monkeypatch) -> Path:
                        "dvc.lock": "schema: '2.0'\n", "README.md": "read me\n"}.items():  # fmt: skip
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "code")
+    git_commit_all(tmp_path, "code")
     return tmp_path
 
 
 def test_a_committed_workspace_is_its_commit_whatever_the_run_wrote(repo):
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     # a run rewrites params.yaml (classaware profile) and dvc.lock, writes outputs, documentation changes
     (repo / "params.yaml").write_text("seed: 1\n")
     (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
@@ -51,7 +43,7 @@ def test_a_committed_workspace_is_its_commit_whatever_the_run_wrote(repo):
 
 
 def test_changed_or_new_code_is_not_a_commit_and_its_difference_is_hashed(repo):
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     (repo / "src" / "pkg" / "a.py").write_text("x = 2\n")
     first = CodeVersion.current(repo)
     assert (first.commit, first.changed) == (head, ("src/pkg/a.py",)) and len(first.diff_sha256) == 64
@@ -69,9 +61,9 @@ def test_changed_or_new_code_is_not_a_commit_and_its_difference_is_hashed(repo):
 def test_in_a_dvc_experiment_the_commit_is_its_baseline(repo, monkeypatch):
     """A queued experiment runs in a copy whose HEAD is a commit DVC made for it: the baseline
     (DVC_EXP_BASELINE_REV) is what exists in the repository."""
-    baseline = _git(repo, "rev-parse", "HEAD")
+    baseline = git(repo, "rev-parse", "HEAD")
     (repo / "params.yaml").write_text("seed: 7\n")  # the experiment's -S seed_shift=...
-    _git(repo, "commit", "-qam", "the experiment's own commit")
+    git(repo, "commit", "-qam", "the experiment's own commit")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", baseline)
     code = CodeVersion.current(repo)
     assert code == CodeVersion(baseline, "experiment baseline", (), None)
@@ -94,7 +86,7 @@ def test_a_stage_under_dvc_logs_its_threads_and_records_them_with_its_code(repo,
     argv = ["figures", *(f"--{k}={inputs[k]}" for k in ("transfer", "distance", "plane")), "--out_dir", "figures"]
     with caplog.at_level(logging.INFO, logger="classaware"):
         assert cli.main(argv) == 0
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     assert f"figures: torch threads 1; code: commit {head[:12]}" in caplog.text  # the session runs on 1 thread
     (record,) = map(json.loads, (repo / "logs" / "timings.jsonl").read_text().splitlines())
     assert record["stage"] == "figures" and record["threads"] == 1 and record["experiment"] is None

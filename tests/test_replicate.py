@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import JPEG_ARCHIVE, README_SEQUENCE, REPO, smoke_env
+from helpers_repo import JPEG_ARCHIVE, REPO, git_init, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
+from session_runs import README_SEQUENCE
 
 from classaware import cli
 from classaware.data import balanced_split, balanced_subset, file_digests
@@ -221,7 +222,7 @@ def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
     archive, untracked, message, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    subprocess.run(["git", "init", "-q"], check=True)
+    git_init(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "smoke", "data": {"archive": archive}}))
     for path in untracked:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +299,7 @@ def test_the_readme_gives_the_sequence_the_suite_runs():
 @pytest.mark.slow
 @pytest.mark.smoke_run("replicates")
 def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
-    """README's commands as written (conftest.py's README_SEQUENCE: ``classaware profile smoke --data
+    """README's commands as written (session_runs.README_SEQUENCE: ``classaware profile smoke --data
     ../shared/data/cifar10-jpeg.tar.gz && dvc repro && classaware replicate --runs 2``), in a copy
     of their own: replicate 0 is that run itself, replicate 1 draws other seeds; both are DVC
     experiments, run in copies under .dvc/tmp/exps, where the archive's relative path of the

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from helpers_repo import REPO
 from helpers_results import claims_file
 from test_figures import DATASET, run_figures, write_inputs
 

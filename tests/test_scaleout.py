@@ -1,7 +1,7 @@
 """Running the pipeline's stages at once: the scheduling logic on its own (fake stages), then the
 real engines: ``classaware repro`` and ``classaware slurm`` on small DVC pipelines, and the
 `smoke` pipeline through ``--jobs 8`` and SLURM against a plain ``dvc repro`` (the session's
-runs, see conftest.py; ``--jobs 2`` is checked in test_pipeline.py)."""
+runs, see session_runs.py; ``--jobs 2`` is checked in test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from unittest import mock
 
 import pytest
 import yaml
-from conftest import SMOKE_RUNNERS, locked_hashes, smoke_env
+from helpers_repo import git_commit_all, git_init, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
+from session_runs import RUNS
 
 from classaware import cli
 from classaware.workflow import pipeline, repro, slurm
@@ -208,8 +209,9 @@ def _dvc_repo(folder: Path, stages: dict[str, dict]) -> Path:
     """A git + DVC repository in ``folder`` whose dvc.yaml holds ``stages``."""
     folder.mkdir(exist_ok=True)
     (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    for cmd in ("git init -q", "dvc init -q", "git add -A", "git -c user.name=t -c user.email=t@t commit -qm toy"):
-        subprocess.run(cmd, shell=True, cwd=folder, env=smoke_env(), check=True)
+    git_init(folder)
+    subprocess.run("dvc init -q", shell=True, cwd=folder, env=smoke_env(), check=True)
+    git_commit_all(folder, "toy")
     return folder
 
 
@@ -426,7 +428,7 @@ def test_smoke_with_8_jobs_pins_the_hashes_of_a_serial_dvc_repro(smoke_runs):
 def test_smoke_through_slurm_pins_the_hashes_of_a_serial_dvc_repro(slurm, smoke_runs):
     _cluster(slurm)
     serial, run = smoke_runs["serial"], smoke_runs["slurm"]
-    assert run.returncode == 0, f"{SMOKE_RUNNERS['slurm']} failed:\n{run.output[-6000:]}"
+    assert run.returncode == 0, f"{RUNS['slurm'].command} failed:\n{run.output[-6000:]}"
     assert run.hashes == serial.hashes
     status = _classaware(run.repo, "slurm", "status", env=slurm.env)
     assert status.returncode == 0, status.stderr

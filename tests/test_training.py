@@ -22,14 +22,6 @@ from classaware.training import SECTION4_SCHEDULE, Recipe, TrainMetrics, TrainSp
 SMALL = Recipe(epochs=3, lr=0.05, milestones=(2,), batch_size=32)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (80, 3, 32, 32), generator=g, dtype=torch.uint8)
-    y = torch.arange(80) % 10
-    return x[:64], y[:64], x[64:], y[64:]
-
-
 def run(tiny, out, arch="resnet10_w8", init_seed=0, data_seed=0, recipe=SMALL, **kwargs):
     return train(TrainSpec(arch, init_seed, data_seed, recipe), *tiny, out, **kwargs)
 

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers_repo import REPO
 from helpers_results import claims_file, table1, table2
 from hypothesis import assume, given
 from hypothesis import strategies as st
