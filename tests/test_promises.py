@@ -356,3 +356,31 @@ def test_eval_mode_restores_the_flags_after_an_error_inside():
         assert not any(m.training for m in model.modules())
         raise KeyError("inside")
     assert [m.training for m in model.modules()] == modes
+
+
+def test_a_callers_autocast_region_keeps_the_bound_and_the_dtypes():
+    model = net()
+    x = images(4, SHAPE, 0)
+    y = predict(model, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pgd(model, x, y, 0.5, 0.2, 3)
+        v = gradient_direction(model, x, y)
+    assert out.dtype == torch.float32 and v.dtype == torch.float32
+    assert float(_dist(out, x, "l2").max()) <= _bound(0.5, "l2", torch.float32, D)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_results_come_back_on_the_images_device_whatever_the_models(name):
+    """A model on the GPU, images on the CPU: every tensor returned is on the CPU (boundary_distance
+    returned its radii on the model's device before issue 29)."""
+    model = net().cuda()
+    x = images(4, SHAPE, 0)
+    y = predict(model, x)
+    out = calls(model, x, y)[name]()
+    found = (
+        [out] if isinstance(out, torch.Tensor) else [getattr(out, f) for f in getattr(out, "__dataclass_fields__", ())]
+    )
+    found += [getattr(o, "d", None) for o in (out.values() if isinstance(out, dict) else [])]
+    assert all(t.device.type == "cpu" for t in found if isinstance(t, torch.Tensor)), name

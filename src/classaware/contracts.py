@@ -20,8 +20,8 @@ in 0..num_classes-1; they are used as int64 inside (:func:`as_labels`).
 Options: numbers are Python (or NumPy) numbers. An option that counts (``steps``,
 ``batch_size``, ``span``, ``seed``, ``num_classes``) takes an integer: a float such as 2.0, a bool
 or a tensor is refused (:func:`as_int`); an option that measures (``eps``, ``alpha``, ``unit``,
-radii) takes an int or a float, not a bool or a tensor (:func:`as_number`); flags take True or
-False. A tensor is refused rather than read, since its number may sit on a GPU, and a tensor of
+radii) takes an int or a float, not a bool or a tensor (:func:`as_number`); flags
+(``random_start``, ``exclude_true``) take True or False. A tensor is refused rather than read, since its number may sit on a GPU, and a tensor of
 several numbers (a per-image eps, say) has no meaning here: pass ``t.item()``.
 
 Models: an ``nn.Module`` (:func:`check_model`). A plain callable (a function, a lambda, a bound
@@ -49,7 +49,9 @@ else the input channels of the first convolution it runs (seen with a dispatch m
 for functional convolutions and exported graphs alike). A zoo model's normalisation would
 otherwise broadcast a one-channel image to three channels and run; a model that changes the
 channel count on purpose before its first convolution (repeats a grey channel, say) declares
-``in_channels``. A model that fails on one image is refused naming the images' shape.
+``in_channels``. A model that fails on one image is refused naming the images' shape. Not
+checked: a model whose output is random in eval mode (a randomized defence), which the attacks
+and Dist treat as deterministic.
 
 Gradients (attacks, gradient directions, the source of a decision plane) are taken with respect
 to the input only, under ``torch.enable_grad()`` and outside inference mode whatever the caller's
@@ -58,7 +60,9 @@ on inference tensors (copied first). A model whose logits do not depend on its i
 autograd's graph is refused: precisely, when a model's logits do not require grad, or when no
 gradient reaches the copy of the images handed to it (its forward detaches the images, runs
 under ``torch.no_grad()``, goes through NumPy, or never reads them). A model whose gradient is
-present but zero (a flat loss, a dead ReLU) is accepted: the image stays put. A gradient holding
+present but zero (a flat loss, a dead ReLU, saturated logits, a model that rounds its input) is
+accepted: the image stays put. A caller's ``torch.autocast`` region applies inside (the model
+then computes in the autocast dtype; the attack's own arithmetic stays in the work dtype). A gradient holding
 nan or inf is refused, and so is a model whose parameters are inference tensors (loaded under
 ``torch.inference_mode()``), which autograd cannot differentiate through.
 
@@ -69,7 +73,7 @@ frozen and the module inside an ``nn.DataParallel`` keeps its mode. A ``torch.ex
 runs the mode it was exported in, so it is used as it is when exported in eval mode, and refused
 when its graph runs a training-mode operation (batch norm or dropout with ``training=True``).
 
-Models write: the model gets its own copy of its input (a model normalising in place, with
+Models that write into their input: each gets its own copy of it (a model normalising in place, with
 ``x.sub_(mean)``, changes that copy only).
 
 Memory: a function that takes ``batch_size`` never hands a model more than ``batch_size`` images
