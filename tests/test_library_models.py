@@ -460,6 +460,34 @@ def test_an_exported_model_with_a_fixed_batch_size_is_refused_saying_how_to_expo
         pgd(model, x, y, 0.5, 0.2, 1)
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_an_exported_model_given_images_of_other_channels_is_refused_naming_them():
+    """The exported graph's guard fails before any convolution runs: the channels come from the
+    graph's first convolution."""
+    x, y = _inputs()
+    model = exported(net(), x)
+    with pytest.raises(ValueError, match=r"^x holds images of 1 channel, but the model takes 3 \(the input channels"):
+        predict(model, x[:, :1].contiguous())
+
+
+def test_a_traced_model_failing_before_its_first_convolution_is_refused_naming_the_channels():
+    """A torch.fx-traced graph calls its convolutions as modules: they give the channel count."""
+    x, y = _inputs()
+    model = torch.fx.symbolic_trace(Normalized(net()))
+    with pytest.raises(ValueError, match=r"^x holds images of 4 channels, but the model takes 3 \(the input channels"):
+        predict(model, torch.cat([x, x[:, :1]], 1))
+
+
+def test_decision_plane_takes_its_label_as_any_integer_and_refuses_a_float():
+    model = net()
+    x, y = _inputs(model)
+    plane = decision_plane(model, [model], x[0], np.int64(int(y[0])), span=1)
+    assert plane.true_label == int(y[0]) and type(plane.true_label) is int
+    assert torch.equal(plane.labels, decision_plane(model, [model], x[0], y[0], span=1).labels)
+    with pytest.raises(ValueError, match=r"^y must be the image's class label as an int, got 3.0$"):
+        decision_plane(model, [model], x[0], 3.0, span=1)
+
+
 def test_an_exported_program_itself_is_refused_naming_its_module():
     x, y = _inputs()
     program = torch.export.export(net(), (x,))

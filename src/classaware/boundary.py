@@ -41,6 +41,7 @@ l2 norm ``unit`` (0.02 in the paper), and (u, v) integers in [-span, span].
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -551,7 +552,7 @@ def decision_plane(
         models (list of nn.Module): the models whose labels are mapped (the source among them,
             usually first).
         x (Tensor): the image; never written to.
-        y (int): its label (an int, or a 0-d integer tensor).
+        y (int): its label (an int, a NumPy integer or a 0-d integer tensor).
         span (int): the grid runs over -span..span in both directions. Default: 50 (the paper's).
         unit (float): the grid step, l2 pixel units of [0, 1] images. Default: 0.02 (the paper's).
         seed (int): seed of d2's draw (a private CPU generator). Default: 0.
@@ -584,8 +585,9 @@ def decision_plane(
     check_images(x, dims=3)
     if isinstance(y, torch.Tensor) and y.dim() == 0 and not (y.is_floating_point() or y.dtype == torch.bool):
         y = int(y)
-    if not isinstance(y, int) or isinstance(y, bool):
+    if not isinstance(y, numbers.Integral) or isinstance(y, bool):
         raise ValueError(f"y must be the image's class label as an int, got {y!r}")
+    y = int(y)
     for model in models:
         if model is not source:  # the source is probed by gradient_direction below
             num_classes(model, x[None], "x")

@@ -89,6 +89,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import re
 import types
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -452,13 +453,44 @@ class _FirstConvolution(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+_CONVOLUTION_NODES = {  # ATen convolutions in a graph, and where their groups and transposed arguments sit
+    torch.ops.aten.conv1d: (6, None),
+    torch.ops.aten.conv2d: (6, None),
+    torch.ops.aten.conv3d: (6, None),
+    torch.ops.aten.convolution: (8, 6),
+    torch.ops.aten._convolution: (8, 6),
+}
+
+
+def _graph_convolution(graph_module: fx.GraphModule) -> int | None:
+    """The input channels of the first convolution of an exported graph, from its weight."""
+    for node in graph_module.graph.nodes:
+        packet = getattr(node.target, "overloadpacket", None)
+        if node.op != "call_function" or packet not in _CONVOLUTION_NODES:
+            continue
+        groups_at, transposed_at = _CONVOLUTION_NODES[packet]
+        weight = node.args[1] if len(node.args) > 1 else None
+        if getattr(weight, "op", None) != "get_attr":
+            return None
+        w = functools.reduce(getattr, weight.target.split("."), graph_module)
+        groups = node.args[groups_at] if len(node.args) > groups_at else 1
+        transposed = transposed_at is not None and len(node.args) > transposed_at and node.args[transposed_at]
+        return int(w.shape[0]) if transposed else int(w.shape[1]) * int(groups)
+    return None
+
+
 def _first_convolution_module(model: nn.Module) -> int | None:
     """The input channels of the model's first convolution module (in the order its modules are
-    registered): what it takes when it fails before running one (a normalisation that cannot
-    broadcast 4 channels against 3 means, say)."""
+    registered), or of the first convolution of an exported graph: what it takes when it fails
+    before running one (a normalisation that cannot broadcast 4 channels against 3 means, an
+    exported graph's guard on the channel count)."""
     for module in model.modules():
         if isinstance(module, nn.modules.conv._ConvNd):
             return module.in_channels
+        if isinstance(module, fx.GraphModule):
+            channels = _graph_convolution(module)  # None for a traced graph that calls convolution modules
+            if channels is not None:
+                return channels
     return None
 
 
@@ -502,7 +534,9 @@ def num_classes(model: nn.Module, x: torch.Tensor, name: str = "x") -> int:
             if problem:
                 raise problem from error
             hint = ""
-            if any(isinstance(m, fx.GraphModule) for m in model.modules()):
+            if re.search(r"(size\(\)|shape)\[0\]", str(error)) and any(
+                isinstance(m, fx.GraphModule) for m in model.modules()
+            ):
                 hint = (
                     " (an exported model takes other batch sizes than its example's only if exported with a dynamic "
                     "batch dimension: torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim.AUTO},)))"
