@@ -27,7 +27,7 @@ class Evaluation:
         >>> import torch
         >>> from classaware.evaluation.samples import AdversarialLabels, Samples, SetKey
         >>> y = torch.tensor([0, 1, 2, 0])
-        >>> s = AdversarialLabels(SetKey("pgd", 1.0, "untargeted"), None, torch.tensor([1, 2, 0, 0]), torch.tensor([[1, 0, 1, 0]]))
+        >>> s = AdversarialLabels(SetKey("pgd", 1.0, "untargeted"), None, torch.tensor([1, 2, 0, 0]), torch.tensor([[1, 1, 1, 0]]))
         >>> ev = Evaluation(Samples("toy", "F1", ("F2",), 3, None, y, y.clone(), y[None].clone(), (s,)))
         >>> {r.metric: r.count for r in ev.table() if r.target == "F2" and r.metric in ("unfooled", "different", "same")}
         {'unfooled': 1, 'different': 1, 'same': 1}
