@@ -166,7 +166,7 @@ def evaluate(
     for spec in specs:
         for e in eps_values:
             for obj in objectives:
-                adversary = bind(spec, f1.module, obj == "targeted", e)
+                adversary = bind(spec, f1.module, obj == "targeted", e, norm)
                 plans += [
                     Plan(SetKey(spec.with_eps(e).text(), e if e is not None else spec.eps, obj, q), adversary)
                     for q in quantizes

@@ -105,16 +105,17 @@ class Preprocessed(nn.Module):
         p = self.preprocessing
         if p.resize is not None and min(x.shape[-2:]) != p.resize:
             h, w = x.shape[-2:]
-            size = (p.resize, round(w * p.resize / h)) if h <= w else (round(h * p.resize / w), p.resize)
+            size = (
+                (p.resize, int(w * p.resize / h)) if h <= w else (int(h * p.resize / w), p.resize)
+            )  # torchvision's rounding
             mode = p.interpolation
             x = F.interpolate(x, size=size, mode=mode, antialias=mode != "nearest", align_corners=None)
         if p.crop is not None:
             h, w = x.shape[-2:]
-            top, left = (h - p.crop) // 2, (w - p.crop) // 2
-            if top < 0 or left < 0:
+            if h < p.crop or w < p.crop:  # torchvision pads; a bilinear upscale keeps the model's input size
                 x = F.interpolate(x, size=(max(h, p.crop), max(w, p.crop)), mode="bilinear")
                 h, w = x.shape[-2:]
-                top, left = (h - p.crop) // 2, (w - p.crop) // 2
+            top, left = int(round((h - p.crop) / 2.0)), int(round((w - p.crop) / 2.0))  # as torchvision's center_crop
             x = x[..., top : top + p.crop, left : left + p.crop]
         return self.net((x - self.mean.to(x.dtype)) / self.std.to(x.dtype))
 

@@ -64,10 +64,12 @@ def _check_labels(saved: torch.Tensor, data: ImageSet, what: str) -> None:
         )
 
 
-def _adversary(layout: str, path: Path, read, eps, norm, digest: str) -> Adversary:
+def _adversary(layout: str, path: Path, read, eps, norm, digest: str, eight_bit: bool = True) -> Adversary:
+    """The saved set as an Adversary; 8-bit files get 1/255 of slack in the eps-ball check (their
+    rounding can move a pixel that far past eps)."""
     identity = {"saved": layout, "path": str(path), "content": digest}
     name = f"saved {layout} {path.name}"
-    return Adversary(name, identity, eps, norm, lambda x, y, t, index: read(index))
+    return Adversary(name, identity, eps, norm, lambda x, y, t, index: read(index), 1 / 255 if eight_bit else 0.0)
 
 
 def _png_reader(files: list[Path]):
@@ -192,7 +194,13 @@ def torchattacks_set(file: str | Path, data: ImageSet | None, eps=None, norm=Non
 
     digest = hashlib.sha256(file.read_bytes()).hexdigest()
     read = lambda index: to_float(adv[index])  # noqa: E731
-    return SavedSet("torchattacks", file, _adversary("torchattacks", file, read, eps, norm, digest), clean, y)
+    return SavedSet(
+        "torchattacks",
+        file,
+        _adversary("torchattacks", file, read, eps, norm, digest, adv.dtype == torch.uint8),
+        clean,
+        y,
+    )
 
 
 def load_saved(spec: str, data: ImageSet | None, input_dir: str | Path | None = None, eps=None, norm=None) -> SavedSet:
