@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_evaluate import CALLS, MODEL, TransferAttackLike, linear, toy_data
+from helpers_evaluate import CALLS, MODEL, linear, toy_data
 from PIL import Image
 
 import classaware
