@@ -125,29 +125,58 @@ class Samples:
         )  # fmt: skip
 
 
-CSV_COLUMNS = ("attack", "eps", "objective", "quantize", "image", "y", "t", "source_clean", "source_adv")
+CSV_COLUMNS = (
+    "source",
+    "attack",
+    "eps",
+    "objective",
+    "quantize",
+    "image",
+    "y",
+    "t",
+    "source_clean",
+    "source_adv",
+    "source_adv_raw",
+)
 
 
 def to_csv(samples: Samples, path: str | Path) -> None:
-    """One row per image and set: the key, y, t (empty when untargeted), F1(x), F1(x'), then
-    ``clean:TARGET`` and ``adv:TARGET`` per target; :func:`from_csv` reads it back."""
-    header = [*CSV_COLUMNS, *(f"clean:{t}" for t in samples.targets), *(f"adv:{t}" for t in samples.targets)]
+    """One row per image and set: the source's name, the set's key, y, t (empty when untargeted),
+    F1(x), F1(x'), F1 on the unquantised x' (empty unless quantised), then ``clean:TARGET``,
+    ``adv:TARGET`` and ``raw:TARGET`` per target; :func:`from_csv` reads it back."""
+    names = samples.targets
+    header = [*CSV_COLUMNS, *(f"clean:{t}" for t in names), *(f"adv:{t}" for t in names), *(f"raw:{t}" for t in names)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for s in samples.sets:
-            cols = [samples.y, s.t, samples.source_clean, s.source_adv, *samples.target_clean, *s.target_adv]
+            raw = list(s.target_adv_raw) if s.target_adv_raw is not None else [None] * len(names)
+            cols = [
+                samples.y,
+                s.t,
+                samples.source_clean,
+                s.source_adv,
+                s.source_adv_raw,
+                *samples.target_clean,
+                *s.target_adv,
+                *raw,
+            ]
             cols = [None if c is None else c.tolist() for c in cols]
+            key = [
+                samples.source,
+                s.key.attack,
+                "" if s.key.eps is None else s.key.eps,
+                s.key.objective,
+                s.key.quantize,
+            ]
             for i in range(len(samples.y)):
-                cells = ["" if c is None else c[i] for c in cols]
-                w.writerow(
-                    [s.key.attack, "" if s.key.eps is None else s.key.eps, s.key.objective, s.key.quantize, i, *cells]
-                )
+                w.writerow([*key, i, *("" if c is None else c[i] for c in cols)])
 
 
-def from_csv(path: str | Path, num_classes: int | None = None, dataset: str = "", source: str = "F1") -> Samples:
-    """Samples from a predictions CSV (:func:`to_csv`'s columns; ``eps``, ``quantize``, ``t`` and
-    ``image`` may be empty or absent). ValueError naming the row and column of a bad cell."""
+def from_csv(path: str | Path, num_classes: int | None = None, dataset: str = "", source: str = "") -> Samples:
+    """Samples from a predictions CSV (:func:`to_csv`'s columns; ``source``, ``eps``, ``quantize``,
+    ``t``, ``image`` and the ``raw`` columns may be empty or absent). ValueError naming the row and
+    column of a bad cell."""
     path = Path(path)
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -188,12 +217,20 @@ def from_csv(path: str | Path, num_classes: int | None = None, dataset: str = ""
             )
         has_t = key.objective == "targeted"
         t = torch.tensor([label(r, "t", i) for i, r in members]) if has_t else None
+        first_row = members[0][1]
+        raw = (
+            key.quantize != "none"
+            and bool(first_row.get("source_adv_raw"))
+            and all(first_row.get(f"raw:{n}") for n in targets)
+        )
         sets.append(
             AdversarialLabels(
                 key,
                 t,
                 torch.tensor([label(r, "source_adv", i) for i, r in members]),
                 torch.tensor([[label(r, f"adv:{n}", i) for i, r in members] for n in targets]),
+                torch.tensor([label(r, "source_adv_raw", i) for i, r in members]) if raw else None,
+                torch.tensor([[label(r, f"raw:{n}", i) for i, r in members] for n in targets]) if raw else None,
             )
         )
     found = 1 + max(
@@ -207,6 +244,7 @@ def from_csv(path: str | Path, num_classes: int | None = None, dataset: str = ""
         raise ValueError(f"{path}: labels reach {found - 1}, outside 0..{num_classes - 1}")
     if int(y.min()) < 0:
         raise ValueError(f"{path}: labels must be >= 0")
+    source = source or rows[0].get("source") or "F1"
     return Samples(
         dataset or path.name, source, tuple(targets), num_classes or found, None, y, src, tgt_clean, tuple(sets)
     )
