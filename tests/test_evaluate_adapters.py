@@ -353,3 +353,19 @@ def test_mismatched_class_counts_and_labels_out_of_range_fail_before_the_attack(
     with pytest.raises(DataSourceError, match="outside the models' 0..2"):
         run(source=MODEL, targets=[linear(seed=1)], attack="py:helpers_evaluate:counting_attack", data=(x, y + 5))
     assert CALLS["attack"] == 0
+
+
+def test_least_likely_targets_are_the_sources_least_likely_other_class():
+    x, y = toy_data(20)
+    ev = run(
+        source=MODEL,
+        targets=[linear(seed=1)],
+        attack="fgm(eps=0.1)",
+        data=(x, y),
+        objective="targeted",
+        targets_mode="least_likely",
+    )
+    scores = MODEL(x).detach()
+    scores[torch.arange(20), y] = float("inf")
+    assert torch.equal(ev.samples.sets[0].t, scores.argmin(1))
+    assert "evaluate" in classaware.__all__ and "Evaluation" in classaware.__all__

@@ -140,6 +140,8 @@ def evaluate(
             raise ValueError(f"{name} must be among {', '.join(allowed)}, got {bad}")
     if (attack is None) == (saved is None):
         raise ValueError("give exactly one of attack (to run) and saved (adversarial examples on disk)")
+    if data == "" and saved is None:
+        raise ValueError("data is required: a data spec or path, an ImageSet, or (x, y) tensors")
     specs = (
         []
         if attack is None or callable(attack)
