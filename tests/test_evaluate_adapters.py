@@ -369,3 +369,11 @@ def test_least_likely_targets_are_the_sources_least_likely_other_class():
     scores[torch.arange(20), y] = float("inf")
     assert torch.equal(ev.samples.sets[0].t, scores.argmin(1))
     assert "evaluate" in classaware.__all__ and "Evaluation" in classaware.__all__
+
+
+def test_bf16_predictions_run_under_autocast_and_mostly_agree():
+    x, y = toy_data(40)
+    plain = run(source=MODEL, targets=[linear(seed=1)], attack="fgm(eps=0.1)", data=(x, y))
+    half = run(source=MODEL, targets=[linear(seed=1)], attack="fgm(eps=0.1)", data=(x, y), bf16=True)
+    assert half.manifest["settings"]["bf16"] is True
+    assert float((half.samples.source_clean == plain.samples.source_clean).float().mean()) >= 0.9
