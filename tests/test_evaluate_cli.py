@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 from helpers_evaluate import CALLS, toy_data
+from helpers_repo import REPO
 
 from classaware import cli
 from classaware.evaluation.result import Evaluation
