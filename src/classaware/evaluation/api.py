@@ -102,6 +102,8 @@ def evaluate(
         batch_size (int): images per batch. Default: 100.
         device (str): ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. Default: "auto".
         bf16 (bool): predictions under bf16 autocast (the attack runs as the attack does). Default: False.
+        ensemble_combine (str): how the members of a list ``source`` combine: ``"logits"`` (their
+            mean logits) or ``"probs"`` (their mean probabilities). Default: "logits".
         image_size (int | None): resize images of a folder to this square size on reading. Default: None.
         cache (str | Path | None): folder of the per-batch cache (resumable runs). Default: None.
         dist (int): measure Dist(F1, F2) (eq. 4) on the first ``dist`` images (0: no). Default: 0.
