@@ -82,9 +82,10 @@ def evaluate(
             its members' logits (``ensemble_combine="logits"``) or probabilities (``"probs"``).
         targets (list): the F2s, as specs or modules; names must differ.
         attack (str | callable | list | None): a spec (:mod:`classaware.evaluation.attacks`), a
-            list of specs, or a callable ``f(x, y, t=None) -> x'``; None with ``saved``.
+            list of specs, or a callable ``f(x, y, t=None) -> x'``; None with ``saved``. Default: None.
         data (str | ImageSet | tuple): a data spec (:mod:`classaware.evaluation.datasets`), or
             ``(x, y)`` / ``(x, y, t)`` tensors: x float (N, C, H, W) in [0, 1] or uint8, y (N,).
+            Default: "" (none: required unless ``saved`` gives the adversarial examples and labels).
         eps (float | list | None): the attack's eps, or a sweep of them (pixel units of [0, 1]
             images; l2 or linf as the attack's norm). None: as the attack spec gives it. Default: None.
         objective (str | list): ``"untargeted"``, ``"targeted"`` or both. Default: "untargeted".
