@@ -82,9 +82,10 @@ def evaluate(
             its members' logits (``ensemble_combine="logits"``) or probabilities (``"probs"``).
         targets (list): the F2s, as specs or modules; names must differ.
         attack (str | callable | list | None): a spec (:mod:`classaware.evaluation.attacks`), a
-            list of specs, or a callable ``f(x, y, t=None) -> x'``; None with ``saved``.
+            list of specs, or a callable ``f(x, y, t=None) -> x'``; None with ``saved``. Default: None.
         data (str | ImageSet | tuple): a data spec (:mod:`classaware.evaluation.datasets`), or
             ``(x, y)`` / ``(x, y, t)`` tensors: x float (N, C, H, W) in [0, 1] or uint8, y (N,).
+            Default: "" (none: required unless ``saved`` gives the adversarial examples and labels).
         eps (float | list | None): the attack's eps, or a sweep of them (pixel units of [0, 1]
             images; l2 or linf as the attack's norm). None: as the attack spec gives it. Default: None.
         objective (str | list): ``"untargeted"``, ``"targeted"`` or both. Default: "untargeted".
@@ -102,6 +103,8 @@ def evaluate(
         batch_size (int): images per batch. Default: 100.
         device (str): ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. Default: "auto".
         bf16 (bool): predictions under bf16 autocast (the attack runs as the attack does). Default: False.
+        ensemble_combine (str): how the members of a list ``source`` combine: ``"logits"`` (their
+            mean logits) or ``"probs"`` (their mean probabilities). Default: "logits".
         image_size (int | None): resize images of a folder to this square size on reading. Default: None.
         cache (str | Path | None): folder of the per-batch cache (resumable runs). Default: None.
         dist (int): measure Dist(F1, F2) (eq. 4) on the first ``dist`` images (0: no). Default: 0.

@@ -22,6 +22,15 @@ class Evaluation:
     on demand, so an Evaluation read back from ``samples.npz`` (:meth:`from_samples`) gives the
     same tables.
 
+    Arguments:
+        samples (Samples): every label per image, and the sets' keys (attack, eps, objective).
+        dists (dict[str, PairDistance]): Dist(F1, F2) per target name, when measured. Default: {}.
+        manifest (dict | None): what made the evaluation (models, attack, data, versions). Default: None.
+
+    Shape:
+        - samples.y, samples.source_clean: (N,) int64 labels; samples.target_clean: (M, N) for M targets.
+        - per set: t (N,) or None; source_adv (N,); target_adv (M, N).
+
     Examples::
 
         >>> import torch
