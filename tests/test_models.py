@@ -160,11 +160,29 @@ def test_right_for_all_is_every_model_right_whatever_the_order_and_batch(n_model
     assert torch.equal(right_for_all(models[::-1], x, y), want)
 
 
-def test_predict_restores_the_mode_after_an_error():
+def test_predict_refuses_images_of_other_channels_and_restores_the_mode():
     model = build("resnet10_w8").train()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match=r"x holds images of 5 channels, but the model takes 3"):
         predict(model, torch.rand(2, 5, 32, 32))
-    assert model.training
+    assert all(m.training for m in model.modules())
+
+
+class FailsOnLargeBatches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = build("resnet10_w8")
+
+    def forward(self, x):
+        if len(x) > 1:
+            raise RuntimeError("out of memory, say")
+        return self.net(x)
+
+
+def test_predict_restores_the_mode_after_an_error_of_the_model():
+    model = FailsOnLargeBatches().train()
+    with pytest.raises(RuntimeError, match="out of memory, say"):
+        predict(model, torch.rand(4, 3, 32, 32), batch_size=2)
+    assert all(m.training for m in model.modules())
 
 
 def test_predict_on_an_empty_batch():

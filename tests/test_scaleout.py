@@ -301,7 +301,7 @@ def test_repro_pins_the_hashes_of_dvc_repro_skips_what_is_up_to_date_and_reruns_
     assert again.returncode == 0 and _started(again.stderr) == [] and "nothing to run" in again.stderr
     (parallel / "seed.txt").write_text("another seed\n")
     changed = _classaware(parallel, "repro", "--jobs", "4")
-    assert _started(changed.stderr) == ["a", "b", "c"], changed.stderr
+    assert _started(changed.stderr) == ["a", "b", "c"], (changed.returncode, changed.stdout, changed.stderr)
     assert (parallel / "c.txt").read_text() == "another seed\nb\nc\n"
     assert (parallel / "logs/repro/b.log").is_file()
 

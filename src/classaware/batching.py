@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from .contracts import as_int
 from .progress import progress
 
 
@@ -20,7 +21,6 @@ def map_batches(
         raise ValueError("all tensors must have the same length")
     if n == 0:
         raise ValueError("nothing to process: the tensors are empty")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = as_int(batch_size, "batch_size", 1)
     starts = range(0, n, batch_size)
     return torch.cat([fn(*(t[i : i + batch_size] for t in tensors)) for i in progress(starts, desc, unit="batch")])

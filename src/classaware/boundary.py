@@ -41,6 +41,7 @@ l2 norm ``unit`` (0.02 in the paper), and (u, v) integers in [-span, span].
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -48,11 +49,25 @@ from functools import partial
 import torch
 from torch import nn
 
-from .attacks import loss_gradient, unit_direction
+from .attacks import unit_direction
 from .batching import map_batches
-from .contracts import as_labels, check_images, eval_mode, logits, model_device, num_classes, work_dtype
+from .contracts import (
+    as_int,
+    as_labels,
+    as_model_list,
+    as_model_mapping,
+    as_number,
+    check_images,
+    check_model,
+    eval_mode,
+    logits,
+    loss_gradient,
+    model_device,
+    num_classes,
+    work_dtype,
+)
 from .metrics import Z_95, PairDistance
-from .models import predict
+from .models import _predict
 from .progress import progress
 from .search import DEFAULT_SEARCH, SearchSettings
 
@@ -61,14 +76,40 @@ REGION_NAMES = ("un-fooled", "different mistake", "same mistake", "F1 not fooled
 
 
 def _labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Images and labels checked against the library's contract (:mod:`classaware.contracts`); y as int64."""
+    """Images, the model on one of them (the probe) and labels checked against the library's
+    contract (:mod:`classaware.contracts`); y as int64."""
     check_images(x)
     return as_labels(y, len(x), num_classes(model, x) if len(x) else None)
 
 
 def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """v = grad_x L(x, y; f) / ||.||_2 per image, shaped like x, on x's device, in the work dtype
-    (float32, or x's or the model's dtype when wider; :func:`classaware.contracts.work_dtype`)."""
+    """v = grad_x L(x, y; f) / ||.||_2 per image: the direction along which d(f, x) is measured
+    (eq. 4, with f = F1). An image whose gradient is exactly zero gets v = 0.
+
+    Works on the batch it is given (pass batches yourself for large sets: the ``distance`` stage
+    uses :func:`classaware.batching.map_batches`); an image's direction can differ from the one it
+    gets in another batch in the last bits, as the model's kernels may.
+
+    Arguments:
+        model (nn.Module): a classifier of images in [0, 1] returning (N, num_classes) logits.
+        x (Tensor): the images; never written to.
+        y (Tensor): their labels (the loss is CE(f(x), y)).
+
+    Shape:
+        - x: (N, C, H, W) floating images in [0, 1].
+        - y: (N,) integer labels.
+        - output: like x, of l2 norm 1 per image, on x's device, in the work dtype (float32, or
+          x's or the model's dtype when wider; :func:`classaware.contracts.work_dtype`).
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+        >>> v = gradient_direction(f, x, y)
+        >>> v.shape, v.flatten(1).norm(dim=1).round(decimals=4).tolist()
+        (torch.Size([4, 3, 8, 8]), [1.0, 1.0, 1.0, 1.0])
+    """
+    check_model(model)
     y = _labels(model, x, y)
     dtype = work_dtype([model], x)
     if len(x) == 0:
@@ -81,7 +122,7 @@ def gradient_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
 
 @torch.no_grad()
 def _labels_along(model: nn.Module, x: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    return logits(model, x + r.view(-1, 1, 1, 1) * v).argmax(1)
+    return logits(model, x + r.view(-1, 1, 1, 1) * v, owned=True).argmax(1)
 
 
 def _check_search(max_radius: float, step: float, tol: float, min_radius: float = 0.0) -> None:
@@ -111,18 +152,51 @@ def boundary_distance(
     tol: float = 1e-3,
     min_radius: float = 0.0,
 ) -> torch.Tensor:
-    """d(f, x) along unit directions ``v`` for a batch (see module docstring), scanning
-    (min_radius, max_radius]: inf where f never leaves class y there, 0 where f(x) != y
-    already (checked only from min_radius = 0; a larger one says the images are known not to
-    flip below it). Radii come in the work dtype (float32, or x's or the model's dtype when
-    wider), on x's device; ValueError for bad arguments (before any compute)."""
+    """d(f, x) along unit directions ``v`` for a batch (the module docstring has the scan and
+    bisection), scanning (min_radius, max_radius]: inf where f never leaves class y there, 0 where
+    f(x) != y already (checked only from min_radius = 0; a larger one says the images are known
+    not to flip below it). Points x + r v are not clipped to [0, 1]. Works on the batch it is
+    given; :func:`search_boundaries` batches and applies the censoring rule. ValueError for bad
+    arguments (before any compute).
+
+    Arguments:
+        model (nn.Module): a classifier of images in [0, 1] returning (N, num_classes) logits.
+        x (Tensor): the images; never written to.
+        y (Tensor): their labels (a flip is f(x + r v) != y).
+        v (Tensor): one direction per image (unit l2 norm for d to be a distance).
+        max_radius (float): the largest radius scanned, l2, in pixel units of [0, 1] images.
+            Default: 10.0.
+        step (float): scan step, same units. Default: 0.02.
+        tol (float): bisection tolerance: d over-estimates the first flip by at most ``tol``.
+            Default: 1e-3.
+        min_radius (float): the scan starts above this radius. Default: 0.0.
+
+    Shape:
+        - x: (N, C, H, W) floating images in [0, 1].
+        - y: (N,) integer labels.
+        - v: like x, floating and finite.
+        - output: (N,) radii in the work dtype on x's device (inf: no flip up to max_radius).
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> y = predict(f, x)
+        >>> v = gradient_direction(f, x, y)
+        >>> d = boundary_distance(f, x, y, v, max_radius=5.0, step=0.05, tol=1e-3)
+        >>> d.shape, bool(((d > 0) & (d <= 5.0) | d.isinf()).all())
+        (torch.Size([4]), True)
+    """
+    check_model(model)
+    max_radius, step = as_number(max_radius, "max_radius"), as_number(step, "step")
+    tol, min_radius = as_number(tol, "tol"), as_number(min_radius, "min_radius")
     _check_search(max_radius, step, tol, min_radius)
     y = _labels(model, x, y)
     _check_directions(v, x)
     dtype = work_dtype([model], x)
     if len(x) == 0:
         return torch.empty(0, dtype=dtype, device=x.device)
-    device = model_device(model, x.device)
+    device, home = model_device(model, x.device), x.device
     x, y, v = x.to(device, dtype), y.to(device), v.to(device, dtype)
     with eval_mode(model):
         hi = torch.full((len(y),), math.inf, device=device, dtype=dtype)
@@ -150,12 +224,30 @@ def boundary_distance(
             up = torch.where(flipped, mid, up)
             lo = torch.where(flipped, lo, mid)
         hi[idx] = up
-    return hi.to(x.device)
+    return hi.to(home)
 
 
 @dataclass(frozen=True)
 class BoundarySearch:
-    """d(f, x) for every image along its direction; where ``censored``, the last radius searched."""
+    """The result of :func:`search_boundaries` for one model: d(f, x) of every image along its
+    direction and which images the search left unflipped (censored).
+
+    Arguments:
+        d (Tensor): the distances, in pixel units of [0, 1] images (l2); where ``censored``,
+            ``radius`` (a lower bound of the true distance).
+        censored (Tensor): bool, True where the model never left the label within ``radius``.
+        radius (float): the last radius searched (the same for every model searched together).
+
+    Shape:
+        - d: (N,) floating, in the work dtype, on the images' device.
+        - censored: (N,) bool.
+
+    Examples::
+
+        >>> s = BoundarySearch(torch.tensor([0.3, 10.0]), torch.tensor([False, True]), 10.0)
+        >>> s.d[~s.censored].tolist(), int(s.censored.sum())
+        ([0.30000001192092896], 1)
+    """
 
     d: torch.Tensor
     censored: torch.Tensor  # bool
@@ -176,20 +268,46 @@ def search_boundaries(
     batch_size: int = 500,
     desc: str = "along v",
 ) -> dict[str, BoundarySearch]:
-    """d(f, x) of every model of ``models`` ({name: model}) for every image along its direction,
-    under one censoring rule for all (see the module docstring): each model is scanned to
+    """d(f, x) of every model of ``models`` for every image along its direction, under one
+    censoring rule for all (the module docstring has it): each model is scanned to
     ``search.max_radius``; then, while more than ``search.max_censored`` of some model's images
     are unflipped, every model's unflipped images are searched to twice the radius (at most
     ``search.doublings`` times, never beyond the image box's diameter), so that every search ends
-    at the same radius and every gap between two of them is exact or a lower bound.
+    at the same radius and every gap between two of them is exact or a lower bound. ValueError
+    for bad arguments or inputs (before any compute); an empty batch gives empty searches.
 
-    Shape: x (N, C, H, W) floating images in [0, 1]; y (N,) labels; v like x (unit directions).
-    Returns {name: BoundarySearch} with d (N,) in the work dtype on x's device. ValueError for
-    bad arguments or inputs (before any compute); an empty batch gives empty searches."""
+    Arguments:
+        models (Mapping[str, nn.Module]): {name: model}, the models compared along ``v``.
+        x (Tensor): the images; never written to.
+        y (Tensor): their labels.
+        v (Tensor): one unit direction per image (F1's gradient directions for Dist).
+        search (SearchSettings): radius, step, tolerance and censoring rule. Default:
+            ``SearchSettings()`` (radius 10, step 0.02, tol 1e-3, 1%, 3 doublings).
+        batch_size (int): images per forward pass (bounds the memory). Default: 500.
+        desc (str): names the search in its progress lines. Default: ``"along v"``.
+
+    Shape:
+        - x: (N, C, H, W) floating images in [0, 1].
+        - y: (N,) integer labels.
+        - v: like x.
+        - output: {name: BoundarySearch} with d and censored of shape (N,), d in the work dtype
+          on x's device.
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> g = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> y = predict(f, x)
+        >>> v = gradient_direction(f, x, y)
+        >>> s = search_boundaries({"f": f, "g": g}, x, y, v, SearchSettings(max_radius=2.0, doublings=1))
+        >>> s["f"].d.shape, s["f"].radius == s["g"].radius
+        (torch.Size([4]), True)
+    """
+    models = as_model_mapping(models)
     if not isinstance(search, SearchSettings):
         raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch_size = as_int(batch_size, "batch_size", 1)
     if len(models) == 0:
         raise ValueError("models must hold at least one model to search")
     labels = {name: _labels(model, x, y) for name, model in models.items()}
@@ -250,7 +368,26 @@ def search_boundary(
 ) -> BoundarySearch:
     """d(f, x) of one model for every image: :func:`search_boundaries` with that model alone
     (its censoring rule then concerns this model's images only). To compare models, search them
-    together, so that their searches end at the same radius."""
+    together, so that their searches end at the same radius.
+
+    Arguments:
+        model (nn.Module): a classifier of images in [0, 1] returning (N, num_classes) logits.
+        x, y, v, search, batch_size, desc: as for :func:`search_boundaries`.
+
+    Shape:
+        - x: (N, C, H, W); y: (N,); v: like x.
+        - output: a BoundarySearch with d and censored of shape (N,).
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> y = predict(f, x)
+        >>> s = search_boundary(f, x, y, gradient_direction(f, x, y), SearchSettings(max_radius=2.0))
+        >>> s.d.shape, s.censored.dtype
+        (torch.Size([4]), torch.bool)
+    """
+    check_model(model)
     return search_boundaries({"f": model}, x, y, v, search, batch_size, desc)["f"]
 
 
@@ -308,22 +445,71 @@ def model_distance(
     F1's gradient directions, both models' d searched together by :func:`search_boundaries`.
     A study comparing many models should restrict ``x`` to images every model gets right, as the
     paper does. ValueError for bad inputs or settings, and when no image of ``x`` is right for
-    both models."""
+    both models.
+
+    Cost: one gradient of F1 per image, then per model and image about max_radius / step +
+    log2(step / tol) forward passes (505 at the defaults), and as many again per doubling of the
+    radius while more than ``search.max_censored`` of the images are unflipped. Memory: every
+    forward and backward pass takes at most ``batch_size`` images.
+
+    Arguments:
+        f1 (nn.Module): the source F1, whose gradient directions Dist measures along.
+        f2 (nn.Module): the target F2.
+        x (Tensor): the images; never written to.
+        y (Tensor): their true labels.
+        search (SearchSettings): the search (:class:`SearchSettings`). Default: ``SearchSettings()``.
+        batch_size (int): images per forward or backward pass. Default: 500.
+
+    Shape:
+        - x: (N, C, H, W) floating images in [0, 1].
+        - y: (N,) integer labels.
+        - output: a PairDistance (Python numbers, distances in l2 pixel units of [0, 1] images).
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x = torch.rand(8, 3, 8, 8)
+        >>> model_distance(f, f, x, predict(f, x), SearchSettings(max_radius=2.0)).dist
+        0.0
+    """
+    check_model(f1, "f1")
+    check_model(f2, "f2")
     if not isinstance(search, SearchSettings):
         raise ValueError(f"search must be a SearchSettings, got {type(search).__name__}")
+    batch_size = as_int(batch_size, "batch_size", 1)
     y = _labels(f2, x, _labels(f1, x, y)).to(x.device)
-    keep = (predict(f1, x) == y) & (predict(f2, x) == y)
+    keep = (_predict(f1, x, batch_size) == y) & (_predict(f2, x, batch_size) == y)
     if not keep.any():
         raise ValueError(f"Dist needs at least one image both models classify correctly; none of the {len(x)} of x is")
     x, y = x[keep], y[keep]
-    v = gradient_direction(f1, x, y)
+    v = map_batches(partial(gradient_direction, f1), x, y, batch_size=batch_size, desc="F1's gradients")
     searches = search_boundaries({"F1": f1, "F2": f2}, x, y, v, search, batch_size)
     return distance_from_distances(searches["F1"], searches["F2"])
 
 
 @dataclass(frozen=True)
 class DecisionPlane:
-    """Labels of each model on the grid x + u*d1 + v*d2 (u along columns, v along rows)."""
+    """Labels of each model on the grid x + u d1 + v d2 (Fig. 4): u along columns, v along rows,
+    d1 the source's gradient direction and d2 a random direction orthogonal to it, both of l2
+    norm ``unit``.
+
+    Arguments:
+        coords (Tensor): the integer grid coordinates -span..span, in units of ``unit``.
+        labels (Tensor): each model's predicted labels; ``labels[m, i, j]`` is at u = coords[j],
+            v = coords[i], so the image itself is at the centre ``[m, span, span]``.
+        true_label (int): the image's label y.
+        unit (float): the grid step, l2 pixel units of [0, 1] images.
+
+    Shape:
+        - coords: (S,) float32, S = 2 span + 1.
+        - labels: (M, S, S) int64 on the CPU, M the models mapped.
+
+    Examples::
+
+        >>> p = DecisionPlane(torch.arange(-1.0, 2.0), torch.zeros(1, 3, 3, dtype=torch.long), 0, 0.02)
+        >>> int(p.labels[0, 1, 1]) == p.true_label
+        True
+    """
 
     coords: torch.Tensor  # (S,) integer grid coordinates, in units of ``unit``
     labels: torch.Tensor  # (M, S, S) predicted labels; [m, i, j] at u = coords[j], v = coords[i]
@@ -333,13 +519,17 @@ class DecisionPlane:
 
 @torch.no_grad()
 def _plane_labels(models, x, d1, d2, coords, batch_size):
-    u, v = torch.meshgrid(coords, coords, indexing="xy")  # u varies along columns
-    points = x + u.reshape(-1, 1, 1, 1) * d1 + v.reshape(-1, 1, 1, 1) * d2
-    out = []
-    for m in models:
-        labels = [logits(m, points[i : i + batch_size]).argmax(1).cpu() for i in range(0, len(points), batch_size)]
-        out.append(torch.cat(labels).view(len(coords), len(coords)))
-    return torch.stack(out)
+    """Each model's labels on the grid, built batch by batch: point k = i S + j is at
+    u = coords[k % S], v = coords[k // S] (u along columns), as a meshgrid with indexing "xy"."""
+    s = len(coords)
+    labels = [[] for _ in models]
+    for start in range(0, s * s, batch_size):
+        k = torch.arange(start, min(start + batch_size, s * s))
+        u, v = coords[k % s], coords[k // s]
+        points = x + u.reshape(-1, 1, 1, 1) * d1 + v.reshape(-1, 1, 1, 1) * d2
+        for i, m in enumerate(models):
+            labels[i].append(logits(m, points).argmax(1).cpu())
+    return torch.stack([torch.cat(each).view(s, s) for each in labels])
 
 
 def decision_plane(
@@ -352,8 +542,40 @@ def decision_plane(
     seed: int = 0,
     batch_size: int = 1024,
 ) -> DecisionPlane:
-    """The decision plane of one image ``x`` (C, H, W) with true label ``y`` (an int) (Fig. 4).
-    ValueError for bad arguments (before any compute)."""
+    """The decision plane of one image (Fig. 4): each model's label at x + u d1 + v d2 for
+    integers u, v in [-span, span], d1 the source's non-targeted gradient direction (of
+    CE(source(x), y)) and d2 a random direction orthogonal to it, both of l2 norm ``unit``.
+    Points are not clipped to [0, 1]. ValueError for bad arguments (before any compute).
+
+    Arguments:
+        source (nn.Module): F1, whose gradient gives d1.
+        models (list of nn.Module): the models whose labels are mapped (the source among them,
+            usually first).
+        x (Tensor): the image; never written to.
+        y (int): its label (an int, a NumPy integer or a 0-d integer tensor).
+        span (int): the grid runs over -span..span in both directions. Default: 50 (the paper's).
+        unit (float): the grid step, l2 pixel units of [0, 1] images. Default: 0.02 (the paper's).
+        seed (int): seed of d2's draw (a private CPU generator). Default: 0.
+        batch_size (int): grid points per forward pass (bounds the memory: the grid is built batch
+            by batch, never whole). Default: 1024.
+
+    Shape:
+        - x: (C, H, W) floating, in [0, 1].
+        - output: a DecisionPlane with labels of shape (len(models), 2 span + 1, 2 span + 1).
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> x = torch.rand(3, 8, 8)
+        >>> y = int(predict(f, x[None])[0])
+        >>> plane = decision_plane(f, [f], x, y, span=3)
+        >>> plane.labels.shape, int(plane.labels[0, 3, 3]) == y
+        (torch.Size([1, 7, 7]), True)
+    """
+    check_model(source, "source")
+    models = as_model_list(models)
+    span, seed, batch_size = as_int(span, "span"), as_int(seed, "seed"), as_int(batch_size, "batch_size")
+    unit = as_number(unit, "unit")
     if span < 1 or not (unit > 0 and math.isfinite(unit)) or batch_size < 1:
         raise ValueError(
             f"need span >= 1, a finite unit > 0 and batch_size >= 1, got span={span}, unit={unit}, batch_size={batch_size}"
@@ -363,8 +585,12 @@ def decision_plane(
     check_images(x, dims=3)
     if isinstance(y, torch.Tensor) and y.dim() == 0 and not (y.is_floating_point() or y.dtype == torch.bool):
         y = int(y)
-    if not isinstance(y, int) or isinstance(y, bool):
+    if not isinstance(y, numbers.Integral) or isinstance(y, bool):
         raise ValueError(f"y must be the image's class label as an int, got {y!r}")
+    y = int(y)
+    for model in models:
+        if model is not source:  # the source is probed by gradient_direction below
+            num_classes(model, x[None], "x")
     x = x.detach().cpu()
     d1 = gradient_direction(source, x[None], torch.tensor([y]))[0].cpu()
     g = torch.Generator().manual_seed(seed)

@@ -51,7 +51,25 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float] | No
 
 @dataclass(frozen=True)
 class Proportion:
-    """count of n, with its ratio and 95% Wilson interval (all None when n = 0)."""
+    """count of n, with its ratio and 95% Wilson interval (ratio and interval None when n = 0).
+
+    Arguments:
+        count (int): how many of the n.
+        n (int): out of how many (for the class-aware ratios, |D'_F1|).
+        ratio (float or None): count / n.
+        ci_low, ci_high (float or None): the 95% Wilson interval of the ratio, within [0, 1].
+
+    Shape:
+        - every field is a Python number (no tensors).
+
+    Examples::
+
+        >>> p = Proportion.of(3, 10)
+        >>> p.ratio, round(p.ci_low, 3), round(p.ci_high, 3)
+        (0.3, 0.108, 0.603)
+        >>> Proportion.of(0, 0).ratio is None
+        True
+    """
 
     count: int
     n: int
@@ -84,7 +102,28 @@ def difference_interval(a: Proportion, b: Proportion) -> tuple[float, float] | N
 
 @dataclass(frozen=True)
 class ClassAwareTransfer:
-    """Class-aware transferability of one AE set from a source F1 to one target F2."""
+    """Class-aware transferability of one AE set from a source F1 to one target F2 (section
+    3.1.1; the module docstring has the definitions): what :func:`class_aware_transfer` returns.
+
+    Arguments:
+        n_total (int): images attacked.
+        n_source_correct (int): images with F1(x) = y.
+        n (int): |D'_F1|, the images F1 gets right and its adversarial example fools.
+        unfooled, fooled, different, same (Proportion): F2(x') = y, != y, not in {y, y1}, = y1,
+            over D'_F1; unfooled + different + same = 1.
+        target_class_hit (Proportion or None): F2(x') = t over D'_F1 (targeted attacks only).
+        source_target_class_hit (Proportion or None): F1(x') = t over D'_F1 (targeted only).
+
+    Shape:
+        - every field is a Python number or a :class:`Proportion` (no tensors).
+
+    Examples::
+
+        >>> y = torch.tensor([0, 1, 2, 3])
+        >>> r = class_aware_transfer(y, y, torch.tensor([1, 2, 3, 3]), torch.tensor([0, 2, 0, 3]))
+        >>> r.n, r.unfooled.count, r.same.count, r.different.count
+        (3, 1, 1, 1)
+    """
 
     n_total: int  # images attacked
     n_source_correct: int  # F1(x) = y
@@ -118,8 +157,27 @@ def _labels(y, source_clean, source_adv, target_adv, target_classes=None) -> tup
 
 def class_aware_counts(y, source_clean, source_adv, target_adv) -> torch.Tensor:
     """(M, 3) int64 counts of un-fooled, different, same over D'_F1 for M targets' predictions
-    ``target_adv`` (M, N) (or (N,): M = 1); the rows sum to |D'_F1|. Every input is integer
-    labels (any integer dtype), the others of shape (N,); ValueError naming the argument otherwise."""
+    ``target_adv``; the rows sum to |D'_F1|. Every input is integer labels (any integer dtype);
+    ValueError naming the argument otherwise (logits are refused: pass their argmax).
+
+    Arguments:
+        y (Tensor): the true labels.
+        source_clean (Tensor): F1's labels of the clean images, F1(x).
+        source_adv (Tensor): F1's labels of the adversarial examples, F1(x').
+        target_adv (Tensor): each target's labels of the adversarial examples, F2(x').
+
+    Shape:
+        - y, source_clean, source_adv: (N,).
+        - target_adv: (M, N), or (N,) for M = 1.
+        - output: (M, 3) int64 on y's device: un-fooled, different, same.
+
+    Examples::
+
+        >>> y = torch.tensor([0, 1, 2, 3])
+        >>> class_aware_counts(y, y, torch.tensor([1, 2, 3, 3]), torch.tensor([[0, 2, 0, 3], [1, 2, 3, 3]]))
+        tensor([[1, 1, 1],
+                [0, 0, 3]])
+    """
     y, source_clean, source_adv, target_adv, _ = _labels(y, source_clean, source_adv, target_adv)
     mask = fooled_set(y, source_clean, source_adv)
     t, y_, y1 = target_adv[:, mask], y[mask], source_adv[mask]
@@ -135,11 +193,31 @@ def class_aware_transfer(
     target_adv: torch.Tensor,
     target_classes: torch.Tensor | None = None,
 ) -> list[ClassAwareTransfer] | ClassAwareTransfer:
-    """Class-aware transferability for one target (``target_adv`` of shape (N,)) or several
-    ((M, N): one result per row). Every input holds predicted or true labels, integers of any
-    integer dtype: ``y``, ``source_clean`` (F1(x)), ``source_adv`` (F1(x')) and
-    ``target_classes`` of shape (N,), ``target_adv`` (F2(x')) of shape (N,) or (M, N).
-    ValueError naming the argument otherwise (logits are refused: pass their argmax)."""
+    """Class-aware transferability (section 3.1.1) for one target (``target_adv`` of shape (N,))
+    or several ((M, N): one result per row), with 95% Wilson intervals. Every input holds
+    predicted or true labels, integers of any integer dtype; ValueError naming the argument
+    otherwise (logits are refused: pass their argmax). An empty D'_F1 gives n = 0 and every ratio
+    None.
+
+    Arguments:
+        y (Tensor): the true labels.
+        source_clean (Tensor): F1(x), the source's labels of the clean images.
+        source_adv (Tensor): F1(x'), the source's labels of the adversarial examples.
+        target_adv (Tensor): F2(x'), each target's labels of the adversarial examples.
+        target_classes (Tensor, optional): the attack's target classes t, for the target-class
+            hit rates. Default: None (a non-targeted attack).
+
+    Shape:
+        - y, source_clean, source_adv, target_classes: (N,).
+        - target_adv: (N,) (one ClassAwareTransfer returned) or (M, N) (a list of M).
+
+    Examples::
+
+        >>> y = torch.tensor([0, 1, 2, 3])
+        >>> r = class_aware_transfer(y, y, torch.tensor([1, 2, 3, 3]), torch.tensor([0, 2, 0, 3]))
+        >>> r.n, r.fooled.ratio, r.same.ratio
+        (3, 0.6666666666666666, 0.3333333333333333)
+    """
     single = isinstance(target_adv, torch.Tensor) and target_adv.dim() == 1
     y, source_clean, source_adv, target_adv, target_classes = _labels(
         y, source_clean, source_adv, target_adv, target_classes
@@ -175,7 +253,27 @@ class PairDistance:
     """Dist(F1, F2) (eq. 4) over N images, with a 95% interval of that mean (normal
     approximation; None below two images) and how many images had a censored distance (the gap
     then a lower bound, see ``boundary``); beside it, the diagnostic mean over the images neither
-    model leaves censored, with its own interval (None when there are none)."""
+    model leaves censored, with its own interval (None when there are none). What
+    :func:`classaware.boundary.model_distance` returns.
+
+    Arguments:
+        dist (float): the paper's Dist, mean |d(F1, x) - d(F2, x)|, l2 pixel units of [0, 1] images.
+        ci_low, ci_high (float or None): its 95% interval (floored at 0).
+        n_images (int): N, the images averaged over.
+        n_censored (int): images where either distance is censored (its gap a lower bound).
+        dist_flipped (float or None): the same mean over the images neither model leaves censored.
+        flipped_ci_low, flipped_ci_high (float or None): its 95% interval.
+        n_flipped (int): how many such images.
+
+    Shape:
+        - every field is a Python number (no tensors).
+
+    Examples::
+
+        >>> d = PairDistance(0.5, 0.4, 0.6, 100, 2, 0.45, 0.35, 0.55, 98)
+        >>> d.n_images - d.n_censored == d.n_flipped
+        True
+    """
 
     dist: float
     ci_low: float | None

@@ -25,7 +25,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .contracts import check_images, eval_mode, logits
+from .contracts import as_int, as_labels, as_model_list, check_images, check_model, eval_mode, logits, num_classes
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -200,17 +200,41 @@ def build(arch: str, num_classes: int = 10) -> Normalized:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels argmax f(x) for floating images in [0, 1] (N, C, H, W), in eval mode,
-    batched on the model's device and in its dtype; returns (N,) int64 labels on ``x``'s device.
-    Every submodule's mode is restored. ValueError for images or model outputs outside the
-    contract (:mod:`classaware.contracts`), and for ``batch_size`` < 1."""
-    check_images(x)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """argmax f(x) in batches, in eval mode, as (N,) int64 on x's device; nothing checked but the logits."""
     with eval_mode(model):
         out = [logits(model, x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
     return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels argmax f(x), in eval mode (every submodule's mode is restored), batched on
+    the model's device and in its dtype. ValueError for images or model outputs outside the
+    contract (:mod:`classaware.contracts`), and for ``batch_size`` < 1.
+
+    Arguments:
+        model (nn.Module): a classifier of images in [0, 1] returning (N, num_classes) logits.
+        x (Tensor): the images; never written to.
+        batch_size (int): images per forward pass (>= 1). Default: 1000.
+
+    Shape:
+        - x: (N, C, H, W) floating images in [0, 1].
+        - output: (N,) int64 labels on x's device.
+
+    Examples::
+
+        >>> f = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+        >>> labels = predict(f, torch.rand(5, 3, 8, 8), batch_size=2)
+        >>> labels.shape, labels.dtype
+        (torch.Size([5]), torch.int64)
+    """
+    check_model(model)
+    batch_size = as_int(batch_size, "batch_size", 1)
+    check_images(x)
+    if len(x):
+        num_classes(model, x)
+    return _predict(model, x, batch_size)
 
 
 def right_for_all(
@@ -218,11 +242,19 @@ def right_for_all(
 ) -> torch.Tensor:
     """(N,) bool: which images in [0, 1] (N, C, H, W) every model classifies as their labels y
     (N,) int64, i.e. ``all(predict(m, x) == y for m in models)``. Each model predicts only the
-    images that every model before it got right, so weak models cost a fraction of the pool."""
+    images that every model before it got right, so weak models cost a fraction of the pool.
+    ``models`` is a list or tuple (or another iterable of models that is not itself a model);
+    ValueError for labels outside 0..num_classes-1 of a model."""
+    models = as_model_list(models)
+    batch_size = as_int(batch_size, "batch_size", 1)
+    check_images(x)
+    y = as_labels(y, len(x))
     right = torch.ones(len(y), dtype=torch.bool, device=y.device)
     for model in models:
+        if len(x):
+            as_labels(y, len(x), num_classes(model, x), name="y")
         kept = right.nonzero().squeeze(1)
-        right[kept] = predict(model, x[kept], batch_size) == y[kept]
+        right[kept] = _predict(model, x[kept], batch_size) == y[kept]
     return right
 
 

@@ -26,6 +26,10 @@ class SearchSettings(Options):
             unflipped. Default: 0.01.
         doublings (int): at most this many doublings of the radius. Default: 3.
 
+    Shape:
+        - every field is a Python number (ints are Python ints, numbers Python floats or ints:
+          a bool or a tensor is refused).
+
     Examples::
 
         >>> SearchSettings(max_radius=5.0, doublings=0).step
