@@ -69,3 +69,18 @@ def locked_hashes(repo: Path) -> dict:
         for kind in ("deps", "outs")
         for entry in body.get(kind, [])
     }
+
+
+def project(root: Path, git: bool = True) -> Path:
+    """The files `classaware profile` and DVC read (dvc.yaml, .dvc/config, data.dvc, profiles/), and
+    params.yaml as committed (the paper profile), in ``root``: a classaware project without its code
+    or data, committed in git unless ``git`` is false."""
+    names = ["dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".gitignore", "data.dvc"]
+    names += [str(p.relative_to(REPO)) for p in (REPO / "profiles").glob("*.yaml")]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "profiles" / "paper.yaml", root / "params.yaml")
+    if git:
+        git_commit_all(root, "project")
+    return root

@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers_repo import JPEG_ARCHIVE, git_commit_all, smoke_env
+from helpers_repo import JPEG_ARCHIVE, REPO, smoke_env
 
 from classaware import cli
 from classaware.data import load_canonical, to_float
@@ -31,22 +32,55 @@ def ok(cmd: list[str], cwd: Path) -> str:
     return done.stdout
 
 
+def reviewers_commands() -> tuple[list[str], list[str]]:
+    """The commands of REPRODUCE.md's "For reviewers" section as written: the run's side (the
+    first bash block) and the reviewer's (the second), one per ``&&`` link, comments left out."""
+    section = (REPO / "REPRODUCE.md").read_text().split("## For reviewers", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)[:2]
+    return tuple(
+        [link.strip() for line in block.splitlines() for link in line.split("#", 1)[0].split("&&") if link.strip()]
+        for block in blocks
+    )
+
+
+def run_as_written(commands: list[str], cwd: Path, url: dict[str, str]) -> Path:
+    """Each command in ``cwd`` (``cd DIR`` moves there), with REPRODUCE.md's placeholders replaced by
+    ``url``; what stands for things the suite has already (a remote to ``git push`` to, an
+    environment to install) is left out, and nothing else."""
+    for command in commands:
+        if command in ("git push", "python3 -m venv .venv", ". .venv/bin/activate") or command.startswith(
+            "pip install"
+        ):
+            continue
+        for placeholder, value in url.items():
+            command = command.replace(placeholder, value)
+        if command.startswith("cd "):
+            cwd = cwd / command[3:]
+            continue
+        if command.startswith("git commit"):  # the machine may have no git user
+            command = command.replace("git commit", "git -c user.name=t -c user.email=t@t commit", 1)
+        ok(["bash", "-c", command], cwd)
+    return cwd
+
+
 @pytest.fixture(scope="module")
 def reviewer(smoke_runs, tmp_path_factory) -> Path:
-    """The run's side commits and pushes to a folder remote; the reviewer clones and pulls."""
+    """Issue 29 item 11: REPRODUCE.md's commands exactly as written, on the session's `smoke` run
+    (made with `classaware profile smoke --data ../shared/data/...`): the run's side commits and
+    pushes to a folder remote; the reviewer clones, pulls, checks `dvc status` and audits (the
+    audit's exit status and report are the tests below)."""
     serial = smoke_runs["serial"]
     assert serial.returncode == 0, f"the serial smoke run failed in {serial.repo}:\n{serial.output[-6000:]}"
-    run = serial.repo
+    side, theirs = reviewers_commands()
     remote = tmp_path_factory.mktemp("remote")
-    ok(["dvc", "remote", "add", "--force", "-d", "store", str(remote)], run)
-    git_commit_all(run, "the smoke run")
-    # the pipeline's outputs and the archive `classaware profile --data` put under DVC (data.dvc's
-    # official archive is not in a run from the local copy)
-    tracked = ["dvc.yaml", f"data/{JPEG_ARCHIVE.name}.dvc"]
-    ok(["dvc", "push", *tracked], run)
-    clone = tmp_path_factory.mktemp("reviewer") / "classaware"
-    ok(["git", "clone", "-q", str(run), str(clone)], clone.parent)
-    ok(["dvc", "pull", *tracked], clone)
+    run_as_written(
+        [c.replace("dvc remote add", "dvc remote add --force") for c in side], serial.repo, {"URL": str(remote)}
+    )
+    folder = tmp_path_factory.mktemp("reviewer")
+    clone = run_as_written(
+        [c for c in theirs if c != "classaware audit"], folder, {"URL-OF-THE-REPOSITORY": str(serial.repo)}
+    )
+    assert (clone / "data" / f"{JPEG_ARCHIVE.name}").read_bytes() == JPEG_ARCHIVE.read_bytes()  # the archive came too
     return clone
 
 
@@ -76,7 +110,8 @@ def test_the_pulled_run_is_up_to_date_and_passes_the_audit(reviewer, capsys):
     again = ok(["dvc", "repro"], reviewer)
     assert "Running stage" not in again, again
     capsys.readouterr()
-    status, report = audit(reviewer)
+    status = audit_cli(reviewer)  # `classaware audit`, as REPRODUCE.md writes it
+    report = json.loads((reviewer / "audit" / "audit.json").read_text())
     assert status == 0
     assert capsys.readouterr().out == "classaware audit: the run passes (7 checks); report: audit/audit.md\n"
     assert [(c["name"], c["result"]) for c in report["checks"]] == [
@@ -91,7 +126,7 @@ def test_missing_artifacts_stop_the_audit_and_say_dvc_pull(reviewer, tmp_path, c
     ok(["git", "clone", "-q", str(reviewer), str(bare)], tmp_path)
     status = audit_cli(bare)
     out = capsys.readouterr().out
-    assert status == 2 and "run `dvc pull`" in out and "models/" in out
+    assert status == 2 and "run `dvc pull --with-deps dvc.yaml`" in out and "models/" in out
 
 
 # ----------------------------------------------------------------------------- tampering

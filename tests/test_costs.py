@@ -159,15 +159,14 @@ def test_missing_figures_leave_the_time_unknown_and_say_which():
 def test_estimate_runs_on_every_profile(name, tmp_path, capsys):
     doc = tmp_path / "figures.json"
     doc.write_text(json.dumps(figures()))
-    for throughput in (doc, tmp_path / "absent.json"):
-        assert (
-            cli.main(["estimate", "--profile", name, "--profiles_dir", str(PROFILES), "--throughput", str(throughput)])
-            == 0
-        )
-        lines = capsys.readouterr().out.strip().splitlines()
-        assert lines[0] == f"profile: {name} ({PROFILES}/{name}.yaml)"
-        assert lines[-1].startswith("total: ")
-        assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 16
+    assert cli.main(["estimate", "--profile", name, "--profiles_dir", str(PROFILES), "--throughput", str(doc)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"profile: {name} ({PROFILES}/{name}.yaml)"
+    assert lines[-1].startswith("total: ")
+    assert sum(line.split()[0] in {w.stage for w in stage_work(name)} for line in lines) == 16
+    absent = ["--throughput", str(tmp_path / "absent.json")]  # a file named that is not there is a mistake
+    assert cli.main(["estimate", "--profile", name, "--profiles_dir", str(PROFILES), *absent]) == 2
+    assert "absent.json does not exist" in capsys.readouterr().err
 
 
 def test_estimate_reads_params_yaml_with_the_committed_h100_figures_or_says_there_are_none(capsys, monkeypatch):

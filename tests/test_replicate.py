@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers_repo import JPEG_ARCHIVE, REPO, git_init, smoke_env
+from helpers_repo import JPEG_ARCHIVE, REPO, project, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 from session_runs import README_SEQUENCE
@@ -23,7 +23,7 @@ from classaware.schema import ClaimResults, ReplicatedClaim, Replicates, Table1,
 from classaware.stages import verify
 from classaware.stages.report import REPLICATED_VERDICTS, counts
 from classaware.text import padded
-from classaware.workflow import replicate
+from classaware.workflow import profile, replicate
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -184,6 +184,13 @@ def test_an_experiment_without_readable_claims_is_an_error(rev, message):
     assert str(info.value) == message
 
 
+def _project(root: Path, archive: str) -> Path:
+    """A classaware project (helpers_repo.project) whose params.yaml is the smoke profile on ``archive``."""
+    project(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(profile.merged_params("smoke", REPO / "profiles", Path(archive))))
+    return root
+
+
 def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, monkeypatch, capsys):
     """The command end to end on hand-made ``dvc exp show --json`` output (DVC itself is not run)."""
     exps = [_exp(name, s, SHOWN[name]) for s, name in enumerate(SHOWN)]
@@ -194,8 +201,7 @@ def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, m
         calls.append(args)
         return json.dumps([{"experiments": exps}]) if args[:2] == ("exp", "show") else ""
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("profile: smoke\ndata: {archive: data/c.tar.gz}\n")
+    monkeypatch.chdir(_project(tmp_path, "data/c.tar.gz"))
     monkeypatch.setattr(replicate, "_dvc", dvc)
     monkeypatch.setattr(replicate.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=""))
     assert cli.main(["replicate", "--runs", "3"]) == 2
@@ -221,9 +227,7 @@ def test_replicate_exits_2_naming_the_experiment_file_and_dvcs_error(tmp_path, m
 def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
     archive, untracked, message, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.chdir(tmp_path)
-    git_init(tmp_path)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "smoke", "data": {"archive": archive}}))
+    monkeypatch.chdir(_project(tmp_path, archive))
     for path in untracked:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("outs: []\n")

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -143,6 +144,21 @@ def test_stages_running_at_the_first_failure_may_fail_too_and_are_reported_as_fa
     graph = {"fails": frozenset(), "fails_later": frozenset(), "after": frozenset({"fails_later"})}
     report = repro.schedule(graph, 2, [], FakeStages(failing=["fails", "fails_later"], slow=["fails_later"]))
     assert [o.stage for o in report.failed] == ["fails", "fails_later"] and report.not_started == ("after",)
+
+
+def test_a_stop_starts_nothing_new_and_reports_the_stages_it_cut_short():
+    stop = threading.Event()
+
+    def run(stage: str, device: str | None) -> int:
+        if stage == "b":  # the stop comes while b runs, and b ends without success
+            stop.set()
+            return 130
+        return 0
+
+    graph = {"a": frozenset(), "b": frozenset({"a"}), "c": frozenset({"b"}), "d": frozenset({"a"})}
+    report = repro.schedule(graph, 1, [], run, stop)
+    assert [o.stage for o in report.succeeded] == ["a"] and [o.stage for o in report.cut_short] == ["b"]
+    assert report.failed == () and report.not_started == ("c", "d")
 
 
 def test_a_stage_is_pinned_to_its_device_and_gets_a_share_of_the_cores():
@@ -433,3 +449,138 @@ def test_smoke_through_slurm_pins_the_hashes_of_a_serial_dvc_repro(slurm, smoke_
     status = _classaware(run.repo, "slurm", "status", env=slurm.env)
     assert status.returncode == 0, status.stderr
     assert _rows(status.stdout) == {stage: ["done", "COMPLETED"] for stage, _, _ in serial.hashes}, status.stdout
+
+
+# ----------------------------------------------------------------------------- stopping a run, and its progress
+def _slow_toy(folder: Path) -> Path:
+    """A pipeline whose stage ``slow`` records its shell's process id, then sleeps for minutes;
+    ``fast`` is independent of it, ``after`` waits for it."""
+    return _dvc_repo(
+        folder,
+        {
+            "slow": {"cmd": "echo $$ > slow.pid && sleep 300 && echo done > slow.txt", "outs": ["slow.txt"]},
+            "fast": {"cmd": "echo f > fast.txt", "outs": ["fast.txt"]},
+            "after": {"cmd": "cat slow.txt > after.txt", "deps": ["slow.txt"], "outs": ["after.txt"]},
+        },
+    )
+
+
+def _in_repo(repo: Path) -> list[int]:
+    """The processes working in ``repo`` (a stage's shell, DVC, a guard), zombies left out."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "cwd") == str(repo) and " Z " not in (proc / "stat").read_text().split(")")[-1][:3]:
+                found.append(int(proc.name))
+    return found
+
+
+def _until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"after {seconds:.0f} s: {what}"
+        time.sleep(0.2)
+
+
+def _start_repro(repo: Path, *args: str) -> subprocess.Popen:
+    """``classaware repro ARGS`` in ``repo``, as a process of its own (signals reach it as they would
+    from a shell or a scheduler); it has started the stage ``slow`` once this returns."""
+    proc = subprocess.Popen(
+        ["classaware", "repro", *args],
+        cwd=repo,
+        env=smoke_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _until(lambda: (repo / "slow.pid").is_file() or proc.poll() is not None, 300, "stage slow never started")
+    assert proc.poll() is None, proc.communicate()[0]
+    return proc
+
+
+def _locked(repo: Path) -> set[str]:
+    lock = repo / "dvc.lock"
+    return set(yaml.safe_load(lock.read_text())["stages"]) if lock.is_file() else set()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_every_running_stage_names_them_and_commits_none(sig, tmp_path):
+    """Issue 29 item 10 (dvc#4366, #2272): SIGTERM (a scheduler) or SIGINT (Ctrl-C) stops the
+    running stages at once, instead of waiting for them to finish and commit."""
+    repo = _slow_toy(tmp_path)
+    proc = _start_repro(repo, "--jobs", "1")  # fast (first in DVC's order) has finished, slow runs
+    start = time.monotonic()
+    proc.send_signal(sig)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + sig, output
+    assert time.monotonic() - start < 100  # not the stage's 300 s
+    assert f"stopped by {signal.Signals(sig).name}" in output and "cut short, not committed" in output, output
+    assert "): slow;" in output and "Traceback" not in output, output
+    assert "slow" not in _locked(repo) and "after" not in _locked(repo)
+    assert _in_repo(repo) == [] and not (repo / "slow.txt").exists()
+
+
+def test_sigkill_of_repro_leaves_no_stage_that_runs_on_or_commits(tmp_path):
+    """SIGTERM then SIGKILL, or SIGKILL alone: the stages' guards see their parent's pipe close and
+    stop their stages, so nothing commits to dvc.lock afterwards."""
+    repo = _slow_toy(tmp_path)
+    proc = _start_repro(repo, "--jobs", "2")
+    pid = int((repo / "slow.pid").read_text())
+    proc.kill()
+    proc.communicate(timeout=60)
+    _until(lambda: not _in_repo(repo), 90, f"processes still working in the repository: {_in_repo(repo)}")
+    assert not Path(f"/proc/{pid}").exists()
+    time.sleep(2)
+    assert "slow" not in _locked(repo) and not (repo / "slow.txt").exists()
+
+
+def test_repro_shows_each_running_stages_progress_and_where_its_log_is(tmp_path):
+    """Issue 30 item 7: the console shows the last line of each running stage's log."""
+    repo = _dvc_repo(
+        tmp_path,
+        {"p": {"cmd": "echo step 1 of 2 && sleep 4 && echo step 2 of 2 && sleep 4 && echo > p.txt", "outs": ["p.txt"]}},
+    )
+    done = _classaware(repo, "repro", "--progress_every", "1")
+    assert done.returncode == 0, done.stderr
+    assert "each stage's full output: logs/repro/STAGE.log" in done.stderr
+    assert "  p: step 1 of 2" in done.stderr and "  p: step 2 of 2" in done.stderr, done.stderr
+
+
+def test_the_last_line_of_a_log_is_the_stages_own_words(tmp_path):
+    log = tmp_path / "s.log"
+    log.write_text(
+        "Running stage 's':\n> classaware train\n2026-01-01 10:00:00,123 classaware.progress INFO r epoch 2/4: 10/32\n\n"
+    )
+    assert repro.last_line(log) == "r epoch 2/4: 10/32"
+    log.write_text("bar 1/3\rbar 2/3\r")
+    assert repro.last_line(log) == "bar 2/3"
+    assert repro.last_line(tmp_path / "none.log") == ""
+
+
+def test_slurm_cancel_scancels_the_jobs_still_held_and_names_the_stages_cut_short(toy, tmp_path, monkeypatch, capsys):
+    (tmp_path / slurm.JOBS_FILE).write_text(json.dumps({"a": "1", "b": "2", "c": "3", "d": "4"}))
+    states = {"1": "COMPLETED", "2": "RUNNING", "3": "PENDING (Dependency)", "4": "FAILED (NonZeroExitCode)"}
+    monkeypatch.setattr(slurm, "slurm_states", lambda ids: states)
+    cancelled = []
+    monkeypatch.setattr(slurm, "run_scancel", lambda ids: cancelled.append(list(ids)))
+    done = _cli(capsys, toy, "slurm", "cancel", "--job-dir", str(tmp_path))
+    assert done.returncode == 0 and cancelled == [["2", "3"]], done.stderr
+    assert "cut short, not committed (dvc.lock keeps what it held for them): b; never started: c" in done.stdout
+
+
+def test_a_submission_stopped_half_way_cancels_the_jobs_it_queued(tmp_path, monkeypatch, capsys):
+    calls, cancelled = [], []
+
+    def sbatch(args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return str(len(calls))
+
+    monkeypatch.setattr(slurm, "run_sbatch", sbatch)
+    monkeypatch.setattr(slurm, "run_scancel", lambda ids: cancelled.append(list(ids)))
+    done = _cli(capsys, _toy(tmp_path), "slurm", "submit", "--gpus_per_job", "0")
+    assert done.returncode == 130 and cancelled == [["1", "2"]]
+    assert done.stderr == "classaware slurm: interrupted\n"

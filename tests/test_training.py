@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pickle
 import tempfile
@@ -447,3 +448,149 @@ def test_resume_states_are_written_every_few_epochs_and_at_checkpoints_and_resum
     run(tiny, tmp_path / "resumed", recipe=recipe)
     assert len(epochs) == 2 and written == [2]  # resumed after epoch 2; no state after the last epoch
     assert (tmp_path / "whole" / "epoch_004.pt").read_bytes() == (tmp_path / "resumed" / "epoch_004.pt").read_bytes()
+
+
+# ----------------------------------------------------------------------------- a stale resume state is never resumed
+FOUR = Recipe(epochs=4, lr=0.05, milestones=(3,), batch_size=32)
+
+
+def _other_images(tiny):
+    """The same number of images and labels, other ones: a subset drawn another way."""
+    train_x, train_y, test_x, test_y = tiny
+    return (train_x.flip(0), train_y.flip(0), test_x, test_y)
+
+
+def _other_test_images(tiny):
+    train_x, train_y, test_x, test_y = tiny
+    return (train_x, train_y, test_x.flip(0), test_y.flip(0))
+
+
+# what changes between the interrupted run and the rerun: (its keyword arguments, or the data, for the
+# interrupted run and for the rerun), and the words the warning uses for it
+STALE = {
+    "the epochs saved (the issue's case)": ({"save_epochs": (3,)}, {"save_epochs": (2,)}, "save_epochs [3, 4] -> [2, 4]"),
+    "bf16": ({"bf16": True}, {"bf16": False}, "bf16 True -> False"),
+    "the training images": ({"data": _other_images}, {}, "data.train_x differs"),
+    "the logged test images": ({"data": _other_test_images}, {}, "data.test_x differs"),
+    "the meta stored in every checkpoint": ({"meta": {"train_size": 1}}, {"meta": {"train_size": 2}}, "meta.train_size 1 -> 2"),
+    "the thread count": ({"threads": 2}, {}, "environment.threads 2 -> 1"),
+    "the code": ({"code": "another version"}, {}, "code differs"),
+}  # fmt: skip
+
+
+def _train_with(tiny, out, kwargs: dict):
+    """A 4-epoch training that saves epoch 3 (so a state is written after it) unless ``kwargs`` say otherwise."""
+    kwargs = {"save_epochs": (3,), **kwargs}
+    data = kwargs.pop("data", lambda t: t)(tiny)
+    threads, code = kwargs.pop("threads", None), kwargs.pop("code", None)
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if code:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(training, "code_digest", lambda: code)
+                return train(TrainSpec("resnet10_w8", 0, 0, FOUR), *data, out, **kwargs)
+        return train(TrainSpec("resnet10_w8", 0, 0, FOUR), *data, out, **kwargs)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("what", STALE)
+def test_a_resume_state_made_with_other_settings_is_discarded_and_the_run_starts_over(
+    what, tiny, tmp_path, monkeypatch, caplog
+):
+    """Issue 29 item 9 (detectron2#429): everything that shapes the checkpoints is in the resume
+    identity; a run interrupted after its epoch-3 state, rerun with other settings, writes exactly
+    what a fresh run with those settings writes, and says what differed."""
+    first, second, words = STALE[what]
+    _train_with(tiny, tmp_path / "fresh", second)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, 4)  # epochs 1-3 done: the state after epoch 3 is written
+        with pytest.raises(_Killed):
+            _train_with(tiny, out, first)
+    assert (tmp_path / "out.partial" / "state.pt").is_file()
+    caplog.clear()
+    _train_with(tiny, out, second)
+    fresh = sorted(p.name for p in (tmp_path / "fresh").iterdir())
+    assert sorted(p.name for p in out.iterdir()) == fresh
+    for name in fresh:
+        assert (out / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    assert any("starting over" in r.message and words in r.message for r in caplog.records), caplog.text
+
+
+def test_the_same_settings_still_resume(tiny, tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="classaware.training")
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, 4)
+        with pytest.raises(_Killed):
+            _train_with(tiny, out, {"save_epochs": (3,), "meta": {"train_size": 1}})
+    caplog.clear()
+    _train_with(tiny, out, {"save_epochs": (3,), "meta": {"train_size": 1}})
+    assert "resuming" in caplog.text and "starting over" not in caplog.text
+
+
+def _canonical(path: Path, per_class: int) -> Path:
+    """A canonical CIFAR-10 file of ``per_class`` random images per class and split, as `prepare` writes it."""
+    from helpers_data import folder_images, write_image_folder
+
+    archive = write_image_folder(path.with_suffix(".tar.gz"), folder_images(per_class, seed=3))
+    assert cli.main(["prepare", "--archive", str(archive), "--out", str(path)]) == 0
+    return path
+
+
+STAGE_SIZES = {  # the train stage's options at a small size, and at the smoke profile's (profiles/smoke.yaml)
+    "small": (30, "--epochs 4 --lr 0.05 --milestones 3 --batch_size 64 --train_size 200 --eval_size 50 --test_size 50"),
+    "smoke": (200, "--epochs 4 --lr 0.05 --milestones 3 --batch_size 64 --train_size 2000 --eval_size 200 --test_size 500"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [pytest.param("small"), pytest.param("smoke", marks=pytest.mark.slow)])
+def test_the_train_stage_interrupted_then_rerun_with_other_save_epochs_commits_the_new_ones(
+    size, tmp_path, monkeypatch
+):
+    """The issue's case at the stage: `train` interrupted after its epoch-3 state with save_epochs
+    [3], then run with save_epochs [2] (early_epoch 2): it used to publish epoch_003.pt and
+    epoch_004.pt, so that the next stage found no epoch_002.pt."""
+    per_class, options = STAGE_SIZES[size]
+    data = _canonical(tmp_path / "cifar10.pt", per_class)
+    argv = ["train", "--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--data", str(data),
+            "--device", "cpu", *options.split()]  # fmt: skip
+    models, results = tmp_path / "models" / "resnet10_w8", tmp_path / "results.json"
+    with monkeypatch.context() as m:
+        kill_during_epoch(m, 4)
+        with pytest.raises(_Killed):
+            cli.main([*argv, "--out", str(models), "--results", str(results), "--save_epochs", "3"])
+    assert cli.main([*argv, "--out", str(models), "--results", str(results), "--save_epochs", "2"]) == 0
+    assert sorted(p.name for p in models.iterdir()) == ["epoch_002.pt", "epoch_004.pt"]
+    assert sorted(TrainMetrics.load(results).test_acc) == ["2", "4"]
+    fresh = tmp_path / "fresh"
+    assert cli.main([*argv, "--out", str(fresh), "--save_epochs", "2"]) == 0
+    for name in ("epoch_002.pt", "epoch_004.pt"):
+        assert (models / name).read_bytes() == (fresh / name).read_bytes(), name
+
+
+def test_a_grid_cell_interrupted_then_rerun_with_other_logged_test_images_starts_over(tmp_path, monkeypatch):
+    """train-grid resumes each cell through the same identity: its --eval_size (the test images
+    each checkpoint's log holds) shapes the checkpoints, and changing it starts the cell over."""
+    data = _canonical(tmp_path / "cifar10.pt", 30)
+    argv = ["train-grid", "--arch", "resnet10_w8", "--labelling", "y", "--data", str(data), "--device", "cpu",
+            *"--epochs 3 --milestones 2 --grid_lr 0.05 --grid_batch_size 64 --grid_augment none --train_size 200 "
+             "--val_size 50 --test_size 50".split()]  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(training, "STATE_EVERY", 1)  # a state after every epoch: the one after epoch 2 is resumable
+        kill_during_epoch(m, 3)
+        with pytest.raises(_Killed):
+            cli.main([*argv, "--eval_size", "50", "--out", str(tmp_path / "g"), "--results", str(tmp_path / "g.json")])
+    assert (
+        cli.main([*argv, "--eval_size", "40", "--out", str(tmp_path / "g"), "--results", str(tmp_path / "g.json")]) == 0
+    )
+    assert (
+        cli.main([*argv, "--eval_size", "40", "--out", str(tmp_path / "f"), "--results", str(tmp_path / "f.json")]) == 0
+    )
+    (cell,) = (p.name for p in (tmp_path / "g").iterdir())
+    assert (tmp_path / "g" / cell / "epoch_003.pt").read_bytes() == (
+        tmp_path / "f" / cell / "epoch_003.pt"
+    ).read_bytes()

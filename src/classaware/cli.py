@@ -6,9 +6,12 @@ those three groups.
 
 Every subcommand's options are the fields of its module's ``Config`` dataclass; ``--help`` on
 each lists them with their defaults; ``-v`` (debug logging) goes before or after the
-subcommand. Bad options, and outputs that cannot be written, are reported (exit status 2, no
-traceback) before the stage computes anything. SIGTERM (what a scheduler or DVC sends to stop a
-run) exits through Python's clean-up, so no temporary file is left behind. A pipeline stage
+subcommand; every option also takes the hyphen spelling (``--dry-run`` for ``--dry_run``), and
+``classaware --version`` says which release runs. Bad options, and outputs that cannot be
+written, are reported (exit status 2, no traceback) before the stage computes anything. Ctrl-C
+prints one line, ``classaware CMD: interrupted``, and exits with status 130. SIGTERM (what a
+scheduler or DVC sends to stop a run) exits through Python's clean-up, so no temporary file is
+left behind, with one line too and status 143. A pipeline stage
 logs the number of threads torch computes on as it starts (on the CPU, the same seeds give the
 same bytes only at the same thread count). Under ``dvc repro`` (DVC sets ``DVC_STAGE``), each
 run's wall time, thread count and code (``environment.CodeVersion``: the commit, and whether
@@ -78,6 +81,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    parser.add_argument("--version", action="version", version=f"classaware {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, description=help_text)  # no help=: the epilog lists the commands, in groups
@@ -86,6 +90,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == command:  # only the chosen stage's module is imported
             add_arguments(p, load(name).Config)
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), as ``classaware.__version__``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("classaware")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _stage_record() -> dict | None:
@@ -110,8 +124,12 @@ def _record_timing(command: str, seconds: float, record: dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
+class Terminated(SystemExit):
+    """SIGTERM, as an exception: it unwinds the stack, so atomic writes remove their temporaries."""
+
+
 def _exit_on_sigterm(signum, frame) -> None:
-    raise SystemExit(128 + signum)  # unwinds the stack, so atomic writes remove their temporaries
+    raise Terminated(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    stage = load(args.command)
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main_thread else None
     start = time.perf_counter()
     try:
+        stage = load(args.command)  # imports torch: seconds, which Ctrl-C may interrupt too
         cfg = from_args(stage.Config, args)
         for path, kind in outputs(cfg):
             check_writable(path, kind)
@@ -141,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"classaware {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        if args.verbose:
+            raise
+        print(f"classaware {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Terminated:
+        print(f"classaware {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        raise
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -1,7 +1,8 @@
 """Command-line options <-> typed, validated stage configurations: the CLI's one validation layer.
 
 Each stage declares a frozen dataclass deriving from :class:`Options`; :func:`add_arguments`
-turns its fields into argparse options (``--field``) and :func:`from_args` builds the dataclass
+turns its fields into argparse options (``--field``, and ``--field-name`` for a field with
+underscores: both spellings work everywhere) and :func:`from_args` builds the dataclass
 back. DVC's dictionary unpacking (``${train}`` in a stage's ``cmd``) emits exactly these
 options: lists as ``--key a b``, booleans as ``--key``/``--no-key`` (``parsing.bool:
 boolean_optional`` in ``.dvc/config``). A field whose type is itself a dataclass contributes its
@@ -204,7 +205,14 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             kwargs.pop("required", None)
             parser.add_argument(f.name, **kwargs)
         else:
-            parser.add_argument(f"--{f.name}", **kwargs)
+            parser.add_argument(*option_strings(f.name), dest=f.name, **kwargs)
+
+
+def option_strings(name: str) -> list[str]:
+    """``--name``, and ``--name-with-hyphens`` where the field's name has underscores: DVC's
+    unpacking writes the first (a params key), most command-line tools' users type the second."""
+    hyphens = name.replace("_", "-")
+    return [f"--{name}"] + ([f"--{hyphens}"] if hyphens != name else [])
 
 
 def _show(value: Any) -> str:

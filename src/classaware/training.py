@@ -16,6 +16,8 @@ device and are read once per epoch, so no step waits on the host.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import re
@@ -211,8 +213,9 @@ def train(
     in ``save_epochs`` and for the last epoch.
 
     Work in progress lives in ``<out_dir>.partial/`` (a resume state, see :func:`state_epochs`,
-    plus the checkpoints saved so far); a rerun with the same spec and data resumes from it and
-    writes byte-identical checkpoints. When done, the checkpoints replace ``out_dir``, which must be
+    plus the checkpoints saved so far); a rerun with the same identity (:func:`resume_identity`:
+    everything that shapes the checkpoints) resumes from it and writes byte-identical
+    checkpoints, and any other rerun starts over, saying what differed. When done, the checkpoints replace ``out_dir``, which must be
     new or hold only checkpoints of an earlier run: nothing else is ever deleted (see
     :func:`check_destination`). ``test_x``/``test_y`` are evaluated after every epoch for the
     log. ``meta`` (e.g. the data's hash) is stored in every checkpoint.
@@ -223,7 +226,7 @@ def train(
     out_dir = Path(out_dir)
     partial = _work_folder(out_dir)
     check_destination(out_dir)
-    identity = {"spec": spec.as_dict(), "meta": dict(meta or {}), "n_train": len(train_y)}
+    identity = resume_identity(spec, (train_x, train_y, test_x, test_y), save_epochs, meta, device, bf16)
     model, opt = _initial(spec, device)
     start, history = _resume(partial, identity, model, opt)
 
@@ -239,6 +242,74 @@ def train(
             _save_state(partial, identity, epoch + 1, history, model, opt)
     _publish(partial, out_dir)
     return model.eval()
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """sha256 of a tensor's dtype, shape and values."""
+    digest = hashlib.sha256(f"{t.dtype} {tuple(t.shape)}".encode())
+    digest.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the package's source (every ``.py`` file of classaware, by path): the code a
+    training runs, down to how a checkpoint is written."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def resume_identity(
+    spec: TrainSpec,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    save_epochs: tuple[int, ...],
+    meta: dict | None,
+    device: torch.device,
+    bf16: bool,
+) -> dict:
+    """Everything that shapes the checkpoints :func:`train` writes, which a resume state must share
+    to be resumed: the spec (architecture, seeds, recipe), the training and logged test images and
+    labels (by digest: a subset drawn otherwise is other data), the epochs saved (a checkpoint
+    after each, a resume state after each too: :func:`state_epochs`), the caller's meta (stored in
+    every checkpoint), bf16, the environment (device, CPU kernels, threads, torch: epochs computed
+    elsewhere would give other bits) and the code. What is stored in the checkpoints themselves is
+    the spec, the meta and the number of training images (:func:`_checkpoint_meta`)."""
+    train_x, train_y, test_x, test_y = tensors
+    return {
+        "spec": spec.as_dict(),
+        "meta": dict(meta or {}),
+        "n_train": len(train_y),
+        "data": {
+            name: tensor_digest(t)
+            for name, t in (("train_x", train_x), ("train_y", train_y), ("test_x", test_x), ("test_y", test_y))
+        },
+        "save_epochs": list(save_epochs),
+        "bf16": bool(bf16),
+        "environment": asdict(Environment.current(device)),
+        "code": code_digest(),
+    }
+
+
+def _flat(value, where: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in _flat(item, f"{where}{key}.").items()}
+    return {where.rstrip("."): value}
+
+
+def identity_changes(old: dict, new: dict, most: int = 4) -> str:
+    """What differs between two resume identities, in words (the first ``most`` keys)."""
+    before, after = _flat(old), _flat(new)
+    keys = [k for k in dict.fromkeys([*after, *before]) if before.get(k, "(none)") != after.get(k, "(none)")]
+    shown = [
+        f"{k} differs"
+        if k.startswith(("data.", "code"))
+        else f"{k} {before.get(k, '(none)')} -> {after.get(k, '(none)')}"
+        for k in keys[:most]
+    ]
+    return "; ".join(shown) + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
 def checkpoint_epochs(epochs: int, save_epochs: tuple[int, ...] = ()) -> tuple[int, ...]:
@@ -425,7 +496,13 @@ def _resume(work: Path, identity: dict, model: torch.nn.Module, opt: torch.optim
             opt.load_state_dict(state["optimizer"])
             log.info("resuming %s from epoch %d", work, state["epoch"])
             return state["epoch"], list(state["history"])
-        log.warning("discarding %s: it belongs to another run (different spec or data)", work)
+        changes = identity_changes(state["identity"], identity) if isinstance(state["identity"], dict) else ""
+        log.warning(
+            "starting over: discarding %s (an interrupted run's state after epoch %s), made with other settings: %s",
+            work,
+            state["epoch"],
+            changes or "another kind of resume state",
+        )
     if work.exists():
         shutil.rmtree(work)  # check_destination made sure it holds only what training wrote
     work.mkdir(parents=True)

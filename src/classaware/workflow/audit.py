@@ -25,7 +25,10 @@ batches are re-run, in the stage's own batching, because a network's arithmetic 
 last bits) depends on which images share a batch.
 
 Writes ``DIR/audit.json`` and ``DIR/audit.md``; exits 0 when every check passes, 1 when one
-fails, 2 when it cannot run (an artifact is missing: it names them and says ``dvc pull``).
+fails, 2 when it cannot run yet: the run is unfinished (a stage of ``dvc.yaml`` has never run,
+or has not run since its code, parameters or inputs changed: finish it with ``dvc repro``), or an
+artifact or input is missing (it names them and says ``dvc pull``). An unfinished run is not a
+failed audit: only what differs from what ``dvc.lock`` pins, with nothing left to run, is.
 """
 
 from __future__ import annotations
@@ -183,15 +186,60 @@ def plan(stages: list[Stage]) -> list[tuple[str, str, list[tuple[Stage, Callable
     return [(name, what[name], found.get(name, [])) for name in order]
 
 
-def check_dvc_status(stages: list[Stage]) -> int:
-    # data.dvc pins the official archive, which a run from a local archive never has
-    changed = {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
+def changed_stages() -> dict[str, list]:
+    """``dvc status`` of the workspace, but for data.dvc, which pins the official archive a run
+    from a local archive never has."""
+    return {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
+
+
+def check_dvc_status(stages: list[Stage], changed: dict[str, list] | None = None) -> int:
+    """Every stage as dvc.lock pins it (``changed``: ``dvc status`` as :func:`changed_stages` gave it, if asked already)."""
+    changed = changed_stages() if changed is None else changed
     if changed:
         raise Mismatch(f"not as dvc.lock pins them: {json.dumps(changed)[:400]}")
     return len(stages)
 
 
-def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list[Check]:
+def _changes(entry: list) -> set[str]:
+    """The kinds of change of one stage in ``dvc status --json`` ("changed outs", "changed deps", ...)."""
+    return {k for item in entry for k in (item if isinstance(item, dict) else {item: None})}
+
+
+def never_run(lock: Path, root: Path) -> list[str]:
+    """The stages of dvc.yaml (and those upstream of them) that ``lock`` does not hold: they have never run."""
+    locked = pipeline.locked_commands(lock) if lock.is_file() else {}
+    return [s for s in pipeline.graph(root).order if not s.endswith(".dvc") and s not in locked]
+
+
+def stale(changed: dict[str, list]) -> list[str]:
+    """The stages of ``dvc status`` (``changed``) that have not run since their code, parameters
+    or inputs changed, their outputs being as dvc.lock pins them: an unfinished run. A stage whose
+    outputs differ from dvc.lock is not among them: that is for the audit to report."""
+    return [s for s, entry in changed.items() if not s.endswith(".dvc") and "changed outs" not in _changes(entry)]
+
+
+def _stages(n: int) -> str:
+    return f"{n} stage has" if n == 1 else f"{n} stages have"
+
+
+def _some(names: list[str], most: int = 6) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def missing_inputs(lock: Path) -> list[str]:
+    """The outputs ``lock`` pins and the data the stages read (an archive a .dvc file tracks)
+    that are not in the workspace: what ``dvc pull --with-deps dvc.yaml`` brings."""
+    stages = yaml.safe_load(lock.read_text())["stages"].values()
+    paths = {o["path"] for s in stages for o in s.get("outs", [])}
+    paths |= {d["path"] for s in stages for d in s.get("deps", []) if not d["path"].startswith("src/")}
+    return sorted(p for p in paths if not Path(p).exists())
+
+
+def audit(
+    stages: list[Stage], ctx: Context, only: tuple[str, ...] = (), changed: dict[str, list] | None = None
+) -> list[Check]:
+    """Every check of ``stages`` (or those named in ``only``), in :func:`plan`'s order; ``changed``:
+    ``dvc status`` as :func:`changed_stages` gave it, if asked already."""
     checks = []
     for name, what, functions in plan(stages):
         if only and name not in only:
@@ -200,7 +248,7 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
         start = time.perf_counter()
         try:
             if name == ARTIFACTS:
-                items = check_dvc_status(stages)
+                items = check_dvc_status(stages, changed)
             else:
                 items = sum(function(s.config, ctx) for s, function in functions)
             result, mismatch = "pass", None
@@ -222,11 +270,6 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
             f": {mismatch}" if mismatch else "",
         )
     return checks
-
-
-def missing_outputs(lock: Path) -> list[str]:
-    stages = yaml.safe_load(lock.read_text())["stages"].values()
-    return sorted(o["path"] for s in stages for o in s.get("outs", []) if not Path(o["path"]).exists())
 
 
 def by_folder(paths: list[str]) -> str:
@@ -279,19 +322,33 @@ def markdown(results: AuditResults) -> str:
 
 def run(cfg: Config) -> None:
     lock_path = Path("dvc.lock")
-    if not lock_path.is_file():
-        raise FileNotFoundError("dvc.lock does not exist: run the audit in a workspace of a finished run")
-    missing = missing_outputs(lock_path)
+    if problems := pipeline.workspace_problems(Path.cwd()):
+        raise ValueError(problems[0])
+    never = never_run(lock_path, Path.cwd())
+    if never:
+        raise ValueError(
+            f"the run is unfinished: {_stages(len(never))} not run ({_some(never)}); finish it with `dvc repro` "
+            "(or `classaware repro`), then audit it"
+        )
+    missing = missing_inputs(lock_path)
     if missing:
         print(
-            f"classaware audit: cannot run, {len(missing)} artifacts are missing ({by_folder(missing)}); run `dvc pull`"
+            f"classaware audit: cannot run, {len(missing)} artifacts are missing ({by_folder(missing)}); "
+            "run `dvc pull --with-deps dvc.yaml`"
         )
         raise SystemExit(2)
+    changed = changed_stages()
+    if behind := stale(changed):
+        raise ValueError(
+            f"the run is unfinished: {_stages(len(behind))} not run since {'its' if len(behind) == 1 else 'their'} "
+            "code, parameters or inputs "
+            f"changed ({_some(behind)}; `dvc status` says what changed); finish it with `dvc repro`, then audit it"
+        )
     stages = configure(pipeline.locked_commands(lock_path), Path.cwd())
     device = pick_device(cfg.device)
     here = Environment.current(device)
     ctx = Context(device, cfg.sample, cfg.seed, here)
-    results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(stages, ctx, cfg.only)))
+    results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(stages, ctx, cfg.only, changed)))
     results.save(cfg.out / "audit.json")
     save_text(markdown(results), cfg.out / "audit.md")
     bad = failed(results)

@@ -33,6 +33,12 @@ convolutions through the same layers). ``decode`` and the
 per-process overhead (start-up, loading data and checkpoints, DVC's bookkeeping) come from the
 measured pipeline run.
 
+Where the throughput figures do not cover a stage (no file, or not its architectures: a CPU
+profile), its time is the one this workspace measured when it last ran that stage with the very
+command these parameters give (``logs/timings.jsonl``, which every stage run under DVC appends
+to, and ``dvc.lock``, which says the command it last ran), marked ``*`` and said so; a stage
+neither covers is ``?``.
+
 A stage counts exactly unless it declares why its counts are upper bounds (``WORK_BOUND``,
 e.g. Dist's scan, whose length depends on where each model's boundary lies). Training rates
 are measured at one batch size (128) and apply to every batch size of a grid.
@@ -40,7 +46,9 @@ are measured at one batch size (128) and apply to every batch size of a grid.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +58,7 @@ from ..config import Options, help_field
 from ..files import load_json
 from ..stages import Stage, Upstream, configure
 from . import pipeline
-from .profile import merged_params
+from .profile import merged_params, params_file_problems
 
 KINDS = ("train", "forward", "grad", "save", "decode")
 DECODE = ""  # the "architecture" of decode units: none
@@ -67,6 +75,7 @@ class Work:
     runs: int = 0
     units: Counter = field(default_factory=Counter)
     bounds: tuple[str, ...] = ()
+    instances: tuple[str, ...] = ()  # its foreach or matrix instances' names in DVC (or the stage's own)
 
     @property
     def bound(self) -> bool:
@@ -92,6 +101,7 @@ def pipeline_work(stages: list[Stage]) -> list[Work]:
             raise ValueError(f"stage {s.name}: unknown kinds of work {sorted(unknown)}; known: {', '.join(KINDS)}")
         row = rows.setdefault(s.name.split("@")[0], Work(s.name.split("@")[0]))
         row.runs += 1
+        row.instances += (s.name,)
         row.units.update(units)
         bound = getattr(s.module, "WORK_BOUND", None)
         if bound and bound not in row.bounds:
@@ -175,10 +185,40 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 60:.1f} min" if s >= 60 else f"{s:.1f} s"
 
 
-def table(works: list[Work], rates: Rates | None) -> list[str]:
+MEASURED = "*"  # marks a time measured in this workspace (see measured_times)
+
+
+def measured_times(timings: Path, lock: Path, rendered: Mapping[str, str]) -> dict[str, float]:
+    """{stage instance: seconds} of the stages whose last run in this workspace (the last line of
+    ``timings`` for it, outside DVC's experiments) ran the command ``rendered`` gives it now (as
+    ``lock``, dvc.lock, records it), so the time was measured for these very settings."""
+    if not timings.is_file() or not lock.is_file():
+        return {}
+    locked = pipeline.locked_commands(lock)
+    last: dict[str, float] = {}
+    for line in timings.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            if entry.get("experiment") is None:
+                last[entry["stage"]] = float(entry["seconds"])
+        except (ValueError, KeyError, TypeError, AttributeError):  # a line a killed run cut short
+            continue
+    return {stage: t for stage, t in last.items() if stage in rendered and locked.get(stage) == rendered[stage]}
+
+
+def table(works: list[Work], rates: Rates | None, measured: Mapping[str, float] | None = None) -> list[str]:
     """One line per stage: processes, units of every kind, time and share of the total (upper
-    bounds marked <=), then the total; without rates, the work units and ``total: ? h``."""
+    bounds marked <=), then the total; without rates, the work units and ``total: ? h``. A stage
+    the rates do not cover takes its ``measured`` time (by instance, all of them measured),
+    marked :data:`MEASURED`."""
+    measured = measured or {}
     times = {w.stage: rates.seconds(w) for w in works} if rates else {}
+    here = {
+        w.stage: sum(measured[i] for i in w.instances)
+        for w in works
+        if times.get(w.stage) is None and w.instances and all(i in measured for i in w.instances)
+    }
+    times |= here
     known = [s for s in times.values() if s is not None]
     total = sum(known)
     row = "{:<16} {:>5} {:>10} {:>10} {:>10} {:>8} {:>8} {:>12} {:>6}".format
@@ -186,19 +226,34 @@ def table(works: list[Work], rates: Rates | None) -> list[str]:
     for w in works:
         mark = "<=" if w.bound else ""
         seconds = times.get(w.stage)
-        time = "?" if seconds is None else mark + fmt_seconds(seconds)
+        time = "?" if seconds is None else mark + fmt_seconds(seconds) + (MEASURED if w.stage in here else "")
         share = "" if seconds is None or not total else f"{100 * seconds / total:.1f}%"
         counts = [fmt_count(w.total(k)) for k in KINDS]
         counts[1] = mark + counts[1] if counts[1] != "-" else counts[1]
         lines.append(row(w.stage, w.runs, *counts, time, share))
-    missing = sorted({m for w in works for m in (rates.missing(w) if rates else [])})
-    if rates is None:
-        lines.append("total: ? h (no throughput figures)")
-    elif missing:
-        lines.append(f"total: ? h (not measured: {', '.join(missing)}; the stages that are: {total / 3600:.2f} h)")
+    missing = sorted({m for w in works if w.stage not in here for m in (rates.missing(w) if rates else [])})
+    unknown = [w.stage for w in works if times.get(w.stage) is None]
+    if here:
+        lines.append(
+            f"{MEASURED} measured here: the time of this workspace's last run of the stage with this very command "
+            f"(logs/timings.jsonl, dvc.lock), for {len(here)} stage{'s' if len(here) > 1 else ''} the throughput "
+            "figures do not cover"
+        )
+    if rates is None and unknown:
+        lines.append(
+            "total: ? h (no throughput figures"
+            + (f"; measured here: {total / 3600:.2f} h of it; not: {', '.join(unknown)})" if here else ")")
+        )
+    elif unknown:
+        gaps = ", ".join(missing) if missing else ", ".join(unknown)
+        lines.append(f"total: ? h (not measured: {gaps}; the stages that are: {total / 3600:.2f} h)")
     else:
         bounds = list(dict.fromkeys(b for w in works for b in w.bounds))
-        lines.append(f"total: {total / 3600:.2f} h" + (f" (an upper bound: {'; '.join(bounds)})" if bounds else ""))
+        lines.append(
+            f"total: {total / 3600:.2f} h"
+            + (f" ({len(here)} stages as measured here)" if here else "")
+            + (f" (an upper bound: {'; '.join(bounds)})" if bounds else "")
+        )
     return lines
 
 
@@ -212,6 +267,9 @@ class Config(Options):
     profiles_dir: Path = help_field(Path("profiles"), "folder of the profile files")
     throughput: Path = help_field(H100, "throughput figures (gpu_check.json from benchmarks/gpu_check.sh)")
     dvc_yaml: Path = help_field(Path("dvc.yaml"), "the pipeline whose stages are estimated")
+    timings: Path = help_field(
+        Path("logs/timings.jsonl"), "stage times measured in this workspace, for the stages the figures do not cover"
+    )
 
     def check(self) -> list[str]:
         if self.profile is not None and not (self.profiles_dir / f"{self.profile}.yaml").is_file():
@@ -220,6 +278,11 @@ class Config(Options):
             return [f"--params {self.params} does not exist"]
         if not self.dvc_yaml.is_file():
             return [f"--dvc_yaml {self.dvc_yaml} does not exist"]
+        if self.throughput != H100 and not self.throughput.is_file():
+            return [
+                f"--throughput {self.throughput} does not exist (give the JSON benchmarks/gpu_check.sh writes, "
+                f"or leave it out for {H100})"
+            ]
         return []
 
 
@@ -228,10 +291,16 @@ def stages(params: dict, dvc_yaml: Path) -> list[Stage]:
     return configure(pipeline.rendered_commands(dvc_yaml, params))
 
 
-def report(params: dict, source: str, throughput: Path, dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
-    """The estimate's lines for merged parameters ``params`` (read from ``source``)."""
+def report(
+    params: dict, source: str, throughput: Path, dvc_yaml: Path = Path("dvc.yaml"), timings: Path | None = None
+) -> list[str]:
+    """The estimate's lines for merged parameters ``params`` (read from ``source``); ``timings``:
+    the stage times measured in the workspace of ``dvc_yaml`` (:func:`measured_times`)."""
     lines = [f"profile: {params['profile']} ({source})"]
     pipeline_stages = stages(params, dvc_yaml)
+    measured = {}
+    if timings is not None:
+        measured = measured_times(timings, dvc_yaml.with_name("dvc.lock"), pipeline.rendered_commands(dvc_yaml, params))
     if throughput.is_file():
         rates = Rates.from_results(load_json(throughput, "throughput figures"))
         lines.append(f"throughput: {throughput}, {rates.device}")
@@ -249,13 +318,16 @@ def report(params: dict, source: str, throughput: Path, dvc_yaml: Path = Path("d
             if throughput == H100
             else "it does not exist"
         )
-        lines.append(f"throughput: {throughput}: {what}; work units only")
-    return lines + table(pipeline_work(pipeline_stages), rates)
+        alone = "work units, and the times measured here" if measured else "work units only"
+        lines.append(f"throughput: {throughput}: {what}; {alone}")
+    return lines + table(pipeline_work(pipeline_stages), rates, measured)
 
 
 def run(cfg: Config) -> None:
+    if cfg.profile is None and (problems := params_file_problems(cfg.params, cfg.profiles_dir)):
+        raise ValueError("; ".join(problems))
     if cfg.profile is not None:
         params, source = merged_params(cfg.profile, cfg.profiles_dir), f"{cfg.profiles_dir}/{cfg.profile}.yaml"
     else:
         params, source = yaml.safe_load(cfg.params.read_text()), str(cfg.params)
-    print("\n".join(report(params, source, cfg.throughput, cfg.dvc_yaml)))
+    print("\n".join(report(params, source, cfg.throughput, cfg.dvc_yaml, cfg.timings)))

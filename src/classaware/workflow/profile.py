@@ -20,11 +20,23 @@ index and an untracked ``.dvc`` file would not reach them. Commit them with ``pa
 archive already inside the repository is used where it is (and added to DVC when neither DVC nor
 git tracks it). ``classaware download``'s official archive keeps its own ``data.dvc``.
 
-Before anything is written or added, the parameters are checked against every stage: DVC renders
+Before anything is written or added: the command must run in the project (``dvc.yaml`` beside
+``params.yaml``, and ``profiles/``); the archive must exist and be one ``prepare`` reads (a
+gzip-compressed tar holding the official batches or ``train/CLASS/...`` and ``test/CLASS/...``
+folders of the ten classes: its listing is checked, not its images), so a mistaken ``--data`` or
+a missing official archive is an error naming the fix (``classaware download`` or ``--data``)
+rather than a failure at ``prepare``; and ``params.yaml`` must hold no edits that no profile
+makes (a hand edit is kept unless ``--force``: it differs from every profile's rendering, and
+from git's committed copy). Then the parameters are checked against every stage: DVC renders
 ``dvc.yaml`` with them in a temporary copy (its own interpolation, exactly as ``dvc repro``
 would), and each stage's command is parsed by that stage's options as the stage itself parses
 it (:mod:`classaware.config`). A value some stage would refuse (``attack.test_size: null``, a
 boolean where a number belongs, a string a shell would split) is an error naming its key.
+
+The commands that run the pipeline (``classaware repro``, ``slurm submit``, ``replicate``,
+``estimate``) check ``params.yaml`` against the profiles' keys first (:func:`params_problems`): a
+group missing or a key no profile has (``seed_shfit: 1``, typed by hand) is an error naming it,
+where DVC would ignore the key and run with the old value.
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ import re
 import shlex
 import subprocess
 import sys
+import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +58,7 @@ from typing import Any
 import yaml
 
 from ..config import Options, from_args, help_field
-from ..data import file_digests
+from ..data import _FOLDER_ENTRY, CLASSES, file_digests
 from ..files import save_text
 from ..stages import COMMANDS, load, parser
 from . import PROFILES
@@ -129,6 +143,24 @@ def render(name: str, profiles_dir: Path, data: Path | None = None) -> str:
     )
 
 
+def project_problem(root: Path, profiles_dir: Path) -> str | None:
+    """Why ``root`` is not a classaware project (dvc.yaml there, and the profiles' folder), if it is not."""
+    if (root / "dvc.yaml").is_file() and (profiles_dir / f"{BASE}.yaml").is_file():
+        return None
+    return (
+        f"{root.resolve()} is not a classaware project (it needs dvc.yaml and {profiles_dir}/{BASE}.yaml): "
+        "run this in the repository's root folder"
+    )
+
+
+def profile_problem(name: str, profiles_dir: Path) -> str | None:
+    """Why ``name`` is no profile of ``profiles_dir``, naming the known ones."""
+    if (profiles_dir / f"{name}.yaml").is_file():
+        return None
+    known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+    return f"unknown profile {name!r}; known: {', '.join(known) or 'none'} (in {profiles_dir})"
+
+
 @dataclass(frozen=True)
 class Config(Options):
     name: str = help_field(help=f"profile: {', '.join(PROFILES)} (a file profiles/<name>.yaml)", positional=True)
@@ -138,20 +170,51 @@ class Config(Options):
     )
     profiles_dir: Path = help_field(Path("profiles"), "folder of the profile files")
     out: Path = help_field(Path("params.yaml"), "params file to write, next to dvc.yaml", output="file")
+    force: bool = help_field(False, "overwrite params.yaml even where it holds edits no profile makes")
 
     def check(self) -> list[str]:
-        problems = []
-        if not (self.profiles_dir / f"{self.name}.yaml").is_file():
-            known = sorted(p.stem for p in self.profiles_dir.glob("*.yaml"))
-            problems.append(
-                f"unknown profile {self.name!r}; known: {', '.join(known) or 'none'} (in {self.profiles_dir})"
-            )
-        if self.data is not None and not self.data.is_file():
-            problems.append(f"--data {self.data} does not exist (give the path of a CIFAR-10 archive)")
+        problems = [p for p in (project_problem(self.out.absolute().parent, self.profiles_dir),) if p]
+        if not problems and (unknown := profile_problem(self.name, self.profiles_dir)):
+            problems.append(unknown)
+        if self.data is not None and not self.data.is_file():  # its contents: write() checks them
+            problems.append(f"--data {self.data} does not exist (give the path of a CIFAR-10 archive: {ARCHIVE_FORMS})")
         return problems
 
 
 # ----------------------------------------------------------------------------- the archive
+ARCHIVE_FORMS = (
+    "the official cifar-10-python.tar.gz (`classaware download`), or a .tar.gz of images "
+    "train/CLASS/NAME and test/CLASS/NAME for the ten CIFAR-10 classes"
+)
+OFFICIAL_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
+
+
+def archive_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` is not a CIFAR-10 archive the ``prepare`` stage reads, judged from its listing
+    (a gzip-compressed tar holding the official batches, or an image folder of the ten classes
+    in train/ and test/); None when it is one. ``what`` names it in the message."""
+    if not path.is_file():
+        return f"{what} {path} does not exist (give the path of a CIFAR-10 archive: {ARCHIVE_FORMS})"
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            names = [m.name for m in tar if m.isfile()]
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        return f"{what} {path} is not a CIFAR-10 archive (not a gzip-compressed tar file: {exc}); give {ARCHIVE_FORMS}"
+    if all(any(n.endswith(f"cifar-10-batches-py/{b}") for n in names) for b in OFFICIAL_BATCHES):
+        return None
+    classes: dict[str, set[str]] = {"train": set(), "test": set()}
+    for n in names:
+        if m := _FOLDER_ENTRY.search(n):
+            classes[m[1]].add(m[2])
+    wrong = [split for split, found in classes.items() if found != set(CLASSES)]
+    if not wrong:
+        return None
+    return (
+        f"{what} {path} is not a CIFAR-10 archive: {' and '.join(f'{s}/' for s in wrong)} "
+        f"{'does' if len(wrong) == 1 else 'do'} not hold the ten classes' folders; give {ARCHIVE_FORMS}"
+    )
+
+
 def _real(path: Path) -> Path:
     """``path`` absolute with its folders' symlinks resolved (the file itself may be a link)."""
     return Path(os.path.realpath(path.parent)) / path.name
@@ -375,18 +438,37 @@ def _shell_unsafe(params: dict, where: str = "") -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- the command
-def write(name: str, profiles_dir: Path, data: Path | None, out: Path) -> None:
+def write(name: str, profiles_dir: Path, data: Path | None, out: Path, force: bool = False) -> None:
     """params.yaml ``out`` for profile ``name`` (see the module docstring). ValueError naming each
-    key some stage refuses, before anything is written or added; ``out`` is put back as it was
-    when the archive cannot be brought in."""
+    key some stage refuses, a missing or mistaken archive, or hand edits in ``out`` (unless
+    ``force``), before anything is written or added; ``out`` is put back as it was when the
+    archive cannot be brought in."""
     root = out.absolute().parent
+    if problem := project_problem(root, profiles_dir) or profile_problem(name, profiles_dir):
+        raise ValueError(problem)
     archive = None if data is None else archive_path(data, root)
     text = render(name, profiles_dir, archive)
-    if not (root / "dvc.yaml").is_file():
-        raise ValueError(f"{out} must sit next to the pipeline's dvc.yaml (none in {root}): run in the repository")
     problems = pipeline_problems(text, root)
     if problems:
         raise ValueError(f"profile {name}: parameters some stage of dvc.yaml refuses:\n  " + "\n  ".join(problems))
+    if data is not None:
+        if problem := archive_problem(data, "--data"):
+            raise ValueError(problem)
+    else:
+        named = Path(yaml.safe_load(text)["data"]["archive"])
+        if not (root / named).is_file():
+            raise ValueError(
+                f"{named}, the CIFAR-10 archive profile {name} reads, does not exist: fetch the official one "
+                f"with `classaware download` (internet), or give a local archive with "
+                f"`classaware profile {name} --data PATH`"
+            )
+        if problem := archive_problem(root / named, f"data.archive of profile {name},"):
+            raise ValueError(problem)
+    if not force and (edits := hand_edits(out, profiles_dir)):
+        raise ValueError(
+            f"{out} holds edits no profile makes ({edits}); `classaware profile {name} --force` overwrites them, "
+            f"or keep them by putting them into {profiles_dir}/NAME.yaml first"
+        )
     previous = out.read_text() if out.is_file() else None
     save_text(text, out)  # first: DVC reads dvc.yaml, with these params, to add the archive
     try:
@@ -400,6 +482,129 @@ def write(name: str, profiles_dir: Path, data: Path | None, out: Path) -> None:
         raise
 
 
+# ----------------------------------------------------------------------------- params.yaml as a profile wrote it
+def _leaf_map(params: Any) -> dict[str, Any]:
+    return dict(_leaves(params)) if isinstance(params, dict) else {"(the whole file)": params}
+
+
+def _differences(ours: dict[str, Any], theirs: dict[str, Any], name: str, most: int = 3) -> str:
+    """The first ``most`` keys where params ``ours`` differ from profile ``name``'s ``theirs``, in words."""
+    found = []
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        if key not in theirs:
+            found.append(f"{key}: {json.dumps(ours[key])}, which no profile has")
+        elif key not in ours:
+            found.append(f"{key} removed")
+        elif ours[key] != theirs[key]:
+            found.append(f"{key}: {json.dumps(ours[key])} where profile {name} has {json.dumps(theirs[key])}")
+    more = f" and {len(found) - most} more" if len(found) > most else ""
+    return "; ".join(found[:most]) + more
+
+
+def _committed_unchanged(path: Path) -> bool:
+    """Whether git tracks ``path`` and it equals git's committed copy (overwriting it loses nothing)."""
+    folder = path.absolute().parent
+    tracked = _run(["git", "ls-files", "--error-unmatch", "--", path.name], folder).returncode == 0
+    return tracked and _run(["git", "diff", "--quiet", "HEAD", "--", path.name], folder).returncode == 0
+
+
+def hand_edits(out: Path, profiles_dir: Path) -> str | None:
+    """What ``out`` holds that no profile's rendering has (with any archive), in words; None when
+    it is absent, equals some profile's rendering (the data archive its own), or equals the copy
+    git has committed."""
+    if not out.is_file():
+        return None
+    text = out.read_text()
+    try:
+        ours = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return f"it does not parse as YAML: {str(exc).splitlines()[0]}"
+    archive = _lookup(ours, "data.archive") if isinstance(ours, dict) else None
+    renderings: dict[str, list[dict]] = {}  # each profile's, on its own archive, then on this file's
+    for path in sorted(profiles_dir.glob("*.yaml")):
+        for data in [None, *([Path(archive)] if isinstance(archive, str) else [])]:
+            try:
+                renderings.setdefault(path.stem, []).append(merged_params(path.stem, profiles_dir, data))
+            except (ValueError, KeyError, TypeError):  # a broken profile file renders nothing
+                continue
+    if any(ours == r for found in renderings.values() for r in found) or _committed_unchanged(out):
+        return None
+    own = ours.get("profile") if isinstance(ours, dict) else None
+    name = own if own in renderings else BASE
+    if not renderings.get(name):
+        return "it matches no profile"
+    return _differences(_leaf_map(ours), _leaf_map(renderings[name][-1]), name)  # on this file's archive
+
+
+def params_problems(params: Any, profiles_dir: Path, where: str = "params.yaml") -> list[str]:
+    """What keeps ``params`` (params.yaml's contents) from being a profile's parameters: a group or
+    key that every profile has and it lacks, one that no profile has (a misspelling DVC would
+    ignore: ``seed_shfit: 1``), another kind of value (a mapping for a number); each naming the
+    key. Zoo members are names: each must give exactly the options of paper.yaml's members."""
+    base = yaml.safe_load((profiles_dir / f"{BASE}.yaml").read_text())
+    if not isinstance(params, dict):
+        return [f"{where} must be a mapping of groups, got {_kind(params)}"]
+    problems: list[str] = []
+
+    def compare(ours: dict, theirs: dict, path: str) -> None:
+        for key in ours:
+            if key not in theirs:
+                known = ", ".join(map(str, theirs))
+                problems.append(
+                    f"{where}: unknown key {path + str(key)!r} (a misspelling? no profile has it, and DVC would "
+                    f"ignore it); {path.rstrip('.') or 'the top level'} has {known}"
+                )
+        for key, value in theirs.items():
+            if key not in ours:
+                problems.append(f"{where} lacks {path + str(key)!r}, which every profile gives")
+            elif isinstance(value, dict) and not isinstance(ours[key], dict):
+                problems.append(f"{where}: {path + str(key)!r} must be a mapping, got {_kind(ours[key])}")
+            elif isinstance(value, dict) and path + key not in REPLACED_WHOLE:
+                compare(ours[key], value, f"{path}{key}.")
+
+    compare(params, base, "")
+    if not problems and isinstance(params.get("zoo"), dict):
+        try:
+            check_zoo(params["zoo"], base["zoo"], where)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def params_file_problems(path: Path, profiles_dir: Path = Path("profiles")) -> list[str]:
+    """:func:`params_problems` of the file ``path``, with the fix; none where the folder is not a
+    classaware project (no profiles) or has no params file (a DVC pipeline of another kind)."""
+    if not (profiles_dir / f"{BASE}.yaml").is_file() or not path.is_file():
+        return []
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        return [f"{path} does not parse as YAML: {str(exc).splitlines()[0]}"]
+    problems = params_problems(params, profiles_dir, str(path))
+    if problems:
+        problems[-1] += f" (rewrite {path} with `classaware profile NAME`, or edit it by hand)"
+    return problems
+
+
+def missing_archive_problem(params_path: Path) -> str | None:
+    """Why the pipeline cannot start: the CIFAR-10 archive ``params_path``'s ``data.archive`` names
+    is not there, with the fix (``classaware download``, or ``--data``); None when it is, or when
+    the file names none. DVC would say "missing data 'source'" at the first stage."""
+    try:
+        params = yaml.safe_load(params_path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    archive = _lookup(params, "data.archive") if isinstance(params, dict) else None
+    if not isinstance(archive, str) or (params_path.parent / archive).exists():
+        return None
+    name = params.get("profile") if isinstance(params.get("profile"), str) else "NAME"
+    return (
+        f"{archive}, the CIFAR-10 archive {params_path.name} names (data.archive), does not exist: fetch the "
+        f"official one with `classaware download` (internet), or run on a local archive: "
+        f"`classaware profile {name} --data PATH`"
+    )
+
+
 def run(cfg: Config) -> None:
-    write(cfg.name, cfg.profiles_dir, cfg.data, cfg.out)
+    write(cfg.name, cfg.profiles_dir, cfg.data, cfg.out, cfg.force)
     log.info("%s now holds the %s profile; run `dvc repro` (or `classaware repro --jobs N`)", cfg.out, cfg.name)

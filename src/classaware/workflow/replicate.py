@@ -45,9 +45,12 @@ from ..config import Options, help_field
 from ..files import save_text
 from ..schema import ReplicatedClaim, Replicates
 from ..text import interval, markdown_table, natural_key, number, padded, unpadded
+from .pipeline import workspace_problems
+from .profile import params_file_problems, profile_problem, project_problem
 from .profile import write as write_profile
 
 log = logging.getLogger(__name__)
+PROFILES_DIR = Path("profiles")
 CLAIMS_DIR = "metrics/claims"  # where verify writes one JSON per claim (dvc.yaml)
 REPORT_INPUT = "results/claims.json"  # the workspace's own claims, which the report needs
 # what a reviewer needs to recompute a replicate's claims (with claims.yaml): per target and pair
@@ -77,6 +80,20 @@ class Config(Options):
         if self.data is not None and self.profile is None:
             return ["--data needs --profile"]
         return []
+
+
+def preflight(cfg: Config) -> None:
+    """What keeps the replicates from starting, as ValueError, before anything runs: not in the
+    project, an unknown profile, no params file, or one no profile would write."""
+    problems = [p for p in (project_problem(Path.cwd(), PROFILES_DIR),) if p] or workspace_problems(Path.cwd())
+    if not problems and cfg.profile is not None:
+        problems = [p for p in (profile_problem(cfg.profile, PROFILES_DIR),) if p]
+    elif not problems and not cfg.params.is_file():
+        problems = [f"{cfg.params} does not exist: write it with `classaware profile NAME` (or pass --profile NAME)"]
+    elif not problems:
+        problems = params_file_problems(cfg.params, PROFILES_DIR)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _dvc(*args: str) -> str:
@@ -240,8 +257,9 @@ def check_workspace(params: dict) -> None:
 
 
 def run(cfg: Config) -> None:
+    preflight(cfg)
     if cfg.profile is not None:
-        write_profile(cfg.profile, Path("profiles"), cfg.data, cfg.params)
+        write_profile(cfg.profile, PROFILES_DIR, cfg.data, cfg.params)
     params = yaml.safe_load(cfg.params.read_text())
     check_workspace(params)
     profile = params["profile"]

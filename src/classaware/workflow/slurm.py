@@ -12,6 +12,12 @@ and submits nothing.
 ``classaware slurm status`` shows each submitted stage's job, SLURM's state, and whether the
 stage is done (DVC has it and all upstream of it up to date); it exits with status 1 when a
 job failed or was cancelled.
+
+``classaware slurm cancel`` stops the run: ``scancel`` of every recorded job SLURM still holds
+(pending or running). SLURM sends a running job's processes SIGTERM (then SIGKILL), which ends
+DVC before it commits, so dvc.lock keeps what it held for the stages cut short; the command names
+them, and the pending ones that never started. A ``submit`` stopped half-way (Ctrl-C, SIGTERM)
+cancels the jobs it had already queued, so no half pipeline runs on.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from ..config import Options, help_field
 from . import pipeline
 from .pipeline import DVC_REPRO, log_file
+from .repro import run_problems
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +125,13 @@ def slurm_states(ids: Sequence[str]) -> dict[str, str]:
     return states
 
 
+def run_scancel(ids: Sequence[str]) -> None:
+    """``scancel`` the jobs ``ids``; ValueError with its message when it refuses."""
+    done = subprocess.run(["scancel", *ids], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ValueError(f"scancel {' '.join(ids)} failed: {done.stderr.strip()}")
+
+
 def status_table(ids: Mapping[str, str], states: Mapping[str, str], to_do: Collection[str]) -> str:
     """One line per submitted stage: its job, whether it is done (DVC has it and everything
     upstream of it up to date) or still to run, and SLURM's state of the job."""
@@ -133,9 +147,10 @@ def status_table(ids: Mapping[str, str], states: Mapping[str, str], to_do: Colle
 @dataclass(frozen=True)
 class Config(Options):
     action: str = help_field(
-        help="submit: queue one job per stage to run; status: the jobs and which stages are done",
+        help="submit: queue one job per stage to run; status: the jobs and which stages are done; "
+        "cancel: scancel the submitted jobs still pending or running",
         positional=True,
-        choices=("submit", "status"),
+        choices=("submit", "status", "cancel"),
     )
     partition: str | None = help_field(None, "partition to submit to (default: the cluster's)")
     gpus_per_job: int = help_field(1, "GPUs per job (0: CPU-only jobs)", ge=0)
@@ -155,6 +170,8 @@ class Config(Options):
 
 
 def submit(cfg: Config) -> None:
+    if problems := run_problems(Path.cwd()):
+        raise ValueError("; ".join(problems))
     graph = pipeline.to_run(pipeline.read_pipeline(Path.cwd()))
     if not graph:
         log.info("nothing to submit: every stage is up to date")
@@ -170,20 +187,41 @@ def submit(cfg: Config) -> None:
     if cfg.dry_run:
         print("\n".join(job_script(stage, job, sorted(waits_for)) for stage, waits_for in graph.items()))
         return
-    ids = submit_jobs(graph, job, run_sbatch)
+    submitted: dict[str, str] = {}
+
+    def sbatch(args: list[str]) -> str:
+        submitted[args[-1]] = run_sbatch(args)
+        return submitted[args[-1]]
+
+    try:
+        ids = submit_jobs(graph, job, sbatch)
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM half-way: no half pipeline runs on
+        if submitted:
+            run_scancel(list(submitted.values()))
+            log.warning("submission stopped: cancelled the %d jobs already queued", len(submitted))
+        raise
     log.info("%d jobs submitted; `classaware slurm status` shows how they go", len(ids))
 
 
-def status(cfg: Config) -> None:
+def _recorded(cfg: Config) -> dict[str, str]:
     jobs_file = cfg.job_dir / JOBS_FILE
     if not jobs_file.is_file():
         raise ValueError(f"no {jobs_file}: nothing was submitted from here (`classaware slurm submit` writes it)")
-    ids = json.loads(jobs_file.read_text())
+    return json.loads(jobs_file.read_text())
+
+
+def _live(ids: Mapping[str, str], states: Mapping[str, str]) -> list[str]:
+    """The stages whose job SLURM still holds and has not ended: pending or running."""
+    ended = ("COMPLETED", *FAILED_STATES)
+    return [stage for stage, i in ids.items() if i in states and not states[i].startswith(ended)]
+
+
+def status(cfg: Config) -> None:
+    ids = _recorded(cfg)
     states = slurm_states(list(ids.values()))
     # a job SLURM still holds that has not ended is pending or running: its stage is not done,
     # and DVC is not asked about files such a job may be writing
-    ended = ("COMPLETED", *FAILED_STATES)
-    busy = [stage for stage, i in ids.items() if i in states and not states[i].startswith(ended)]
+    busy = _live(ids, states)
     print(status_table(ids, states, pipeline.to_run(pipeline.read_pipeline(Path.cwd(), busy))))
     failed = [s for s, i in ids.items() if states.get(i, "").startswith(FAILED_STATES)]
     if failed:
@@ -193,5 +231,22 @@ def status(cfg: Config) -> None:
         )
 
 
+def cancel(cfg: Config) -> None:
+    """``scancel`` every recorded job still pending or running, and say which stages it cut short."""
+    ids = _recorded(cfg)
+    states = slurm_states(list(ids.values()))
+    live = _live(ids, states)
+    if not live:
+        print("classaware slurm: no submitted job is pending or running: nothing to cancel")
+        return
+    run_scancel([ids[s] for s in live])
+    running = [s for s in live if states[ids[s]].startswith(("RUNNING", "COMPLETING", "CONFIGURING"))]
+    pending = [s for s in live if s not in running]
+    print(
+        f"classaware slurm: cancelled {len(live)} jobs; cut short, not committed (dvc.lock keeps what it held for "
+        f"them): {', '.join(running) or 'none'}; never started: {', '.join(pending) or 'none'}"
+    )
+
+
 def run(cfg: Config) -> None:
-    {"submit": submit, "status": status}[cfg.action](cfg)
+    {"submit": submit, "status": status, "cancel": cancel}[cfg.action](cfg)
