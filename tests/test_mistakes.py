@@ -267,16 +267,18 @@ def test_ctrl_c_during_a_stage_prints_one_line_and_exits_130(tmp_path):
 
 
 # ----------------------------------------------------------------------------- issue 29 item 12: params.yaml by hand
+# Every command reads params.yaml through one check (workflow.profile), so each edit meets one
+# command and each command one edit: four runs of `profile smoke --data` cover the kind.
 @pytest.mark.parametrize(
-    "edit, words",
+    "edit, words, command",
     [
-        (lambda p: {**p, "seed_shfit": 1}, "unknown key 'seed_shfit' (a misspelling?"),
-        (lambda p: {k: v for k, v in p.items() if k != "data"}, "params.yaml lacks 'data', which every profile gives"),
-        (lambda p: {**p, "attack": {**p["attack"], "stpes": 3}}, "unknown key 'attack.stpes'"),
-        (lambda p: {**p, "attack": 3}, "'attack' must be a mapping, got a value"),
+        (lambda p: {**p, "seed_shfit": 1}, "unknown key 'seed_shfit' (a misspelling?", ["repro"]),
+        (lambda p: {k: v for k, v in p.items() if k != "data"}, "params.yaml lacks 'data', which every profile gives",
+         ["replicate"]),
+        (lambda p: {**p, "attack": {**p["attack"], "stpes": 3}}, "unknown key 'attack.stpes'", ["estimate"]),
+        (lambda p: {**p, "attack": 3}, "'attack' must be a mapping, got a value", ["slurm", "submit"]),
     ],
-)
-@pytest.mark.parametrize("command", [["repro"], ["replicate"], ["estimate"], ["slurm", "submit"]])
+)  # fmt: skip
 def test_a_params_yaml_no_profile_would_write_is_refused_naming_the_key(edit, words, command, root, capsys):
     _smoke(root, capsys)
     params = yaml.safe_load((root / "params.yaml").read_text())
