@@ -25,7 +25,10 @@ batches are re-run, in the stage's own batching, because a network's arithmetic 
 last bits) depends on which images share a batch.
 
 Writes ``DIR/audit.json`` and ``DIR/audit.md``; exits 0 when every check passes, 1 when one
-fails, 2 when it cannot run (an artifact is missing: it names them and says ``dvc pull``).
+fails, 2 when it cannot run (an artifact is missing: it names them and says ``dvc pull``). In a
+workspace that shows a kept run (``classaware view``), the artifacts its remote leaves out by
+design are not missing: each check that needs one says "not checked: ... (not in the remote)"
+and checks the rest, and ``dvc status``'s "deleted" for them is no change.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from ..files import save_text
 from ..models import pick_device
 from ..stages import COMMANDS, Stage, configure, load
 from ..text import markdown_table
-from . import pipeline
+from . import pipeline, view
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,10 @@ class Check:
     name: str
     what: str
     items: int
-    result: Literal["pass", "fail", "skipped"]
+    result: Literal["pass", "fail", "skipped", "not checked"]
     first_mismatch: str | None
     seconds: float
+    not_checked: str | None = None  # artifacts a kept run's remote leaves out, which this check needed
 
 
 @dataclass(frozen=True)
@@ -110,8 +114,11 @@ class Context:
     Mismatch = Mismatch
     Skip = Skip
 
-    def __init__(self, device: torch.device, sample: int, seed: int, here: Environment):
+    def __init__(
+        self, device: torch.device, sample: int, seed: int, here: Environment, left_out: frozenset[str] = frozenset()
+    ):
         self.device, self.sample, self.here = device, sample, here
+        self.left_out = left_out  # outputs a kept run's remote leaves out (classaware view), absent by design
         self.generator = torch.Generator().manual_seed(seed)
         self.data: Callable[[Path], Cifar10] = cache(load_canonical)  # each canonical file read once
 
@@ -183,9 +190,32 @@ def plan(stages: list[Stage]) -> list[tuple[str, str, list[tuple[Stage, Callable
     return [(name, what[name], found.get(name, [])) for name in order]
 
 
-def check_dvc_status(stages: list[Stage]) -> int:
+def _absent_by_design(path: str, left_out: frozenset[str]) -> bool:
+    """``path`` is not here because a kept run's remote leaves it (or everything in it) out."""
+    return not Path(path).exists() and any(p == path or p.startswith(path.rstrip("/") + "/") for p in left_out)
+
+
+def _without_absent(entries: list, left_out: frozenset[str]) -> list:
+    """``dvc status`` entries of one stage, less the deleted paths a kept run's remote leaves out."""
+    kept = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            entry = {
+                kind: {p: st for p, st in changes.items() if not (st == "deleted" and _absent_by_design(p, left_out))}
+                if isinstance(changes, dict) else changes
+                for kind, changes in entry.items()
+            }  # fmt: skip
+            entry = {kind: changes for kind, changes in entry.items() if changes}
+            if not entry:
+                continue
+        kept.append(entry)
+    return kept
+
+
+def check_dvc_status(stages: list[Stage], left_out: frozenset[str] = frozenset()) -> int:
     # data.dvc pins the official archive, which a run from a local archive never has
     changed = {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
+    changed = {k: kept for k, v in changed.items() if (kept := _without_absent(v, left_out))}
     if changed:
         raise Mismatch(f"not as dvc.lock pins them: {json.dumps(changed)[:400]}")
     return len(stages)
@@ -198,12 +228,20 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
             continue
         log.info("audit: %s ...", name)
         start = time.perf_counter()
+        absent: list[str] = []
         try:
             if name == ARTIFACTS:
-                items = check_dvc_status(stages)
+                items = check_dvc_status(stages, ctx.left_out)
             else:
-                items = sum(function(s.config, ctx) for s, function in functions)
-            result, mismatch = "pass", None
+                items = 0
+                for s, function in functions:
+                    try:
+                        items += function(s.config, ctx)
+                    except FileNotFoundError as exc:  # an artifact the kept run's remote leaves out
+                        if not (missed := sorted(p for p in ctx.left_out if p in str(exc) and not Path(p).exists())):
+                            raise
+                        absent += missed
+            result, mismatch = ("not checked" if absent and not items else "pass"), None
         except Mismatch as exc:
             items, result, mismatch = 0, "fail", str(exc)
         except Skip as exc:
@@ -211,7 +249,8 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
         except (ValueError, FileNotFoundError) as exc:  # an artifact that does not load: corrupt, foreign
             items, result, mismatch = 0, "fail", str(exc)
         seconds = round(time.perf_counter() - start, 1)
-        checks.append(Check(name, what, items, result, mismatch, seconds))
+        note = f"{by_folder(sorted(set(absent)))} (not in the remote)" if absent else None
+        checks.append(Check(name, what, items, result, mismatch, seconds, note))
         log.info(
             "audit: %s: %s (%d item%s, %.1f s)%s",
             name,
@@ -221,6 +260,8 @@ def audit(stages: list[Stage], ctx: Context, only: tuple[str, ...] = ()) -> list
             seconds,
             f": {mismatch}" if mismatch else "",
         )
+        if note:
+            log.info("audit: %s: not checked: %s", name, note)
     return checks
 
 
@@ -258,9 +299,15 @@ def failed(results: AuditResults) -> list[str]:
     return [c.name for c in results.checks if c.result == "fail"]
 
 
+def unchecked(results: AuditResults) -> list[str]:
+    """What the checks could not check, because a kept run's remote leaves it out."""
+    return [f"{c.name}: {c.not_checked}" for c in results.checks if c.not_checked]
+
+
 def markdown(results: AuditResults) -> str:
-    verdict = "FAILS" if failed(results) else "passes"
-    rows = [[c.name, c.what, c.items, c.result.upper() if c.result == "fail" else c.result, c.first_mismatch or "",
+    verdict = "FAILS" if failed(results) else ("passes on what is here" if unchecked(results) else "passes")
+    rows = [[c.name, c.what, c.items, c.result.upper() if c.result == "fail" else c.result,
+             c.first_mismatch or (f"not checked: {c.not_checked}" if c.not_checked else ""),
              f"{c.seconds:.1f}"] for c in results.checks]  # fmt: skip
     return (
         "\n".join(
@@ -281,7 +328,8 @@ def run(cfg: Config) -> None:
     lock_path = Path("dvc.lock")
     if not lock_path.is_file():
         raise FileNotFoundError("dvc.lock does not exist: run the audit in a workspace of a finished run")
-    missing = missing_outputs(lock_path)
+    left_out = view.left_out()
+    missing = [p for p in missing_outputs(lock_path) if p not in left_out]
     if missing:
         print(
             f"classaware audit: cannot run, {len(missing)} artifacts are missing ({by_folder(missing)}); run `dvc pull`"
@@ -290,12 +338,14 @@ def run(cfg: Config) -> None:
     stages = configure(pipeline.locked_commands(lock_path), Path.cwd())
     device = pick_device(cfg.device)
     here = Environment.current(device)
-    ctx = Context(device, cfg.sample, cfg.seed, here)
+    ctx = Context(device, cfg.sample, cfg.seed, here, frozenset(p for p in left_out if not Path(p).exists()))
     results = AuditResults(environment=here, sample=cfg.sample, checks=tuple(audit(stages, ctx, cfg.only)))
     results.save(cfg.out / "audit.json")
     save_text(markdown(results), cfg.out / "audit.md")
     bad = failed(results)
     verdict = f"FAILS ({', '.join(bad)})" if bad else f"passes ({len(results.checks)} checks)"
     print(f"classaware audit: the run {verdict}; report: {cfg.out / 'audit.md'}")
+    for line in unchecked(results):
+        print(f"  not checked: {line}")
     if bad:
         raise SystemExit(1)
