@@ -149,12 +149,13 @@ UNITS = {
 
 
 def with_unit(x: float | None, unit: str | None) -> str:
-    """A metric's value (or bound) with its unit: 0.603 in "points" -> "0.603 (60.3 accuracy points)"."""
+    """A metric's value (or bound) with its unit: 0.603 in "points" -> "0.603 (a 60.3-point
+    difference)", which no reader takes for an accuracy of 60.3%."""
     if x is None or unit is None:
         return number(x)
     if unit == "l2":
         return f"{number(x)} (l2)"
-    return f"{number(x)} ({percent(x)}{'%' if unit == '%' else ' accuracy points'})"
+    return f"{number(x)} ({percent(x)}%)" if unit == "%" else f"{number(x)} (a {percent(x)}-point difference)"
 
 
 def shown_bound(claim: dict, bound: float | None) -> str:
