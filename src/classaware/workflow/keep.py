@@ -54,6 +54,7 @@ class Config(Options):
     budget_mb: float = help_field(
         90.0, "most MB of outputs to put in its DVC remote (runs/NAME/dvc-store, committed to git)", gt=0
     )
+    dry_run: bool = help_field(False, "only print what the remote would hold and leave out")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,12 @@ def by_folder(items: list[Artifact]) -> list[tuple[str, int, float]]:
     return [(top, len(g), sum(a.size for a in g) / MB) for top, g in groups.items()]
 
 
+def _summary(held: list[Artifact], left: list[Artifact]) -> None:
+    for title, items in (("holds", held), ("leaves out", left)):
+        parts = ", ".join(f"{top} {n} ({mb:.1f} MB)" for top, n, mb in by_folder(items)) or "nothing"
+        print(f"  the remote {title} {sum(a.size for a in items) / MB:.1f} MB: {parts}")
+
+
 def _copy_views(run_dir: Path, archive_file: Path | None) -> None:
     for name in VIEWED:
         shutil.copyfile(name, run_dir / name)
@@ -145,17 +152,20 @@ def run(cfg: Config) -> None:
     for name in VIEWED_DIRS:
         if not Path(name).is_dir():
             raise FileNotFoundError(f"{name}/ does not exist: run `classaware keep` in a finished run's workspace")
+    if cfg.run_dir.resolve() == Path.cwd().resolve() or Path.cwd().resolve() not in cfg.run_dir.resolve().parents:
+        raise ValueError(f"run_dir {cfg.run_dir} must be a folder inside this workspace, e.g. runs/NAME")
     lock, params = yaml.safe_load(lock_path.read_text()), yaml.safe_load(Path("params.yaml").read_text())
     archive_file = archive_dvc_file(params)
     found = artifacts(lock, archive_file)
+    held, left = choose(found, cfg.budget_mb * MB)
+    if cfg.dry_run:
+        _summary(held, left)
+        return
     missing = [a.path for a in found if not Path(a.path).exists()]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} outputs of dvc.lock are not here (e.g. {missing[0]}): keep a finished run (`dvc pull` first)"
         )
-    if cfg.run_dir.resolve() == Path.cwd().resolve() or Path.cwd().resolve() not in cfg.run_dir.resolve().parents:
-        raise ValueError(f"run_dir {cfg.run_dir} must be a folder inside this workspace, e.g. runs/NAME")
-    held, left = choose(found, cfg.budget_mb * MB)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     _copy_views(cfg.run_dir, archive_file)
     store = cfg.run_dir / STORE
@@ -175,7 +185,5 @@ def run(cfg: Config) -> None:
     stored = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     print(f"classaware keep: {cfg.run_dir}: params.yaml, dvc.lock, metrics/, figures/ and a DVC remote ({STORE}/, "
           f"{stored / MB:.1f} MB on disk)")  # fmt: skip
-    for title, items in (("holds", held), ("leaves out", left)):
-        parts = ", ".join(f"{top} {n} ({mb:.1f} MB)" for top, n, mb in by_folder(items)) or "nothing"
-        print(f"  the remote {title}: {parts}")
+    _summary(held, left)
     print(f"  commit {cfg.run_dir} to git; a reviewer runs `classaware view {cfg.run_dir}` in a clone (README.md)")
