@@ -105,17 +105,17 @@ def choose(found: list[Artifact], budget: float) -> tuple[list[Artifact], list[A
 
 
 def by_folder(items: list[Artifact]) -> list[tuple[str, int, float]]:
-    """(top folder, count, MB) of ``items``."""
+    """(top folder, or the path of its one artifact; count; MB) of ``items``."""
     groups: dict[str, list[Artifact]] = {}
     for a in items:
         groups.setdefault(a.path.split("/", 1)[0] + ("/" if "/" in a.path else ""), []).append(a)
-    return [(top, len(g), sum(a.size for a in g) / MB) for top, g in groups.items()]
+    return [(g[0].path if len(g) == 1 else top, len(g), sum(a.size for a in g) / MB) for top, g in groups.items()]
 
 
 def _summary(held: list[Artifact], left: list[Artifact]) -> None:
     for title, items in (("holds", held), ("leaves out", left)):
-        parts = ", ".join(f"{top} {n} ({mb:.1f} MB)" for top, n, mb in by_folder(items)) or "nothing"
-        print(f"  the remote {title} {sum(a.size for a in items) / MB:.1f} MB: {parts}")
+        parts = ", ".join(f"{top}{f' {n}' if n > 1 else ''} ({mb:.1f} MB)" for top, n, mb in by_folder(items))
+        print(f"  the remote {title} {sum(a.size for a in items) / MB:.1f} MB: {parts or 'nothing'}")
 
 
 def _copy_views(run_dir: Path, archive_file: Path | None) -> None:
