@@ -259,12 +259,11 @@ def fig3(columns: list[Fig3Column], path: str | Path, *, dataset: str, eps: floa
             Patch(color=DIFFERENT_COLOUR, label="different mistake"),
             Patch(color=UNFOOLED_COLOUR, label="un-fooled"),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3, title="F2 on the AEs that fooled F1 (D'_F1)")
+        caption = ("F2 on the AEs that fooled F1 (D'_F1), by Dist(F1, F2) descending: the most similar at the "
+                   "bottom. Whiskers: 95% intervals (Wilson for the ratios, on the same and the fooled ends).")  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, title=_wrapped(caption, fig, 8.5))
         title = f"Fig. 3: class-aware transferability, l2 eps = {eps:g} - {dataset}"
         fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
-        caption = ("F2 by Dist(F1, F2) descending: the most similar at the bottom. Whiskers: 95% intervals (Wilson "
-                   "for the ratios, on the same and the fooled ends).")  # fmt: skip
-        fig.supxlabel(_wrapped(caption, fig, 8.5), fontsize=8.5)
         _save(fig, path)
 
 

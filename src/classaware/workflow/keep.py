@@ -66,7 +66,10 @@ class Artifact:
 
 def archive_dvc_file(params: dict) -> Path | None:
     """The ``.dvc`` file that tracks the run's data archive (``data.archive`` + .dvc), where there is one."""
-    archive = Path(str(params.get("data", {}).get("archive", "")))
+    name = (params.get("data") or {}).get("archive") if isinstance(params, dict) else None
+    if not name:
+        return None
+    archive = Path(str(name))
     for candidate in (archive.with_name(archive.name + ".dvc"), Path("data.dvc")):
         if candidate.is_file():
             outs = yaml.safe_load(candidate.read_text()).get("outs", [])
