@@ -24,7 +24,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter, NullLocator
 
 from .analysis import Fig3Row
 from .boundary import DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED
@@ -385,6 +385,7 @@ def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
                 ticks = sorted({e for line in p.lines for e in line.eps})
                 ax.xaxis.set_major_locator(FixedLocator(ticks))
                 ax.xaxis.set_major_formatter(FixedFormatter([f"{e:g}" for e in ticks]))
+                ax.xaxis.set_minor_locator(NullLocator())  # the log axis's minor ticks read as more eps
                 ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.set_xlim(ticks[0] / EPS_MARGIN, ticks[-1] * EPS_MARGIN)
                 if attacks.index(p.attack) == 0:
