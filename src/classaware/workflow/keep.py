@@ -140,8 +140,10 @@ def _push(targets: list[str], store: Path) -> None:
     root = Path.cwd()
     dvc("remote", "add", "--local", name, str(store.resolve()), cwd=root)
     try:
-        if targets:
-            dvc("push", "-r", name, *targets, cwd=root)
+        # .dvc files apart: given one beside pipeline outputs, DVC 3.67 pushes that file's data alone
+        for group in ([t for t in targets if t.endswith(".dvc")], [t for t in targets if not t.endswith(".dvc")]):
+            if group:
+                dvc("push", "-r", name, *group, cwd=root)
     finally:
         dvc("remote", "remove", "--local", name, cwd=root)
 
@@ -186,6 +188,10 @@ def run(cfg: Config) -> None:
     }
     save_text(json.dumps(manifest, indent=2) + "\n", cfg.run_dir / MANIFEST)
     stored = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    if stored < sum(a.size for a in held):  # DVC pushed less than it was given
+        raise ValueError(
+            f"`dvc push` put {stored / MB:.1f} MB in {store}, not the {sum(a.size for a in held) / MB:.1f} MB chosen"
+        )
     print(f"classaware keep: {cfg.run_dir}: params.yaml, dvc.lock, metrics/, figures/ and a DVC remote ({STORE}/, "
           f"{stored / MB:.1f} MB on disk)")  # fmt: skip
     _summary(held, left)
