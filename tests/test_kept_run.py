@@ -37,6 +37,9 @@ STAGES = {
 }
 
 
+PARAMS = "n: 7\ndata:\n  archive: data/arch.bin\n"
+
+
 def sh(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, shell=True, cwd=cwd, env=smoke_env(), capture_output=True, text=True)
 
@@ -61,9 +64,11 @@ def kept(tmp_path_factory) -> Path:
     """The run's side: the pipeline run, then kept in runs/k with a 1 MB remote, committed."""
     folder = tmp_path_factory.mktemp("run")
     (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": STAGES}, sort_keys=False))
-    (folder / "params.yaml").write_text("n: 7\n")
+    (folder / "params.yaml").write_text(PARAMS)
+    (folder / "data").mkdir()
+    (folder / "data" / "arch.bin").write_bytes(bytes(100_000))  # the run's data archive, under DVC
     git_init(folder)
-    ok("dvc init -q && dvc repro -q", folder)
+    ok("dvc init -q && dvc add -q data/arch.bin && dvc repro -q", folder)
     git_commit_all(folder, "the run")
     assert main(folder, "keep", "runs/k", "--budget_mb", "1") == 0
     git_commit_all(folder, "kept")
@@ -79,14 +84,17 @@ def clone(kept, tmp_path) -> Path:
 
 def test_keep_copies_the_views_and_pushes_what_fits(kept):
     run = kept / "runs" / "k"
-    assert (run / "params.yaml").read_text() == "n: 7\n"
+    assert (run / "params.yaml").read_text() == PARAMS
+    assert (run / "data" / "arch.bin.dvc").read_bytes() == (kept / "data" / "arch.bin.dvc").read_bytes()
     assert (run / "dvc.lock").read_bytes() == (kept / "dvc.lock").read_bytes()
     assert json.loads((run / "metrics" / "m.json").read_text()) == {"value": 7}
     assert (run / "figures" / "f.csv").is_file()
     manifest = json.loads((run / keep.MANIFEST).read_text())
-    assert manifest["held"] == {"results/a.txt": (kept / "results" / "a.txt").stat().st_size}
+    assert manifest["held"] == {"data/arch.bin": 100_000, "results/a.txt": (kept / "results" / "a.txt").stat().st_size}
     assert manifest["left_out"] == {"big.bin": 2 * 1024 * 1024}
-    assert any((run / keep.STORE).rglob("*")) and "keep-" not in (kept / ".dvc" / "config.local").read_text()
+    stored = sorted(f.stat().st_size for f in (run / keep.STORE).rglob("*") if f.is_file())
+    assert stored == sorted(manifest["held"].values())  # both pushed: the archive and the pipeline's output
+    assert "keep-" not in (kept / ".dvc" / "config.local").read_text()
     assert git(kept, "status", "--porcelain") == ""
 
 
@@ -100,6 +108,7 @@ def test_a_clone_shows_the_kept_run_through_dvcs_views_and_passes_the_audit_on_w
     assert "figures/f.csv" in json.loads(ok("dvc plots show --json", clone))
     ok("dvc pull --allow-missing", clone)  # exit 0 although big.bin is not in the remote
     assert (clone / "results" / "a.txt").is_file() and not (clone / "big.bin").exists()
+    assert (clone / "data" / "arch.bin").read_bytes() == bytes(100_000)
     assert view.left_out(clone) == {"big.bin"}
     capsys.readouterr()
     assert main(clone, "audit", "--out", "audit") == 0  # dvc status's "deleted" big.bin is by design
