@@ -28,7 +28,7 @@ Writes ``DIR/audit.json`` and ``DIR/audit.md``; exits 0 when every check passes,
 fails, 2 when it cannot run (an artifact is missing: it names them and says ``dvc pull``). In a
 workspace that shows a kept run (``classaware view``), the artifacts its remote leaves out by
 design are not missing: each check that needs one says "not checked: ... (not in the remote)"
-and checks the rest, and ``dvc status``'s "deleted" for them is no change.
+and checks the rest, and ``dvc status``'s "deleted" or "not in cache" for them is no change.
 """
 
 from __future__ import annotations
@@ -190,18 +190,21 @@ def plan(stages: list[Stage]) -> list[tuple[str, str, list[tuple[Stage, Callable
     return [(name, what[name], found.get(name, [])) for name in order]
 
 
+ABSENT = ("deleted", "not in cache")  # what `dvc status` says of an output that is not here
+
+
 def _absent_by_design(path: str, left_out: frozenset[str]) -> bool:
     """``path`` is not here because a kept run's remote leaves it (or everything in it) out."""
     return not Path(path).exists() and any(p == path or p.startswith(path.rstrip("/") + "/") for p in left_out)
 
 
 def _without_absent(entries: list, left_out: frozenset[str]) -> list:
-    """``dvc status`` entries of one stage, less the deleted paths a kept run's remote leaves out."""
+    """``dvc status`` entries of one stage, less the absent paths a kept run's remote leaves out."""
     kept = []
     for entry in entries:
         if isinstance(entry, dict):
             entry = {
-                kind: {p: st for p, st in changes.items() if not (st == "deleted" and _absent_by_design(p, left_out))}
+                kind: {p: st for p, st in changes.items() if not (st in ABSENT and _absent_by_design(p, left_out))}
                 if isinstance(changes, dict) else changes
                 for kind, changes in entry.items()
             }  # fmt: skip
