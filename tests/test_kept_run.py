@@ -160,13 +160,20 @@ def test_keep_holds_the_archive_first_then_results_predictions_checkpoints_then_
 def test_dvc_status_less_what_the_remote_leaves_out_by_design(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "here.pt").write_text("x")
+    (tmp_path / "adv" / "b").mkdir(parents=True)  # what `dvc pull --allow-missing` leaves of a folder left out
+    left, outs = frozenset({"adv/a.pt", "adv/b/c.pt"}), frozenset({"adv/a.pt", "adv/b/c.pt", "here.pt"})
     status = [
         {"changed outs": {"adv/a.pt": "not in cache", "here.pt": "modified"}},
-        {"changed deps": {"adv": "deleted"}},
+        {"changed deps": {"adv": "modified"}},
     ]
-    assert audit._without_absent(status, frozenset({"adv/a.pt"})) == [{"changed outs": {"here.pt": "modified"}}]
-    assert audit._without_absent(status, frozenset()) == status
-    assert audit._without_absent(["changed command"], frozenset({"adv/a.pt"})) == ["changed command"]
+    assert audit._without_absent(status, left, outs) == [{"changed outs": {"here.pt": "modified"}}]
+    assert audit._without_absent(status, frozenset(), outs) == status
+    assert audit._without_absent(["changed command"], left, outs) == ["changed command"]
+    (tmp_path / "adv" / "b" / "stray.pt").write_text("x")  # a file no output accounts for: a change
+    assert audit._without_absent(status, left, outs)[1] == {"changed deps": {"adv": "modified"}}
+    (tmp_path / "here.pt").unlink()  # missing, but not left out: a change
+    assert audit._without_absent([{"changed outs": {"here.pt": "deleted"}}], left, outs) == [
+        {"changed outs": {"here.pt": "deleted"}}]  # fmt: skip
 
 
 def test_a_check_that_needs_an_artifact_the_remote_leaves_out_says_not_checked(tmp_path, monkeypatch):

@@ -190,21 +190,29 @@ def plan(stages: list[Stage]) -> list[tuple[str, str, list[tuple[Stage, Callable
     return [(name, what[name], found.get(name, [])) for name in order]
 
 
-ABSENT = ("deleted", "not in cache")  # what `dvc status` says of an output that is not here
+def _absent_by_design(path: str, status: str, left_out: frozenset[str], outs: frozenset[str]) -> bool:
+    """``dvc status`` says ``status`` of ``path`` because a kept run's remote leaves out what is
+    missing of it: an output left out and not here ("deleted", "not in cache"), or a folder that
+    holds nothing but outputs of dvc.lock, all of them here but those left out ("modified": a
+    stage depending on ``adv``, whose sets the remote leaves out)."""
+    inside = path.rstrip("/") + "/"
+    if path in left_out:
+        return not Path(path).exists()
+    under = {o for o in outs if o.startswith(inside)}
+    if status not in ("deleted", "not in cache", "modified") or not under & left_out:
+        return False
+    here = {str(f) for f in Path(path).rglob("*") if f.is_file()} if Path(path).is_dir() else set()
+    present = {o for o in under if Path(o).exists()}
+    return all(any(f == o or f.startswith(o + "/") for o in present) for f in here) and under - present <= left_out
 
 
-def _absent_by_design(path: str, left_out: frozenset[str]) -> bool:
-    """``path`` is not here because a kept run's remote leaves it (or everything in it) out."""
-    return not Path(path).exists() and any(p == path or p.startswith(path.rstrip("/") + "/") for p in left_out)
-
-
-def _without_absent(entries: list, left_out: frozenset[str]) -> list:
-    """``dvc status`` entries of one stage, less the absent paths a kept run's remote leaves out."""
+def _without_absent(entries: list, left_out: frozenset[str], outs: frozenset[str] = frozenset()) -> list:
+    """``dvc status`` entries of one stage, less what a kept run's remote leaves out by design."""
     kept = []
     for entry in entries:
         if isinstance(entry, dict):
             entry = {
-                kind: {p: st for p, st in changes.items() if not (st in ABSENT and _absent_by_design(p, left_out))}
+                kind: {p: st for p, st in changes.items() if not _absent_by_design(p, st, left_out, outs)}
                 if isinstance(changes, dict) else changes
                 for kind, changes in entry.items()
             }  # fmt: skip
@@ -218,7 +226,10 @@ def _without_absent(entries: list, left_out: frozenset[str]) -> list:
 def check_dvc_status(stages: list[Stage], left_out: frozenset[str] = frozenset()) -> int:
     # data.dvc pins the official archive, which a run from a local archive never has
     changed = {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
-    changed = {k: kept for k, v in changed.items() if (kept := _without_absent(v, left_out))}
+    if left_out:
+        lock = yaml.safe_load(Path("dvc.lock").read_text())
+        outs = frozenset(o["path"] for s in lock["stages"].values() for o in s.get("outs", []))
+        changed = {k: kept for k, v in changed.items() if (kept := _without_absent(v, left_out, outs))}
     if changed:
         raise Mismatch(f"not as dvc.lock pins them: {json.dumps(changed)[:400]}")
     return len(stages)
