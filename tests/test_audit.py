@@ -223,4 +223,5 @@ def test_a_kept_run_is_viewable_and_auditable_from_a_fresh_clone_on_what_its_rem
     assert results["predictions"][0] == "not checked" and "adv/" in results["predictions"][1]
     assert results["nonrobust-sets"] == ("not checked", "nonrobust/resnet10_w8+vgg11_bn_w8.pt (not in the remote)")
     assert all(results[name] == ("pass", None) for name in ("artifacts", "data", "checkpoints", "derived"))
+    assert out.startswith("classaware audit: the run passes on what is here (4 checks; 3 not checked)")
     assert "not checked: adversarial-sets: adv/: 8 (not in the remote)" in out
