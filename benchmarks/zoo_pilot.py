@@ -95,11 +95,14 @@ def main() -> None:
                                                         "vgg13_bn_w8", "densenet_xs"])  # fmt: skip
     parser.add_argument("--seeds", nargs="+", default=["0,0"], help="init,data pairs")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--table_only", action="store_true", help="write the table from OUT/jobs, train nothing")
     args = parser.parse_args()
     jobs_dir = args.out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     todo = [(a, *map(int, s.split(","))) for s in args.seeds for a in args.archs]
-    results = []
+    if args.table_only:
+        todo = []
+    results = [] if not args.table_only else [json.loads(f.read_text()) for f in sorted(jobs_dir.glob("*.json"))]
     with ProcessPoolExecutor(args.workers) as pool:
         futures = {}
         for arch, init_seed, data_seed in todo:
@@ -118,18 +121,25 @@ def main() -> None:
     rows = [[r["arch"], f"{r['init_seed']},{r['data_seed']}", f"{100 * r['test_acc'][str(EARLY)]:.2f}",
              f"{100 * r['test_acc'][str(RECIPE.epochs)]:.2f}", f"{r['train_seconds']:.0f}"]
             for r in sorted(results, key=lambda r: (r["arch"], r["init_seed"]))]  # fmt: skip
+    finals: dict[str, list[float]] = {}
+    for r in results:
+        finals.setdefault(r["arch"], []).append(r["test_acc"][str(RECIPE.epochs)])
+    means = [[arch, len(a), f"{100 * sum(a) / len(a):.2f}", f"{100 * min(a):.2f}", f"{100 * max(a):.2f}"]
+             for arch, a in sorted(finals.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))]  # fmt: skip
     header = [
         "# Zoo pilot: test accuracy of candidate reduced architectures (benchmarks/zoo_pilot.py)",
         "",
         f"CPU {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.python_version()}; "
         f"every job on one thread, {args.workers} at once; recipe {RECIPE}, {TRAIN_SIZE} training images, bf16; "
-        "test accuracy on all 10,000 test images of CIFAR-10 (JPEG q75 copy).",
+        "test accuracy on all 10,000 test images of CIFAR-10 (JPEG q75 copy). Training times ran beside other "
+        "work on the same 2 cores (load average 4-7), so they compare architectures only roughly.",
         "",
     ]
     table = markdown_table(
         ["arch", "init,data seeds", f"test acc % (epoch {EARLY})", "test acc % (final)", "train s"], rows
     )
-    (args.out / "zoo-pilot.md").write_text("\n".join(header + table) + "\n")
+    summary = markdown_table(["arch", "models", "mean final acc %", "lowest", "highest"], means)
+    (args.out / "zoo-pilot.md").write_text("\n".join(header + table + ["", "Per architecture:", ""] + summary) + "\n")
 
 
 if __name__ == "__main__":

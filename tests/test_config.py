@@ -163,14 +163,17 @@ def test_subcommand_help_lists_the_options(capsys, command, options):
         assert "(default: 0.01)" in out and "(default: 50)" in out
 
 
-def test_help_lists_the_users_commands_first_then_the_pipeline_stages(capsys):
+def test_help_lists_the_users_commands_first_then_the_evaluation_then_the_pipeline_stages(capsys):
+    from classaware import evaluation
+
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
     first, second = out.index("\ncommands:\n"), out.index("\npipeline stages (each a DVC stage's command")
+    middle = out.index("\nevaluate any transfer attack")
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()[0] in cli.COMMANDS]
-    assert listed == [*workflow.COMMANDS, *stages.COMMANDS]
-    assert first < out.index("  profile ") < second < out.index("  prepare ")
+    assert listed == [*workflow.COMMANDS, *evaluation.COMMANDS, *stages.COMMANDS]
+    assert first < out.index("  profile ") < middle < out.index("  evaluate ") < second < out.index("  prepare ")
 
 
 @pytest.mark.parametrize("command", list(cli.COMMANDS))

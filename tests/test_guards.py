@@ -59,6 +59,19 @@ MINIMAL = {
     "repro": [],
     "slurm": ["status"],
     "deps": [],
+    "evaluate": [
+        "--source",
+        "s",
+        "--targets",
+        "t",
+        "--data",
+        "d",
+        "--out",
+        "o",
+        "--attack",
+        "pgd(eps=1.0, alpha=0.1, steps=1)",
+    ],
+    "score": ["--samples", "s.npz", "--out", "o"],
 }
 
 

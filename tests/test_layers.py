@@ -19,6 +19,7 @@ LAYERS = [
 ]  # fmt: skip
 STAGES = sorted(p.stem for p in (SRC / "stages").glob("*.py") if p.stem != "__init__")
 WORKFLOW = sorted(p.stem for p in (SRC / "workflow").glob("*.py") if p.stem != "__init__")
+EVALUATION = sorted(p.stem for p in (SRC / "evaluation").glob("*.py"))
 
 
 def imports(path) -> set[str]:
@@ -65,8 +66,21 @@ def test_the_workflow_imports_the_library_the_stages_and_itself(command):
     assert imports(SRC / "workflow" / f"{command}.py") <= allowed
 
 
+@pytest.mark.parametrize("module", EVALUATION)
+def test_the_evaluation_imports_the_library_and_itself(module):
+    """classaware evaluate sits on the library, beside the pipeline: never a stage or the workflow."""
+    allowed = set(LAYERS) | {"evaluation"} | {f"evaluation.{m}" for m in EVALUATION}
+    assert imports(SRC / "evaluation" / f"{module}.py") <= allowed
+
+
+def test_the_evaluations_registry_imports_nothing_heavy():
+    """The CLI imports the registry to list the commands: it must not import torch or the library."""
+    assert imports(SRC / "evaluation" / "__init__.py") == set()
+
+
 def test_nothing_below_the_workflow_imports_it():
     below = [SRC / f"{m}.py" for m in LAYERS] + [SRC / "stages" / f"{s}.py" for s in [*STAGES, "__init__"]]
+    below += [SRC / "evaluation" / f"{m}.py" for m in EVALUATION]
     for path in below:
         assert not {m for m in imports(path) if m.split(".")[0] == "workflow"}, path
 

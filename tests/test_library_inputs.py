@@ -471,7 +471,8 @@ def test_labels_made_from_the_logits_give_the_right_ratios():
 # ----------------------------------------------------------------------------- 10. README's example, the public API
 def _readme_example() -> str:
     text = (REPO / "README.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", text[text.index("## As a library") : text.index("## Layout")], re.S)
+    start = text.index("## As a library")
+    (code,) = re.findall(r"```python\n(.*?)```", text[start : text.index("\n## ", start)], re.S)
     return code
 
 

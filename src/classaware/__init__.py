@@ -1,6 +1,7 @@
 """Class-aware transferability of adversarial examples (Waseda et al., ICASSP 2023), for any
 PyTorch classifiers of images in [0, 1]: the attacks (eqs. 2, 3, 5), the class-aware ratios
-(section 3.1.1), Dist(F1, F2) (eq. 4) and decision planes (Fig. 4). What the functions accept
+(section 3.1.1), Dist(F1, F2) (eq. 4) and decision planes (Fig. 4), and :func:`evaluate`: the class-aware view of any transfer attack
+between any models (:mod:`classaware.evaluation`). What the functions accept
 is in :mod:`classaware.contracts`; README.md's "As a library" has a complete example.
 """
 
@@ -19,6 +20,8 @@ from .boundary import (
     search_boundary,
 )
 from .contracts import eval_mode
+from .evaluation.api import evaluate
+from .evaluation.result import Evaluation
 from .metrics import ClassAwareTransfer, PairDistance, Proportion, class_aware_counts, class_aware_transfer
 from .models import predict
 
@@ -31,6 +34,7 @@ __all__ = [
     "BoundarySearch",
     "ClassAwareTransfer",
     "DecisionPlane",
+    "Evaluation",
     "PairDistance",
     "Proportion",
     "SearchSettings",
@@ -40,6 +44,7 @@ __all__ = [
     "class_aware_transfer",
     "decision_plane",
     "eval_mode",
+    "evaluate",
     "fgm",
     "gradient_direction",
     "model_distance",

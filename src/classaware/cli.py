@@ -1,7 +1,8 @@
 """The ``classaware`` command: the workflow's commands (:data:`classaware.workflow.COMMANDS`:
-profile, repro, replicate, audit, ...) and one subcommand per pipeline stage
+profile, repro, replicate, audit, ...), the evaluation of any transfer attack
+(:data:`classaware.evaluation.COMMANDS`: evaluate, score) and one subcommand per pipeline stage
 (:data:`classaware.stages.COMMANDS`, each a DVC stage's cmd), listed by ``classaware --help`` in
-those two groups.
+those three groups.
 
 Every subcommand's options are the fields of its module's ``Config`` dataclass; ``--help`` on
 each lists them with their defaults; ``-v`` (debug logging) goes before or after the
@@ -31,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
-from . import stages, workflow
+from . import evaluation, stages, workflow
 from .config import add_arguments, from_args, outputs
 from .environment import CodeVersion
 from .files import check_writable
@@ -41,6 +42,7 @@ log = logging.getLogger("classaware")
 # what a researcher runs first, then the pipeline's stages (`dvc repro` runs them)
 GROUPS = (
     ("commands", workflow),
+    ("evaluate any transfer attack (any models, attacks, data: the class-aware view)", evaluation),
     ("pipeline stages (each a DVC stage's command: `dvc repro` runs them)", stages),
 )
 # every subcommand -> (module name, one-line help), both registries as they stand (iterated in

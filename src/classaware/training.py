@@ -252,7 +252,7 @@ def checkpoint_epochs(epochs: int, save_epochs: tuple[int, ...] = ()) -> tuple[i
 
 def work_units(arch: str, n: int, epochs: int, eval_n: int, save_epochs: tuple[int, ...] = ()) -> Counter:
     """The images one call of :func:`train` puts through each kind of work of
-    :mod:`classaware.costs`, ``{(kind, arch): count}``: ``epochs`` epochs of SGD over ``n``
+    :mod:`classaware.workflow.estimate`, ``{(kind, arch): count}``: ``epochs`` epochs of SGD over ``n``
     images, ``eval_n`` test images evaluated after each, and one write per resume state and
     checkpoint."""
     saved = checkpoint_epochs(epochs, save_epochs)

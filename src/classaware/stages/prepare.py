@@ -37,7 +37,7 @@ def run(cfg: Config) -> None:
 
 # ----------------------------------------------------------------------------- its cost and its audit
 def work(cfg: Config, upstream: Upstream) -> dict:
-    """Every image of the archive decoded (see :mod:`classaware.costs`)."""
+    """Every image of the archive decoded (see :mod:`classaware.workflow.estimate`)."""
     return {("decode", ""): len(cifar10_labels("train")) + len(cifar10_labels("test"))}
 
 

@@ -308,7 +308,7 @@ def _refusal(cmd: str) -> tuple[str, list[str]] | None:
 
 def commands(params_text: str, root: Path) -> dict[str, str]:
     """{stage: its command} as DVC renders ``root/dvc.yaml`` with params.yaml ``params_text``
-    (:func:`classaware.pipeline.rendered_commands`); ValueError with DVC's error when it cannot."""
+    (:func:`classaware.workflow.pipeline.rendered_commands`); ValueError with DVC's error when it cannot."""
     try:
         return rendered_commands(root / "dvc.yaml", yaml.safe_load(params_text))
     except ValueError as exc:
