@@ -47,6 +47,9 @@ def test_fig5s_dvc_plot_has_one_column_per_eps_and_the_pngs_colours():
     assert colour["scale"]["range"] == list(plots.GROUP_COLOURS.values())
     dash = encoding["strokeDash"]  # revisions, in `dvc plots diff`: the legend draws the dash, not a dot
     assert dash["field"] == "rev" and dash["legend"]["symbolType"] == "stroke"
+    # Vega-Lite compiles the legend of a filled mark with a transparent stroke, whatever symbolStrokeColor
+    # says: only the legend's own encode draws the dash (seen in chromium)
+    assert dash["legend"]["encode"]["symbols"]["update"]["stroke"] == {"value": "black"}
 
 
 def test_the_scatter_template_is_vega_lite_with_dvcs_anchors():
