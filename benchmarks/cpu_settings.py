@@ -1,4 +1,4 @@
-"""CPU settings for the `cpu` profile, measured on both sides (issue 20): for training, bf16
+"""CPU settings for the `cpu` profile, measured on both sides: for training, bf16
 autocast, threads against processes, and torch.compile; for inference, the batch size.
 
 Each measurement trains ``classaware.training.train_epoch`` (the loop every training stage runs:

@@ -1,4 +1,4 @@
-"""Scale study: what a CPU profile needs to decide the paper's claims (issue 20), measured first.
+"""Scale study: what a CPU profile needs to decide the paper's claims, measured first.
 
 Section 4 (measured). One pair, one seed: the two source models are trained with the zoo recipe
 given below, non-robust sets are built from them by the N-targeted attack (eq. 5, as stage
@@ -243,7 +243,7 @@ def power_rows() -> list[list[str]]:
 
 def report(out: Path, zoo: dict, sets: dict, trained: dict, env: Environment, wall: float) -> str:
     lines = [
-        "# Scale study (issue 20)",
+        "# Scale study: what the `cpu` profile needs",
         "",
         f"Machine: {env.describe()}; data CIFAR-10 (JPEG q75 copy); bf16 autocast in every training: {BF16}; "
         f"jobs on one thread each, {WORKERS} at a time; wall time {wall / 60:.1f} min.",

@@ -1,4 +1,4 @@
-"""Pilot for the `cpu` profile's zoo (issue 28): the test accuracy each candidate reduced
+"""Pilot for the `cpu` profile's zoo: the test accuracy each candidate reduced
 architecture reaches with the profile's zoo recipe, and what its training costs, measured before
 the profile is fixed and before any confirmatory run.
 

@@ -8,11 +8,13 @@ import contextlib
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers_repo import JPEG_ARCHIVE, REPO, smoke_env
+import yaml
+from helpers_repo import JPEG_ARCHIVE, REPO, git_commit_all, smoke_env
 
 from classaware import cli
 from classaware.data import load_canonical, to_float
@@ -220,3 +222,41 @@ def test_a_tampered_artifact_fails_the_audit_and_is_named(reviewer, what, tmp_pa
         for p, data in saved.items():
             p.write_bytes(data)
     assert changed(reviewer) == {}
+
+
+# ----------------------------------------------------------------------------- the kept run, from a fresh clone
+def test_a_kept_run_is_viewable_and_auditable_from_a_fresh_clone_on_what_its_remote_holds(smoke_runs, tmp_path, capsys):
+    """README's reviewer commands on a kept smoke run whose remote holds the archive, the
+    results, the prediction tables and the checkpoints, and leaves out the adversarial sets, the
+    non-robust set and the canonical data file (as the `cpu` run's does): from a clone with no
+    network, DVC's views read it, `dvc pull --allow-missing` and `dvc repro prepare` exit 0, and
+    the audit passes on what is here, naming what it did not check."""
+    serial = smoke_runs["serial"]
+    assert serial.returncode == 0, f"the serial smoke run failed in {serial.repo}:\n{serial.output[-6000:]}"
+    run = tmp_path / "run"
+    shutil.copytree(serial.repo, run, symlinks=True)  # with its DVC cache; the other tests keep theirs
+    lock = yaml.safe_load((run / "dvc.lock").read_text())
+    sizes = {o["path"]: o["size"] for s in lock["stages"].values() for o in s.get("outs", [])}
+    archive = yaml.safe_load((run / f"data/{JPEG_ARCHIVE.name}.dvc").read_text())["outs"][0]["size"]
+    held = archive + sum(n for p, n in sizes.items() if p.startswith(("results/", "predictions", "models")))
+    ok(["classaware", "keep", "runs/smoke", "--budget_mb", f"{held / 1e6 + 0.001:.3f}"], run)
+    git_commit_all(run, "kept")
+    clone = tmp_path / "clone"
+    ok(["git", "clone", "-q", str(run), str(clone)], tmp_path)
+    ok(["classaware", "view", "runs/smoke"], clone)
+    claims = json.loads(ok(["dvc", "metrics", "show", "--json", "metrics/claims"], clone))
+    assert len(claims["workspace"]["data"]) == 15
+    ok(["dvc", "pull", "--allow-missing"], clone)
+    assert not (clone / "adv").exists() and not (clone / "data" / "cifar10.pt").exists()
+    ok(["dvc", "repro", "prepare"], clone)  # the canonical file again, from the archive the remote holds
+    capsys.readouterr()
+    status, report = audit(clone)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    results = {c["name"]: (c["result"], c["not_checked"]) for c in report["checks"]}
+    assert results["adversarial-sets"] == ("not checked", "adv/: 8 (not in the remote)")
+    assert results["predictions"][0] == "not checked" and "adv/" in results["predictions"][1]
+    assert results["nonrobust-sets"] == ("not checked", "nonrobust/resnet10_w8+vgg11_bn_w8.pt (not in the remote)")
+    assert all(results[name] == ("pass", None) for name in ("artifacts", "data", "checkpoints", "derived"))
+    assert out.startswith("classaware audit: the run passes on what is here (4 checks; 3 not checked)")
+    assert "not checked: adversarial-sets: adv/: 8 (not in the remote)" in out

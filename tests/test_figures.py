@@ -10,6 +10,7 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.colors import to_rgb
@@ -58,13 +59,28 @@ ZOO = {
     "vgg_a_wsame": {"arch": "vgg11_bn_w8", "init_seed": 0, "data_seed": 1, "epoch": 5},
 }
 SOURCES = ("res_a", "vgg_a")
+# the cpu profile's zoo (profiles/cpu.yaml): four models of five architectures, 20 targets per
+# source, the early version at epoch 12; the figures must stay readable at this size too
+CPU_ARCHS = ("resnet10_w8", "resnet18_w6", "vgg11_bn_w6", "vgg13_bn_w6", "densenet_xs_k10")
+CPU_ZOO = {
+    f"{arch}{suffix}": {"arch": arch, "init_seed": init, "data_seed": data, "epoch": 15}
+    for arch in CPU_ARCHS
+    for suffix, init, data in (("", 0, 0), ("_wsame", 0, 1), ("_wsame2", 0, 3), ("_wdiff", 1, 2))
+} | {f"{s}@12": {"arch": s, "init_seed": 0, "data_seed": 0, "epoch": 12} for s in ("resnet10_w8", "vgg11_bn_w6")}
+CPU_SOURCES = ("resnet10_w8", "vgg11_bn_w6")
 
 
-def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
+def _targets(source: str, zoo: dict) -> tuple[str, ...]:
+    """The source's targets: its own early version, then every other model but other early versions."""
+    return (*(m for m in zoo if m.startswith(f"{source}@")), *(m for m in zoo if m != source and "@" not in m))
+
+
+def prediction_table(source: str, seed: int, n: int = 120, zoo: dict | None = None) -> PredictionTable:
     """A ``predict`` table: targets copy the source's mistake more often the later they come.
     FGM-untargeted fools nobody at the smallest eps (an empty D'_F1)."""
+    zoo = ZOO if zoo is None else zoo
     g = torch.Generator().manual_seed(seed)
-    models = (source, *(m for m in ZOO if m != source))
+    models = (source, *((m for m in ZOO if m != source) if zoo is ZOO else _targets(source, zoo)))
     y = torch.randint(0, 10, (n,), generator=g)
 
     def wrong():
@@ -73,6 +89,7 @@ def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
     def mix(p, a, b):
         return torch.where(torch.rand(n, generator=g) < p, a, b)
 
+    step = 0.15 if zoo is ZOO else 0.75 / len(models)  # the last target copies up to 0.9 of the mistakes
     sets = {}
     for method in ("fgm", "pgd"):
         for objective in ("untargeted", "targeted"):
@@ -82,13 +99,13 @@ def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
                 p_fool = 0.0 if (method, objective, k) == ("fgm", "untargeted", 0) else 0.4 + 0.25 * k
                 src = mix(p_fool, wrong() if target_classes is None else target_classes, y)
                 labels.append(
-                    torch.stack([src] + [mix(0.15 * j, src, mix(0.5, y, wrong())) for j in range(1, len(models))])
+                    torch.stack([src] + [mix(step * j, src, mix(0.5, y, wrong())) for j in range(1, len(models))])
                 )
             sets[f"{method}-{objective}"] = SetPredictions(method, objective, EPS, target_classes, torch.stack(labels))
     return PredictionTable(
         source=source,
         models=models,
-        info={m: ModelInfo.of(ZOO[m], ZOO[source]) for m in models},
+        info={m: ModelInfo.of(zoo[m], zoo[source]) for m in models},
         indices=torch.arange(n),
         y=y,
         clean=torch.stack([mix(0.9, y, wrong()) for _ in models]),
@@ -98,14 +115,16 @@ def prediction_table(source: str, seed: int, n: int = 120) -> PredictionTable:
     )
 
 
-def distance_results(n: int = 12) -> DistanceResults:
+def distance_results(n: int = 12, zoo: dict | None = None, sources_: tuple[str, ...] = SOURCES) -> DistanceResults:
     """A ``distance`` result; along res_a's directions vgg_a_wsame never flips (censored at 10)."""
+    zoo = ZOO if zoo is None else zoo
     g = torch.Generator().manual_seed(1)
     sources = {}
-    for source in SOURCES:
+    for source in sources_:
         d_source = 0.5 + 2 * torch.rand(n, generator=g)
         searches = {source: BoundarySearch(d_source, torch.zeros(n, dtype=torch.bool), 10.0)}
-        for j, target in enumerate(m for m in ZOO if m != source):
+        targets = (m for m in ZOO if m != source) if zoo is ZOO else _targets(source, zoo)
+        for j, target in enumerate(targets):
             d_target = (d_source + 0.2 * (j + 1) * torch.randn(n, generator=g)).abs()
             searches[target] = BoundarySearch(d_target, torch.zeros(n, dtype=torch.bool), 10.0)
             if (source, target) == ("res_a", "vgg_a_wsame"):
@@ -149,6 +168,13 @@ def decision_planes() -> DecisionPlanes:
 
 def transfer_results() -> TransferResults:
     return TransferResults(DATASET, {s: source_transfer(prediction_table(s, seed)) for seed, s in enumerate(SOURCES)})
+
+
+def cpu_sized_results() -> tuple[TransferResults, DistanceResults]:
+    """Results of the cpu profile's size: 2 sources, 20 targets each, 4 eps."""
+    tables = {s: prediction_table(s, seed, n=400, zoo=CPU_ZOO) for seed, s in enumerate(CPU_SOURCES)}
+    transfer = TransferResults(DATASET, {s: source_transfer(t) for s, t in tables.items()})
+    return transfer, distance_results(n=40, zoo=CPU_ZOO, sources_=CPU_SOURCES)
 
 
 def zoo_conditions(outside: tuple[str, ...] = ()) -> ZooConditions:
@@ -269,6 +295,7 @@ def test_fig5_csv_equals_eps_curves(out, results):
     for row, (source, attack, target, i, c) in zip(rows, expected, strict=True):
         assert (row["source"], row["attack"], row["target"]) == (source, attack, target)
         assert row["relation"] == transfer.info(source, target).relation
+        assert row["group"] == figures.group(transfer, source, target)  # its line's colour, in DVC's plot too
         assert float(row["eps"]) == c.eps[i]
         assert all(same_value(row[k], getattr(c, k)[i]) for k in RATIOS)
         result = transfer.result(source, attack, c.eps[i], target)
@@ -299,15 +326,36 @@ def _texts(fig: Figure) -> list:
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
 
 
-@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
-def test_figures_4_and_5_keep_8_pt_text_at_the_reports_width(drawn, name):
-    """The report shows a figure at most CONTENT_WIDTH_PX wide (CSS px, 96 per inch): shrunk to
-    it, the smallest text of the figure must still be 8 pt."""
-    fig = drawn[name]
-    width_px = fig.get_figwidth() * plots.DPI
-    scale = min(1.0, report.CONTENT_WIDTH_PX / width_px)  # displayed px per image px
-    smallest = min(t.get_fontsize() for t in _texts(fig))
-    assert smallest * plots.DPI / 96 * scale >= 8, (name, smallest, fig.get_figwidth())
+@pytest.fixture(scope="module")
+def drawn_cpu(tmp_path_factory) -> dict[str, Figure]:
+    """Figs. 3 and 5 of results the size of the cpu profile's (20 targets per source), as saved."""
+    folder = tmp_path_factory.mktemp("cpu_sized")
+    transfer, distance = cpu_sized_results()
+    transfer.save(folder / "transfer.json")
+    distance.save(folder / "distance.json")
+    decision_planes().save(folder / "plane.pt")
+    found = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_save", lambda fig, path: found.setdefault(Path(path).name, fig))
+        figures.run(figures.Config(transfer=folder / "transfer.json", distance=folder / "distance.json",
+                                   plane=folder / "plane.pt", out_dir=folder / "figures"))  # fmt: skip
+    return found
+
+
+def _smallest_text_shown(fig: Figure) -> float:
+    """The figure's smallest text in points as the report shows it: at most CONTENT_WIDTH_PX
+    wide (CSS px, 96 per inch), never enlarged."""
+    scale = min(1.0, report.CONTENT_WIDTH_PX / (fig.get_figwidth() * plots.DPI))  # displayed px per image px
+    return min(t.get_fontsize() for t in _texts(fig)) * plots.DPI / 96 * scale
+
+
+@pytest.mark.parametrize("size", ["small", "cpu"])
+@pytest.mark.parametrize("name", ["fig3.png", "fig4.png", "fig5.png"])
+def test_figures_keep_8_pt_text_at_the_reports_width(drawn, drawn_cpu, name, size):
+    """Shrunk to the report's width, the smallest text of every figure is still 8 pt, with 6
+    targets per source and with the cpu profile's 20 (Fig. 3 was once shrunk to 4 px text)."""
+    fig = (drawn if size == "small" else drawn_cpu)[name]
+    assert _smallest_text_shown(fig) >= 8, (name, size, fig.get_figwidth())
 
 
 @pytest.mark.parametrize("n_models", [6, 7])
@@ -344,9 +392,43 @@ def _collisions(fig: Figure) -> list:
             if box_a.overlaps(box_b)]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["fig4.png", "fig5.png"])
-def test_figures_4_and_5_tick_labels_and_titles_do_not_collide(drawn, name):
-    assert _collisions(drawn[name]) == []
+@pytest.mark.parametrize("size", ["small", "cpu"])
+@pytest.mark.parametrize("name", ["fig3.png", "fig4.png", "fig5.png"])
+def test_tick_labels_and_titles_do_not_collide(drawn, drawn_cpu, name, size):
+    assert _collisions((drawn if size == "small" else drawn_cpu)[name]) == []
+
+
+@pytest.mark.parametrize("size", ["small", "cpu"])
+def test_fig3_names_each_target_once_unturned_and_gives_each_attacks_count_once(drawn, drawn_cpu, results, size):
+    """Fig. 3's target names are horizontal tick labels of the first panel of each source, and
+    |D'_F1| (the same for every F2 of an attack) is in the attack's title, not above every bar."""
+    fig = (drawn if size == "small" else drawn_cpu)["fig3.png"]
+    labelled = [ax for ax in fig.axes if any(t.get_text() for t in ax.get_yticklabels())]
+    assert len(labelled) == 2  # one per source
+    for ax in labelled:
+        assert all(t.get_rotation() == 0 for t in ax.get_xticklabels() + ax.get_yticklabels())
+        assert len(ax.get_yticklabels()) == (5 if size == "small" else 20)
+    titles = [ax.get_title() for ax in fig.axes if "|D'_F1|" in ax.get_title()]
+    assert len(titles) == 2 * 4
+    counts = [t for t in _texts(fig) if t.get_text().strip().isdigit() and t not in
+              {label for ax in fig.axes for label in ax.get_xticklabels() + ax.get_yticklabels()}]  # fmt: skip
+    assert counts == []
+    if size == "small":
+        transfer, _ = results
+        n = transfer.result("res_a", "pgd-untargeted", 1.0, "res_a_wsame").n
+        assert any(t == f"pgd-untargeted\n|D'_F1| = {n}" for t in titles)
+
+
+def test_fig5_points_sit_within_5_percent_of_their_eps(drawn_cpu):
+    """Fig. 5's lines are nudged apart so that their intervals show, but no point lies nearer
+    another eps's grid line than its own: within +-5%, where the eps are a factor 2 apart."""
+    fig = drawn_cpu["fig5.png"]
+    for ax in fig.axes:
+        ticks = ax.get_xticks()
+        for line in ax.get_lines():
+            for x in line.get_xdata():
+                nearest = min(ticks, key=lambda t: abs(np.log(x / t)))
+                assert abs(x / nearest - 1) <= plots.NUDGE + 1e-9
 
 
 def test_fig4s_four_regions_have_four_distinct_colours():

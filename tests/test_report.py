@@ -167,7 +167,8 @@ def test_report_has_dataset_claims_figures_environment_and_timings(project, tmp_
     assert "| train@res_a | 12.5 |" in md and "10.0" not in md  # the last record of a stage wins
     assert (
         "| figures | 3.2 |" in md
-        and "| **sum of the stages** | **15.8** (0:00:16; stages that ran at once overlap) |" in md
+        and "| **sum of the stages (not the wall time)** | **15.8** (0:00:16) |" in md
+        and "The sum is the work of the stages, not the run's wall time" in md
         and "1 unreadable line" in md
     )
     assert "99.0" not in md  # the experiment's stage is not the workspace's

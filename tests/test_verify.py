@@ -124,10 +124,10 @@ def test_failed_claims_are_results_and_unassessed_ones_are_marked(tmp_path, inpu
     assert "| fail |" in table and "| pass within noise |" in table and "not assessed at this scale" in table
     assert "0.930 (93.0%) [0.912, 0.944]" in table  # the value, its unit and its Wilson interval over 1,000 images
     assert "| >= 0.930 (93.0%) | pass within noise |" in table  # the bound as the test it is
-    assert "| within 0.005 (0.5 accuracy points) of 0.100 (10.0 accuracy points) | fail |" in table
+    assert "| within 0.005 (a 0.5-point difference) of 0.100 (a 10.0-point difference) | fail |" in table
     headline = json.loads((tmp_path / "metrics" / "straddles.json").read_text())
     assert headline == {"value": 0.93, "ci_low": out.claims["straddles"].ci_low, "ci_high": out.claims["straddles"].ci_high,
-                        "bound": ">= 0.930 (93.0%)", "verdict": "pass within noise"}  # fmt: skip
+                        "bound": ">= 0.930", "verdict": "pass within noise"}  # fmt: skip
 
 
 def test_dvc_metrics_show_lists_the_claims_in_the_papers_order(tmp_path, inputs):

@@ -5,7 +5,7 @@ Each function takes the numbers the ``figures`` stage prepared (a :class:`Fig3Co
 of :class:`Fig5Line` per source and attack) and a PNG path. Figures are built as
 ``matplotlib.figure.Figure`` objects, never through pyplot, under a local style
 (``rc_context``), so no global state leaks; the PNG carries no software version or date, so the
-same inputs always give the same bytes. Figs. 4 and 5 are sized for the report's width
+same inputs always give the same bytes. Figs. 3, 4 and 5 are sized for the report's width
 (``stages/report.py``): shrunk to it, their smallest text is still 8 pt or more.
 """
 
@@ -24,7 +24,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullFormatter, NullLocator
 
 from .analysis import Fig3Row
 from .boundary import DIFFERENT, REGION_NAMES, SAME, SOURCE_RIGHT, UNFOOLED
@@ -53,7 +53,7 @@ SAME_COLOUR, DIFFERENT_COLOUR, UNFOOLED_COLOUR, DIST_COLOUR = "#1f3b73", "#f28e2
 # (nothing to compare there), so that no two regions are alike
 REGION_COLOURS = {UNFOOLED: UNFOOLED_COLOUR, DIFFERENT: DIFFERENT_COLOUR, SAME: SAME_COLOUR, SOURCE_RIGHT: "#ffffff"}
 CLASS_COLOURS = tuple(matplotlib.colormaps["tab10"].colors)
-# Figs. 4 and 5: text sizes that stay at 8 pt or more when the report shrinks the figure to its width
+# Figs. 3, 4 and 5: text sizes that stay at 8 pt or more when the report shrinks the figure to its width
 READABLE = {
     "font.size": 8.5,
     "axes.titlesize": 8.5,
@@ -63,6 +63,8 @@ READABLE = {
     "legend.fontsize": 8.5,
     "legend.title_fontsize": 8.5,
 }
+NUDGE = 0.05  # Fig. 5: the lines' points lie within +-5% of their eps
+EPS_MARGIN = 1.3  # Fig. 5: the eps axis runs from the smallest eps / 1.3 to the largest x 1.3
 FIG4_MAX_WIDTH = 10.5  # inches: at the report's width (about 11 in) its 8 pt stay 8 pt
 # Fig. 5: each target's colour says how it relates to F1, from the closest relation to the farthest
 GROUP_COLOURS = {
@@ -114,13 +116,14 @@ def _values(xs) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in xs], dtype=float)
 
 
-def _whiskers(ax, x, y, low, high) -> None:
-    y, low, high = _values(y), _values(low), _values(high)
-    ok = np.isfinite(y) & np.isfinite(low) & np.isfinite(high)
+def _whiskers(ax, y, value, low, high) -> None:
+    """Horizontal 95% whiskers at rows ``y`` around ``value`` (None or NaN: none drawn)."""
+    value, low, high = _values(value), _values(low), _values(high)
+    ok = np.isfinite(value) & np.isfinite(low) & np.isfinite(high)
     ax.errorbar(
-        np.asarray(x)[ok],
-        y[ok],
-        yerr=[y[ok] - low[ok], high[ok] - y[ok]],
+        value[ok],
+        np.asarray(y)[ok],
+        xerr=[value[ok] - low[ok], high[ok] - value[ok]],
         fmt="none",
         ecolor="black",
         elinewidth=0.7,
@@ -181,80 +184,87 @@ class Fig5Panel:
     lines: list[Fig5Line]
 
 
-def _dist_panel(ax, rows: list[Fig3Row], source: str) -> None:
-    x = np.arange(len(rows))
+def _counts(rows: list[Fig3Row]) -> str:
+    """|D'_F1| of one source and attack: one number (every F2 sees the same AEs), or its range."""
+    ns = sorted({r.n for r in rows})
+    return f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+
+
+def _dist_panel(ax, rows: list[Fig3Row]) -> None:
+    y = np.arange(len(rows))
     dist = _values(r.dist for r in rows)
-    ax.bar(x, np.nan_to_num(dist), color=DIST_COLOUR, width=0.7)
-    _whiskers(ax, x, dist, [r.dist_ci_low for r in rows], [r.dist_ci_high for r in rows])
-    for xi in x[np.isnan(dist)]:
-        ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=5.5)
-    ax.set_title(f"F1: {source} | Dist(F1, F2)")
-    ax.set_ylabel("Dist (l2)")
+    ax.barh(y, np.nan_to_num(dist), color=DIST_COLOUR, height=0.7)
+    _whiskers(ax, y, dist, [r.dist_ci_low for r in rows], [r.dist_ci_high for r in rows])
+    for yi in y[np.isnan(dist)]:
+        ax.text(0, yi, " n/a", ha="left", va="center")
+    ax.set_title("Dist(F1, F2), l2")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
 
 
-def _transfer_panel(ax, rows: list[Fig3Row], title: str) -> None:
-    x = np.arange(len(rows))
+def _transfer_panel(ax, rows: list[Fig3Row], attack: str) -> None:
+    y = np.arange(len(rows))
     same, different, unfooled = (_values(getattr(r, k) for r in rows) for k in ("same", "different", "unfooled"))
-    ax.bar(x, same, color=SAME_COLOUR, width=0.7)
-    ax.bar(x, different, bottom=same, color=DIFFERENT_COLOUR, width=0.7)
-    ax.bar(x, unfooled, bottom=same + different, color=UNFOOLED_COLOUR, width=0.7)
-    _whiskers(ax, x, same, [r.same_ci_low for r in rows], [r.same_ci_high for r in rows])
-    _whiskers(ax, x, [r.fooled for r in rows], [r.fooled_ci_low for r in rows], [r.fooled_ci_high for r in rows])
-    for xi, r in zip(x, rows, strict=True):
-        ax.text(xi, 1.02, str(r.n), ha="center", va="bottom", fontsize=5)
-    ax.set_ylim(0, 1.14)
-    ax.set_yticks([0, 0.5, 1])
-    ax.set_title(title)
-    ax.set_ylabel("ratio over D'_F1")
+    ax.barh(y, same, color=SAME_COLOUR, height=0.7)
+    ax.barh(y, different, left=same, color=DIFFERENT_COLOUR, height=0.7)
+    ax.barh(y, unfooled, left=same + different, color=UNFOOLED_COLOUR, height=0.7)
+    for kind in ("same", "fooled"):
+        _whiskers(ax, y, [getattr(r, kind) for r in rows], *([getattr(r, f"{kind}_ci_{end}") for r in rows]
+                                                            for end in ("low", "high")))  # fmt: skip
+    for yi in y[np.isnan(same)]:
+        ax.text(0, yi, " no AE fooled F1", ha="left", va="center")
+    ax.set_xlim(0, 1)
+    ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+    ax.set_title(f"{attack}\n|D'_F1| = {_counts(rows)}")
+
+
+FIG3_WIDTH = 10.5  # inches: at the report's width (about 11 in) its 8 pt stay 8 pt, as Fig. 4's
 
 
 @_styled
 def fig3(columns: list[Fig3Column], path: str | Path, *, dataset: str, eps: float) -> None:
-    """Fig. 3: class-aware transferability at one eps, one column per source F1.
+    """Fig. 3: class-aware transferability at one eps, one block of panels per source F1.
 
-    Each column's rows come from ``analysis.fig3_rows`` (targets F2 by Dist descending, the
-    most similar on the right; the same order for every attack of a source). The first row shows Dist(F1, F2) with its 95%
-    interval; each further row one attack as stacked bars per F2: same mistake (bottom, dark),
-    different mistake (middle), un-fooled (top, light), with 95% Wilson whiskers on the same
-    and fooled (= same + different) boundaries and |D'_F1| above each bar.
+    Each block's rows are the targets F2 of ``analysis.fig3_rows``, by Dist descending from the
+    top (the most similar F2 at the bottom; the same order for every attack of a source), named
+    once on the left with their relation to F1. The first panel shows Dist(F1, F2) with its 95%
+    interval; each further panel one attack as stacked bars per F2: same mistake (left, dark),
+    different mistake (middle), un-fooled (right, light), with 95% Wilson whiskers on the same
+    and fooled (= same + different) ends. |D'_F1|, the AEs that fooled F1 (the same for every F2
+    of an attack), is in the attack's title. Text is 8 pt or more once the report shrinks the
+    figure to its width; the bars are horizontal so that no label is turned.
     """
     n_attacks = max(len(c.attacks) for c in columns)
-    n_targets = max(len(rows) for c in columns for rows in c.attacks.values())
-    width = len(columns) * max(3.5, 0.32 * n_targets + 1.2) + 1.5
-    fig = _figure(width, 1.6 * (1 + n_attacks) + 2.2)
-    axes = fig.subplots(1 + n_attacks, len(columns), sharex="col", squeeze=False)
-    for col, c in zip(axes.T, columns, strict=True):
-        runs = list(c.attacks.items())
-        order = [r.target for r in runs[0][1]]
-        if any([r.target for r in rows] != order for _, rows in runs):
-            raise ValueError(f"source {c.source}: every attack must list the targets in the same order")
-        _dist_panel(col[0], runs[0][1], c.source)
-        for ax, (attack, rows) in zip(col[1:], runs, strict=False):  # a source may have fewer attacks than rows
-            _transfer_panel(ax, rows, f"F1: {c.source} | {attack}")
-        col[-1].set_xticks(
-            np.arange(len(order)),
-            [f"{r.target} ({r.relation})" for r in runs[0][1]],
-            rotation=60,
-            ha="right",
-            rotation_mode="anchor",
-        )
-        col[-1].set_xlim(-0.6, len(order) - 0.4)
-    handles = [
-        Patch(color=SAME_COLOUR, label="same mistake"),
-        Patch(color=DIFFERENT_COLOUR, label="different mistake"),
-        Patch(color=UNFOOLED_COLOUR, label="un-fooled"),
-    ]
-    fig.legend(handles=handles, loc="outside right upper", title="F2 on the AEs that fooled F1")
-    fig.suptitle(f"Fig. 3: class-aware transferability, l2 eps = {eps:g} - {dataset}", fontsize=8)
-    fig.supxlabel(
-        textwrap.fill(
-            "F2 sorted by Dist(F1, F2) descending: the most similar on the right. Whiskers: 95% "
-            "intervals (Wilson for the ratios). Numbers above the bars: |D'_F1|, the AEs that fooled F1.",
-            int(12 * width),
-        ),
-        fontsize=6.5,
-    )
-    _save(fig, path)
+    with matplotlib.rc_context(READABLE):
+        heights = [0.2 * max(len(rows) for rows in c.attacks.values()) + 1.1 for c in columns]
+        fig = _figure(FIG3_WIDTH, sum(heights) + 1.6)
+        blocks = fig.subfigures(len(columns), 1, height_ratios=heights, squeeze=False)[:, 0]
+        for block, c in zip(blocks, columns, strict=True):
+            runs = list(c.attacks.items())
+            order = [r.target for r in runs[0][1]]
+            if any([r.target for r in rows] != order for _, rows in runs):
+                raise ValueError(f"source {c.source}: every attack must list the targets in the same order")
+            axes = block.subplots(1, 1 + n_attacks, sharey=True, squeeze=False)[0]
+            _dist_panel(axes[0], runs[0][1])
+            for ax, (attack, rows) in zip(axes[1:], runs, strict=False):  # a source may have fewer attacks
+                _transfer_panel(ax, rows, attack)
+            for ax in axes[1 + len(runs) :]:
+                ax.set_axis_off()
+            axes[0].set_yticks(np.arange(len(order)), [f"{r.target} ({r.relation})" for r in runs[0][1]])
+            axes[0].set_ylim(len(order) - 0.5, -0.5)  # the first row (largest Dist) at the top
+            for ax in axes:
+                ax.grid(axis="y", visible=False)
+            block.suptitle(f"F1: {c.source}", fontsize=READABLE["axes.titlesize"], fontweight="bold")
+        handles = [
+            Patch(color=SAME_COLOUR, label="same mistake"),
+            Patch(color=DIFFERENT_COLOUR, label="different mistake"),
+            Patch(color=UNFOOLED_COLOUR, label="un-fooled"),
+        ]
+        caption = ("F2 on the AEs that fooled F1 (D'_F1), by Dist(F1, F2) descending: the most similar at the "
+                   "bottom. Whiskers: 95% intervals (Wilson for the ratios, on the same and the fooled ends).")  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, title=_wrapped(caption, fig, 8.5))
+        title = f"Fig. 3: class-aware transferability, l2 eps = {eps:g} - {dataset}"
+        fig.suptitle(_wrapped(title, fig, 9), fontsize=9)
+        _save(fig, path)
 
 
 @_styled
@@ -336,8 +346,9 @@ def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
     """Fig. 5: the same-mistake and the different-mistake ratio against eps, in rows of their own
     (per source: same, then different) by a column per attack. One line per target F2, coloured
     by its relation to F1 (:data:`GROUP_COLOURS`), with its 95% Wilson interval at every eps;
-    eps on a log scale, the lines nudged apart along it so that the intervals do not hide each
-    other.
+    eps on a log scale, with a grid line at every eps. The lines are nudged apart by at most
+    :data:`NUDGE` (5%) of eps, so that the intervals do not hide each other while every point
+    stays plainly at its eps's grid line (the sweep's eps are a factor 2 or more apart).
     """
     sources = list(dict.fromkeys(p.source for p in panels))
     attacks = list(dict.fromkeys(p.attack for p in panels))
@@ -354,7 +365,8 @@ def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
             lines = sorted(p.lines, key=lambda line: -list(GROUP_COLOURS).index(line.group))  # the closest on top
             for (kind, label), ax in zip(kinds, axes[row : row + 2, attacks.index(p.attack)], strict=True):
                 for k, line in enumerate(lines):
-                    nudge = 1 + 0.025 * (k - (len(lines) - 1) / 2)
+                    # within +-NUDGE of its eps in all (a tenth of the gap to the next eps at most)
+                    nudge = 1 + NUDGE * (2 * k / max(len(lines) - 1, 1) - 1)
                     y = _values(getattr(line, kind))
                     low, high = _values(getattr(line, f"{kind}_ci_low")), _values(getattr(line, f"{kind}_ci_high"))
                     ax.errorbar(
@@ -373,7 +385,9 @@ def fig5(panels: list[Fig5Panel], path: str | Path, *, dataset: str) -> None:
                 ticks = sorted({e for line in p.lines for e in line.eps})
                 ax.xaxis.set_major_locator(FixedLocator(ticks))
                 ax.xaxis.set_major_formatter(FixedFormatter([f"{e:g}" for e in ticks]))
+                ax.xaxis.set_minor_locator(NullLocator())  # the log axis's minor ticks read as more eps
                 ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.set_xlim(ticks[0] / EPS_MARGIN, ticks[-1] * EPS_MARGIN)
                 if attacks.index(p.attack) == 0:
                     ax.set_ylabel(label)
         for row, (source, (kind, _)) in enumerate((s, k) for s in sources for k in kinds):

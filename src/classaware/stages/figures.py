@@ -3,7 +3,7 @@
 Writes, in ``out_dir``: fig3.png / fig3.csv (class-aware transferability at ``figure_eps``,
 targets by Dist descending), fig4.png / fig4.json (decision planes and transfer regions),
 fig5.png / fig5.csv (the ratios against eps, with the Wilson intervals of the same and
-different ratios) and correlations.csv (section 3.3's correlations at ``figure_eps``). Every
+different ratios, and each target's group, the colour of its line) and correlations.csv (section 3.3's correlations at ``figure_eps``). Every
 number comes from :mod:`classaware.analysis`, or, for Fig. 5's intervals, from the transfer
 results themselves. dvc.yaml declares fig3.csv and fig5.csv as DVC plots too.
 """
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the stage protocol's types (classaware.stages), for annotat
 
 
 FIG3_COLUMNS = ["source", "attack", "eps", *(f.name for f in fields(Fig3Row))]
-FIG5_COLUMNS = ["source", "attack", "target", "relation", "eps", *RATIOS,
+FIG5_COLUMNS = ["source", "attack", "target", "relation", "group", "eps", *RATIOS,
                 *(f"{kind}_ci_{end}" for kind in ("same", "different") for end in ("low", "high"))]  # fmt: skip
 CORRELATIONS = ("fooled_same", "dist_same", "dist_fooled")
 # each case's correlations as the paper defines them, then their diagnostic readings (analysis):
@@ -163,7 +163,8 @@ def run(cfg: Config) -> None:
         for line in p.lines:
             c = curves[line.target]
             rows += [
-                {"source": p.source, "attack": p.attack, "target": line.target, "relation": line.relation, "eps": e,
+                {"source": p.source, "attack": p.attack, "target": line.target, "relation": line.relation,
+                 "group": line.group, "eps": e,
                  **{k: getattr(c, k)[i] for k in RATIOS},
                  **{k: getattr(line, k)[i] for k in FIG5_COLUMNS if "_ci_" in k}}
                 for i, e in enumerate(c.eps)

@@ -110,7 +110,7 @@ def audit_tables(cfg: Config, ctx: AuditContext) -> int:
         path = cfg.out_dir / f"{source}.pt"
         table = PredictionTable.load(path)
         models = {ref: m for ref, (m, _) in load_refs(cfg.models_dir, list(table.models), ctx.device).items()}
-        sets = {p.stem: AdversarialSet.load(p) for p in sorted((cfg.adv_dir / source).glob("*.pt"))}
+        sets = {name: AdversarialSet.load(cfg.adv_dir / source / f"{name}.pt") for name in table.sets}  # each named
         views = [("clean", to_float(data.test_x[table.indices]), table.clean)]
         for name, preds in table.sets.items():
             e = int(torch.randint(len(preds.eps), (1,), generator=ctx.generator))

@@ -56,13 +56,14 @@ FIGURES = (
     (
         "fig3.png",
         "Fig. 3: class-aware transferability at the figure's eps",
-        "One column per source F1. Top row: Dist(F1, F2), the mean gap between the two models' decision boundaries "
-        "along F1's gradient; targets F2 are sorted by it, so the most similar F2 is on the right. Below, one row per "
-        "attack: of the AEs that fooled F1 (their number above each bar), the share on which F2 makes the same mistake "
-        "(dark), a different mistake (orange) or is not fooled (grey). Look for the dark part growing towards the right "
-        "together with the whole fooled bar (paper: r(fooled, same) > 0.98 and r(Dist, same) < -0.90), and for a "
-        "non-trivial orange part even for the w:same and early-epoch (v:) targets (paper: about 20% and 10% for targeted "
-        "FGM). Whiskers are 95% intervals; with few AEs they are wide.",
+        "One block per source F1, one row per target F2, sorted by Dist(F1, F2), the mean gap between the two "
+        "models' decision boundaries along F1's gradient: the most similar F2 at the bottom. First panel: Dist with "
+        "its 95% interval. Then one panel per attack: of the AEs that fooled F1 (|D'_F1|, in the panel's title), the "
+        "share on which F2 makes the same mistake (dark, left), a different mistake (orange) or is not fooled (grey, "
+        "right). Look for the dark part growing towards the bottom together with the whole fooled bar (paper: "
+        "r(fooled, same) > 0.98 and r(Dist, same) < -0.90), and for a non-trivial orange part even for the w:same and "
+        "early-epoch (v:) targets (paper: about 20% and 10% for targeted FGM). Whiskers are 95% intervals on the "
+        "same and the fooled ends; with few AEs they are wide.",
     ),
     (
         "fig4.png",
@@ -78,7 +79,9 @@ FIGURES = (
         "fig5.png",
         "Fig. 5: ratios against the perturbation size",
         "For each source F1 and attack, the same-mistake ratio (upper row) and the different-mistake ratio (lower row) "
-        "against eps on a log scale: one line per target F2, coloured by its relation to F1, with 95% Wilson intervals. "
+        "against eps on a log scale: one line per target F2, coloured by its relation to F1, with 95% Wilson intervals "
+        "(the lines are set apart by at most 5% of eps, so that the intervals show; each point belongs to the eps of "
+        "the grid line it sits on). "
         "The paper reports that the same-mistake ratio rises with eps while the different-mistake ratio stays about "
         "flat or rises.",
     ),
@@ -426,13 +429,16 @@ def timings_section(path: Path) -> list[str]:
     records, bad = found
     total = sum(r["seconds"] for r in records)
     lines += [
-        "The last run of each stage, as `dvc repro` recorded it; stages DVC skipped as unchanged keep their earlier time.",
+        "The last run of each stage, as `dvc repro` recorded it; stages DVC skipped as unchanged keep their earlier time. "
+        "The sum is the work of the stages, not the run's wall time: stages that ran at once (`classaware repro "
+        "--jobs N`) overlap, so the run took less than the sum, and DVC's own checks and hashing between the stages "
+        "are not in it, so a serial run takes more.",
         "",
     ]
     lines += markdown_table(
         ["stage", "seconds"],
         [[r["stage"], f"{r['seconds']:.1f}"] for r in records]
-        + [["**sum of the stages**", f"**{total:.1f}** ({_hms(total)}; stages that ran at once overlap)"]],
+        + [["**sum of the stages (not the wall time)**", f"**{total:.1f}** ({_hms(total)})"]],
     )
     return lines + ([] if not bad else ["", f"*{bad} unreadable line(s) in `{path}` were skipped.*"])
 

@@ -37,7 +37,9 @@ class Config(Options):
     construct_dir: Path = help_field(Path("results/nonrobust"), "folder of `construct`'s Table 1 rows")
     train_dir: Path = help_field(Path("results/nonrobust_train"), "folder of `train-grid`'s results")
     out_dir: Path = help_field(Path("results"), "folder for table1.json, table2.json and tables.md", output="dir")
-    metrics_dir: Path = help_field(Path("metrics/tables"), "folder of one small JSON per row", output="dir")
+    metrics_dir: Path = help_field(
+        Path("metrics/tables"), "folder of one small JSON per row (table1/, table2/)", output="dir"
+    )
 
 
 def _paper(table, *index):
@@ -186,21 +188,23 @@ def markdown(table1: Table1, table2: Table2) -> str:
 
 
 def headlines(table1: Table1, table2: Table2) -> dict[str, dict]:
-    """What `dvc metrics show` shows of the tables: one small JSON per row, by file name."""
+    """What `dvc metrics show` shows of the tables: one small JSON per row, by file name, each
+    table in a folder of its own (``dvc metrics show metrics/tables/table1``: a table's columns
+    only, in 100 columns of a terminal)."""
     out = {}
     for r in table1.rows:
         rates = r.rates
-        out[f"table1-{r.pair}.json"] = {
+        out[f"table1/{r.pair}.json"] = {
             "f1_hits_y1": rates.f1_hits_y1.ratio,
             "f2_hits_y2": rates.f2_hits_y2.ratio,
             "both": rates.both.ratio,
         }
     for r in table2.rows:  # its gain over the control row is in tables.md and S4.2, not a column here
-        out[f"table2-{r.pair}-{r.labelling}-{r.arch}.json"] = {"test_acc": r.test_acc}
+        out[f"table2/{r.pair}-{r.labelling}-{r.arch}.json"] = {"test_acc": r.test_acc}
     for c in table2.controls:
-        out[f"table2-control-{c.labelling}-{c.arch}.json"] = {"test_acc": c.test_acc}
+        out[f"table2/control-{c.labelling}-{c.arch}.json"] = {"test_acc": c.test_acc}
     for b in table2.baseline:
-        out[f"table2-original-{b.arch}.json"] = {"test_acc": b.test_acc}
+        out[f"table2/original-{b.arch}.json"] = {"test_acc": b.test_acc}
     return out
 
 

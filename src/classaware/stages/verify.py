@@ -149,19 +149,21 @@ UNITS = {
 
 
 def with_unit(x: float | None, unit: str | None) -> str:
-    """A metric's value (or bound) with its unit: 0.603 in "points" -> "0.603 (60.3 accuracy points)"."""
+    """A metric's value (or bound) with its unit: 0.603 in "points" -> "0.603 (a 60.3-point
+    difference)", which no reader takes for an accuracy of 60.3%."""
     if x is None or unit is None:
         return number(x)
     if unit == "l2":
         return f"{number(x)} (l2)"
-    return f"{number(x)} ({percent(x)}{'%' if unit == '%' else ' accuracy points'})"
+    return f"{number(x)} ({percent(x)}%)" if unit == "%" else f"{number(x)} (a {percent(x)}-point difference)"
 
 
-def shown_bound(claim: dict, bound: float | None) -> str:
-    """The bound as the test it is: ">= 0.98", "<= 0.5 (l2)", "within 0.1 of 0.2"."""
+def shown_bound(claim: dict, bound: float | None, units: bool = True) -> str:
+    """The bound as the test it is: ">= 0.98", "<= 0.5 (l2)", "within 0.1 of 0.2"; without
+    ``units``, the numbers alone (for `dvc metrics show`'s columns)."""
     if bound is None:
         return "not assessed at this scale"
-    unit = UNITS.get(claim["metric"])
+    unit = UNITS.get(claim["metric"]) if units else None
     if claim["test"] == "within":
         return f"within {with_unit(bound, unit)} of {with_unit(claim['target'], unit)}"
     return f"{claim['test']} {with_unit(bound, unit)}"
@@ -174,8 +176,9 @@ def metric_file(metrics_dir: Path, claim_id: str) -> Path:
 
 
 def headline(claim: dict, v: ClaimVerdict) -> dict:
-    """What `dvc metrics show` shows of a claim: the numbers, the bound as the test it is, the verdict."""
-    return {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": shown_bound(claim, v.bound),
+    """What `dvc metrics show` shows of a claim: the numbers, the bound as the test it is (its
+    numbers alone, so that a row fits 100 columns), the verdict."""
+    return {"value": v.value, "ci_low": v.ci_low, "ci_high": v.ci_high, "bound": shown_bound(claim, v.bound, units=False),
             "verdict": v.verdict}  # fmt: skip
 
 

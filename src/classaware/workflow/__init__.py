@@ -21,6 +21,8 @@ COMMANDS = {
     "repro": ("repro", "run the pipeline's stages up to N at once, each pinned to one device"),
     "replicate": ("replicate", "run the pipeline again with other seeds (DVC experiments) and summarize the claims"),
     "audit": ("audit", "check a finished run's artifacts without retraining (for reviewers, after dvc pull)"),
+    "keep": ("keep", "keep a finished run in runs/NAME with a DVC remote of what fits, for reviewers"),
+    "view": ("view", "bring a kept run (runs/NAME) into the workspace: DVC's views, dvc pull, the audit"),
     "estimate": ("estimate", "each stage's expected time for params.yaml's profile on a measured device"),
     "slurm": ("slurm", "submit the pipeline to SLURM as one job per stage, or show the jobs' status"),
     "download": ("download", "fetch the official CIFAR-10 archive (internet, md5-checked)"),
