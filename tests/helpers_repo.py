@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,11 @@ def project(root: Path, git: bool = True) -> Path:
     if git:
         git_commit_all(root, "project")
     return root
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` of a child that a test stops with SIGINT, as Ctrl-C would: SIGINT back to its
+    default. A shell starting the test suite in the background (``cmd &``, as a CI runner may)
+    makes every process below it inherit SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so the child would run on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -59,6 +59,8 @@ MINIMAL = {
     "repro": [],
     "slurm": ["status"],
     "deps": [],
+    "keep": ["runs/k"],
+    "view": ["runs/k"],
     "evaluate": [
         "--source",
         "s",
@@ -264,7 +266,7 @@ def test_outputs_lists_every_output_option_of_every_stage():
         (Path("a.pt"), "file")
     ]
     for command in cli.COMMANDS:  # every stage that writes declares it (download's root, report's folder ...)
-        if command not in ("profile", "estimate"):  # estimate only prints
+        if command not in ("profile", "estimate", "view"):  # estimate only prints; view copies to fixed places
             fields = dataclasses.fields(_config(command))
             assert any(f.metadata.get("output") for f in fields), command
 

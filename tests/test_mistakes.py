@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers_data import folder_images, write_image_folder, write_official_format
-from helpers_repo import REPO, git, project, smoke_env
+from helpers_repo import REPO, as_from_a_terminal, git, project, smoke_env
 
 from classaware import cli
 from classaware.workflow import deps, profile
@@ -257,12 +257,15 @@ def test_ctrl_c_during_a_stage_prints_one_line_and_exits_130(tmp_path):
                    capture_output=True)  # fmt: skip
     argv = ["classaware", "train", "--arch", "resnet10_w8", "--init_seed", "0", "--data_seed", "0", "--out", tmp_path / "m",
             "--data", tmp_path / "c.pt", "--epochs", "1000", "--milestones", "--device", "cpu"]  # fmt: skip
-    proc = subprocess.Popen(argv, env=smoke_env(), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not (tmp_path / "m.partial").is_dir() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    err = proc.communicate(timeout=120)[1]
+    proc = subprocess.Popen(argv, env=smoke_env(), stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "m.partial").is_dir() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()  # a training of 1000 epochs must not outlive a failed test
     assert proc.returncode == 130 and err.endswith("classaware train: interrupted\n") and "Traceback" not in err, err
 
 

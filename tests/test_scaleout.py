@@ -21,7 +21,7 @@ from unittest import mock
 
 import pytest
 import yaml
-from helpers_repo import git_commit_all, git_init, locked_hashes, smoke_env
+from helpers_repo import as_from_a_terminal, git_commit_all, git_init, locked_hashes, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 from session_runs import RUNS
@@ -494,6 +494,7 @@ def _start_repro(repo: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )
     _until(lambda: (repo / "slow.pid").is_file() or proc.poll() is not None, 300, "stage slow never started")
     assert proc.poll() is None, proc.communicate()[0]

@@ -5,6 +5,7 @@ a pipeline stage that does not say what it costs or how it is audited is refused
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import types
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers_repo import smoke_env
 
 from classaware import cli, stages
 from classaware.config import Options, help_field
@@ -108,12 +110,17 @@ def test_the_estimate_counts_a_registered_stage(register, tmp_path, monkeypatch,
 def test_the_audit_checks_a_registered_stage_and_names_what_fails(register, tmp_path, monkeypatch):
     register(toy_module())
     monkeypatch.chdir(tmp_path)
-    lock = {"schema": "2.0", "stages": {}}
-    for item, lines in (("a", 4), ("b", 4)):
-        Path(f"out-{item}.txt").write_text("x\n" * lines)
-        cmd = f"classaware toy --n 4 --out out-{item}.txt"
-        lock["stages"][f"toy@{item}"] = {"cmd": cmd, "outs": [{"path": f"out-{item}.txt"}]}
-    Path("dvc.lock").write_text(yaml.safe_dump(lock))
+    # a finished DVC pipeline of the toy stage: its outputs written, then committed as DVC records
+    # a run (the audit reads dvc.lock and asks DVC whether the run is finished)
+    for item in ("a", "b"):
+        Path(f"out-{item}.txt").write_text("x\n" * 4)
+    stage = {
+        "foreach": ["a", "b"],
+        "do": {"cmd": "classaware toy --n 4 --out out-${item}.txt", "outs": ["out-${item}.txt"]},
+    }
+    Path("dvc.yaml").write_text(yaml.safe_dump({"stages": {"toy": stage}}))
+    for cmd in (["dvc", "init", "--no-scm", "-q"], ["dvc", "commit", "--force", "-q"]):
+        subprocess.run(cmd, check=True, capture_output=True, env=smoke_env())
     assert cli.main(["audit", "--only", "toy-lines", "--out", "audit"]) == 0
     (check,) = json.loads(Path("audit/audit.json").read_text())["checks"]
     assert check["name"] == "toy-lines" and check["items"] == 8 and check["result"] == "pass"

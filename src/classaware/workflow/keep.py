@@ -50,7 +50,9 @@ MB = 1e6
 
 @dataclass(frozen=True)
 class Config(Options):
-    run_dir: Path = help_field(help="folder to keep the run in, e.g. runs/cpu-cifar10-jpeg", positional=True)
+    run_dir: Path = help_field(
+        help="folder to keep the run in, e.g. runs/cpu-cifar10-jpeg", positional=True, output="dir"
+    )
     budget_mb: float = help_field(
         90.0, "most MB of outputs to put in its DVC remote (runs/NAME/dvc-store, committed to git)", gt=0
     )
