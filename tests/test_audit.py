@@ -248,7 +248,8 @@ def test_a_kept_run_is_viewable_and_auditable_from_a_fresh_clone_on_what_its_rem
     (shown,) = claims.values()  # the workspace, the one revision shown (DVC 3.67 names it "")
     assert len(shown["data"]) == 15, claims
     ok(["dvc", "pull", "--allow-missing"], clone)
-    assert not (clone / "adv").exists() and not (clone / "data" / "cifar10.pt").exists()
+    pulled_sets = [p for p in (clone / "adv").rglob("*") if p.is_file()]  # DVC may leave adv/'s empty folders
+    assert not pulled_sets and not (clone / "data" / "cifar10.pt").exists(), pulled_sets
     ok(["dvc", "repro", "prepare"], clone)  # the canonical file again, from the archive the remote holds
     capsys.readouterr()
     status, report = audit(clone)
