@@ -27,6 +27,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from helpers_library import SCAN, SEARCH, SHAPE
+from helpers_library import D as DIM
 from hypothesis import given
 from hypothesis import strategies as st
 from models_for_tests import ConstantModel, images
@@ -49,11 +51,6 @@ from classaware import (
     search_boundary,
 )
 from classaware.models import Normalized, build, right_for_all
-
-SHAPE = (3, 4, 4)
-DIM = math.prod(SHAPE)
-SCAN = dict(max_radius=2.0, step=0.1, tol=0.01)
-SEARCH = SearchSettings(**SCAN)
 
 
 def net(seed: int = 0, channels: int = 3, num_classes: int = 10) -> nn.Sequential:

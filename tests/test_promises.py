@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from helpers_library import SCAN, SEARCH, SHAPE, D
 from hypothesis import example, given
 from hypothesis import strategies as st
 from models_for_tests import LinearClassifier, ZeroGradModel, images
@@ -30,11 +31,6 @@ from classaware import (
     search_boundary,
 )
 from classaware.models import right_for_all
-
-SHAPE = (3, 4, 4)
-D = math.prod(SHAPE)
-SCAN = dict(max_radius=2.0, step=0.1, tol=0.01)
-SEARCH = SearchSettings(**SCAN)
 
 
 def net(seed: int = 0, dtype=torch.float32) -> nn.Sequential:
