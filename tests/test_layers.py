@@ -6,6 +6,8 @@ nothing below them imports :mod:`classaware.workflow`."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 import pytest
 from helpers_repo import REPO
@@ -104,3 +106,17 @@ def test_every_module_in_stages_is_a_dvc_stage():
         assert command in commands, command
         for part in ("Config", "run", "work", "AUDIT"):
             assert hasattr(module, part), (command, part)
+
+
+def test_importing_the_package_and_probing_a_model_loads_neither_matplotlib_nor_dynamo():
+    """Every pipeline stage is a process of its own that imports the package and probes its models
+    (:func:`classaware.contracts.num_classes`): matplotlib (0.6 s) is for the stages that draw, and
+    torch._dynamo (1.7 s), which a TorchDispatchMode pulls in unless told not to, for none."""
+    probe = (
+        "import sys, torch, classaware; from classaware.models import build; "
+        "classaware.predict(build('resnet10_w8').eval(), torch.rand(2, 3, 32, 32)); "
+        "print(sorted(m for m in ('matplotlib', 'torch._dynamo') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers_repo import JPEG_ARCHIVE, REPO, project, smoke_env
+from helpers_repo import JPEG_ARCHIVE, REPO, git, git_commit_all, git_init, project, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 from session_runs import README_SEQUENCE
@@ -237,27 +237,38 @@ def test_replicate_refuses_a_workspace_its_experiments_would_not_see_whole(
 
 
 def test_each_replicates_per_target_data_is_kept_from_its_own_commit(tmp_path, monkeypatch):
-    """``dvc get . PATH --rev COMMIT`` for every file a reviewer needs, into one folder per replicate."""
-    found = replicate.experiments([{"experiments": [_exp("smoke-seed2", 2, {}), _exp("smoke-seed3", 3, {})]}],
-                                  {"smoke-seed2", "smoke-seed3"})  # fmt: skip
-    calls = []
+    """Every file a reviewer needs, as the experiment's own commit holds it (a DVC-tracked one from
+    DVC's cache, the others from git), into one folder per replicate; a file a commit lacks is an
+    error naming the experiment and the file."""
+    from dvc.repo import Repo
 
-    def dvc(*args):
-        calls.append(args)
-        Path(args[-1]).write_text(args[1])
-        return ""
-
-    monkeypatch.setattr(replicate, "_dvc", dvc)
+    git_init(tmp_path)
+    Repo.init(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    commits = {}
+    for shift in (2, 3):
+        for path in replicate.PER_TARGET:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(f"{path} of replicate {shift}\n")
+        with Repo(".") as repo:  # one file under DVC, as the stages' outputs are
+            repo.add(replicate.PER_TARGET[0])
+        git_commit_all(tmp_path, f"replicate {shift}")
+        commits[shift] = git(tmp_path, "rev-parse", "HEAD")
+    Path(replicate.PER_TARGET[0]).write_text("the workspace's, which no replicate holds\n")
+    found = {f"smoke-seed{s}": {"rev": rev} for s, rev in commits.items()}
     replicate.keep(found, ["smoke-seed2", "smoke-seed3"], tmp_path / "kept")
-    assert len(calls) == 2 * len(replicate.PER_TARGET)
-    assert calls[0] == ("get", ".", "results/transfer.json", "--rev", f"{2:040x}", "--out",
-                        str(tmp_path / "kept" / "smoke-seed2" / "transfer.json"))  # fmt: skip
-    kept = sorted(p.name for p in (tmp_path / "kept" / "smoke-seed3").iterdir())
-    assert kept == sorted(Path(p).name for p in replicate.PER_TARGET)
-    replicate.keep(found, ["smoke-seed2"], tmp_path / "kept")  # again: dvc get refuses to overwrite, keep does not
-    no_rev = {"smoke-seed2": {k: v for k, v in found["smoke-seed2"].items() if k != "rev"}}
+    for shift in (2, 3):
+        kept = {p.name: p.read_text() for p in (tmp_path / "kept" / f"smoke-seed{shift}").iterdir()}
+        assert kept == {Path(p).name: f"{p} of replicate {shift}\n" for p in replicate.PER_TARGET}
+    replicate.keep(found, ["smoke-seed2"], tmp_path / "kept")  # again: the files are replaced
+    no_rev = {"smoke-seed2": {}}
     with pytest.raises(ValueError, match="smoke-seed2: dvc exp show gives no commit"):
         replicate.keep(no_rev, ["smoke-seed2"], tmp_path / "kept")
+    git(tmp_path, "rm", "-q", replicate.PER_TARGET[-1])
+    git(tmp_path, "commit", "-qm", "one file less")
+    lacking = {"smoke-seed4": {"rev": git(tmp_path, "rev-parse", "HEAD")}}
+    with pytest.raises(ValueError, match=f"experiment smoke-seed4 .*DVC cannot give {replicate.PER_TARGET[-1]}"):
+        replicate.keep(lacking, ["smoke-seed4"], tmp_path / "kept")
 
 
 def test_a_failed_replicate_is_an_error_naming_it():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from .files import parse_yaml
 
 TESTS = (">=", "<=", "within")
 READS = ("comparison", "pairs")  # Fig. 3's sources and targets; section 4's attacked pairs
@@ -32,7 +32,7 @@ class Conditions:
 
 
 def _load(path: Path) -> dict:
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = parse_yaml(Path(path).read_text())
     if not isinstance(doc, dict) or set(doc) != {"conditions", "claims"}:
         found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{path} must hold exactly `conditions` and `claims`, got {found}")

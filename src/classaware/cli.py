@@ -83,11 +83,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"classaware {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
-    for name, (_, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, description=help_text)  # no help=: the epilog lists the commands, in groups
+    # a known command gets its own subparser only (only its module is imported); without one, every
+    # command's, so that argparse's "invalid choice" lists them all
+    for name in [command] if command in COMMANDS else COMMANDS:
+        p = sub.add_parser(name, description=COMMANDS[name][1])  # no help=: the epilog lists the commands, in groups
         # SUPPRESS: when -v is not given after the command, the value before it stands
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
-        if name == command:  # only the chosen stage's module is imported
+        if name == command:
             add_arguments(p, load(name).Config)
     return parser
 

@@ -12,12 +12,12 @@ foreign file fails with its name and the mismatch rather than a ``KeyError`` dee
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from .config import type_hints
 from .files import load_json, load_tensors, save_json, save_tensors
 
 
@@ -35,11 +35,6 @@ def encode(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [encode(value) for value in obj]
     return obj
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def decode(hint: Any, value: Any, where: str = "") -> Any:
@@ -62,7 +57,7 @@ def decode(hint: Any, value: Any, where: str = "") -> Any:
             raise FormatError(
                 f"{where or hint.__name__}: unknown fields {sorted(unknown)}, missing fields {sorted(missing)}"
             )
-        return hint(**{name: decode(_hints(hint)[name], item, f"{where}.{name}") for name, item in value.items()})
+        return hint(**{name: decode(type_hints(hint)[name], item, f"{where}.{name}") for name, item in value.items()})
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import operator
 import re
@@ -116,10 +117,17 @@ def _kind_problem(name: str, value: Any, hint: Any) -> str | None:
     return None
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls)``, once per class: the annotations are strings (``from
+    __future__ import annotations``), and evaluating them costs more than building the options."""
+    return typing.get_type_hints(cls)
+
+
 def field_problems(obj) -> list[str]:
     """What is wrong with each field of dataclass ``obj`` by its own declared type and constraints."""
     problems = []
-    hints = typing.get_type_hints(type(obj))
+    hints = type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         if f.metadata.get("nonempty") and not value:
@@ -141,7 +149,7 @@ class Options:
     WHAT: ClassVar[str | None] = None  # how errors name the option set (default: the class's name)
 
     def __post_init__(self):
-        hints = typing.get_type_hints(type(self))
+        hints = type_hints(type(self))
         for f in dataclasses.fields(self):
             if typing.get_origin(hints[f.name]) is tuple and isinstance(getattr(self, f.name), list):
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
@@ -169,7 +177,7 @@ def outputs(obj) -> list[tuple[Path, str]]:
 def _options(cls, defaults=None) -> list[tuple[dataclasses.Field, Any, Any]]:
     """(field, type, default) of every option of ``cls``, nested dataclasses flattened; a nested
     field's defaults come from its parent's default instance (``schedule: Schedule = SECTION4_SCHEDULE``)."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if defaults is None else getattr(defaults, f.name)
@@ -223,7 +231,7 @@ def _show(value: Any) -> str:
 
 def from_args(cls, ns: argparse.Namespace):
     """Build dataclass ``cls`` (and nested dataclass fields) from parsed options."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
         hint = hints[f.name]

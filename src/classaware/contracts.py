@@ -443,6 +443,13 @@ class _FirstConvolution(TorchDispatchMode):
         super().__init__()
         self.channels: int | None = None
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch (2.4 on) wraps a mode's __torch_dispatch__ in torch._dynamo.disable unless this says
+        # False; the first call then imports torch._dynamo, about 1.7 s of every process that probes a
+        # model (each pipeline stage). The probe runs the model eagerly, so there is nothing to disable.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.channels is None and func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten._convolution):

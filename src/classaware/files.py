@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -92,9 +93,20 @@ def save_json(obj: Any, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def save_bytes(data: bytes, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def save_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, parsed by libyaml's C parser where PyYAML was built with it
+    (the same result, about 10 times faster: the commands read params and dvc.lock often)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def load_json(path: str | os.PathLike, what: str = "metrics file") -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..files import save_json
 from ..metrics import PairDistance
-from . import figures, report, tables
+from . import report, tables
 from .compare import PairedComparison, compare_sets
 from .samples import Samples, to_csv
 
@@ -84,6 +84,8 @@ class Evaluation:
         they are): summary.csv and summary.json, per_class.csv, pairs.csv, samples.npz,
         predictions.csv (n <= 100,000 rows), figures/ (PNG + CSV), report.md and report.html,
         manifest.json (when known) and comparisons.csv (when given). Returns the paths written."""
+        from . import figures  # matplotlib: only for what saves figures, not for `import classaware`
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         summary, per_class, pair_rows = self.table(), self.per_class(), self.pairs()

@@ -47,13 +47,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import yaml
 
 from ..codec import JsonRecord
 from ..config import DEVICE_EXPECTED, DEVICE_PATTERN, Options, help_field
 from ..data import Cifar10, load_canonical
 from ..environment import Environment
-from ..files import save_text
+from ..files import parse_yaml, save_text
 from ..models import pick_device
 from ..stages import COMMANDS, Stage, configure, load
 from ..text import markdown_table
@@ -231,7 +230,7 @@ def changed_stages(left_out: frozenset[str] = frozenset()) -> dict[str, list]:
     from a local archive never has, and for what a kept run's remote leaves out (``left_out``)."""
     changed = {k: v for k, v in pipeline.status(Path.cwd()).items() if k != "data.dvc"}
     if left_out:
-        lock = yaml.safe_load(Path("dvc.lock").read_text())
+        lock = parse_yaml(Path("dvc.lock").read_text())
         outs = frozenset(o["path"] for s in lock["stages"].values() for o in s.get("outs", []))
         changed = {k: kept for k, v in changed.items() if (kept := _without_absent(v, left_out, outs))}
     return changed
@@ -273,7 +272,7 @@ def _some(names: list[str], most: int = 6) -> str:
 def missing_inputs(lock: Path) -> list[str]:
     """The outputs ``lock`` pins and the data the stages read (an archive a .dvc file tracks)
     that are not in the workspace: what ``dvc pull --with-deps dvc.yaml`` brings."""
-    stages = yaml.safe_load(lock.read_text())["stages"].values()
+    stages = parse_yaml(lock.read_text())["stages"].values()
     paths = {o["path"] for s in stages for o in s.get("outs", [])}
     paths |= {d["path"] for s in stages for d in s.get("deps", []) if not d["path"].startswith("src/")}
     return sorted(p for p in paths if not Path(p).exists())

@@ -22,10 +22,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import Options, help_field
-from ..files import save_text
+from ..files import parse_yaml, save_text
 from ..stages import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,7 @@ def stage_modules(dvc_yaml: Path) -> dict[str, Path]:
     stage whose command is not a registered stage subcommand."""
     root = dvc_yaml.parent
     found = {}
-    for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+    for name, stage in parse_yaml(dvc_yaml.read_text())["stages"].items():
         argv = shlex.split(stage.get("do", stage)["cmd"])
         if argv[:1] != ["classaware"] or len(argv) < 2 or argv[1] not in COMMANDS:
             raise ValueError(f"{dvc_yaml}: stage {name} does not run a classaware stage subcommand: {argv[:2]}")
@@ -89,7 +87,7 @@ def expected(dvc_yaml: Path) -> dict[str, list[str]]:
 
 def listed(dvc_yaml: Path) -> dict[str, list[str]]:
     """{stage: the code deps dvc.yaml lists, in its order}."""
-    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    stages = parse_yaml(dvc_yaml.read_text())["stages"]
     return {name: [d for d in s.get("do", s).get("deps", []) if d.startswith(CODE)] for name, s in stages.items()}
 
 

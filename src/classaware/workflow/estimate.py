@@ -52,10 +52,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..config import Options, help_field
-from ..files import load_json
+from ..files import load_json, parse_yaml
 from ..stages import Stage, Upstream, configure
 from . import pipeline
 from .profile import merged_params, params_file_problems
@@ -329,5 +327,5 @@ def run(cfg: Config) -> None:
     if cfg.profile is not None:
         params, source = merged_params(cfg.profile, cfg.profiles_dir), f"{cfg.profiles_dir}/{cfg.profile}.yaml"
     else:
-        params, source = yaml.safe_load(cfg.params.read_text()), str(cfg.params)
+        params, source = parse_yaml(cfg.params.read_text()), str(cfg.params)
     print("\n".join(report(params, source, cfg.throughput, cfg.dvc_yaml, cfg.timings)))

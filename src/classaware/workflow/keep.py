@@ -30,10 +30,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import Options, help_field
-from ..files import save_text
+from ..files import parse_yaml, save_text
 from .pipeline import dvc
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,7 @@ def archive_dvc_file(params: dict) -> Path | None:
     archive = Path(str(name))
     for candidate in (archive.with_name(archive.name + ".dvc"), Path("data.dvc")):
         if candidate.is_file():
-            outs = yaml.safe_load(candidate.read_text()).get("outs", [])
+            outs = parse_yaml(candidate.read_text()).get("outs", [])
             if any(Path(candidate.parent, o["path"]) == archive for o in outs):
                 return candidate
     return None
@@ -92,7 +90,7 @@ def artifacts(lock: dict, archive_file: Path | None) -> list[Artifact]:
 
     found = sorted(cached, key=rank)
     if archive_file is not None:
-        (out,) = yaml.safe_load(archive_file.read_text())["outs"]
+        (out,) = parse_yaml(archive_file.read_text())["outs"]
         found.insert(0, Artifact(str(archive_file.parent / out["path"]), out.get("size", 0), str(archive_file)))
     return found
 
@@ -161,7 +159,7 @@ def run(cfg: Config) -> None:
             raise FileNotFoundError(f"{name}/ does not exist: run `classaware keep` in a finished run's workspace")
     if cfg.run_dir.resolve() == Path.cwd().resolve() or Path.cwd().resolve() not in cfg.run_dir.resolve().parents:
         raise ValueError(f"run_dir {cfg.run_dir} must be a folder inside this workspace, e.g. runs/NAME")
-    lock, params = yaml.safe_load(lock_path.read_text()), yaml.safe_load(Path("params.yaml").read_text())
+    lock, params = parse_yaml(lock_path.read_text()), parse_yaml(Path("params.yaml").read_text())
     archive_file = archive_dvc_file(params)
     found = artifacts(lock, archive_file)
     held, left = choose(found, cfg.budget_mb * MB)

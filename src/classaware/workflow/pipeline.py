@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from ..files import parse_yaml
+
 _NODE = re.compile(r'"(?P<node>[^"]+)";')
 _EDGE = re.compile(r'"(?P<upstream>[^"]+)" -> "(?P<stage>[^"]+)";')
 _STAGE = re.compile(r"Running stage '(?P<stage>.+)':")
@@ -169,7 +171,7 @@ def parse_dry_run(text: str) -> dict[str, str]:
 def locked_commands(lock: Path) -> dict[str, str]:
     """{stage: command} as each stage last ran, from ``dvc.lock`` (stages without a command, such
     as tracked files, are left out)."""
-    stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    stages = parse_yaml(lock.read_text()).get("stages", {})
     return {name: s["cmd"] for name, s in stages.items() if "cmd" in s}
 
 

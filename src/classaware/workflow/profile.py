@@ -59,7 +59,7 @@ import yaml
 
 from ..config import Options, from_args, help_field
 from ..data import _FOLDER_ENTRY, CLASSES, file_digests
-from ..files import save_text
+from ..files import parse_yaml, save_text
 from ..stages import COMMANDS, load, parser
 from . import PROFILES
 from .pipeline import rendered_commands
@@ -103,17 +103,17 @@ def check_zoo(zoo: dict, reference: dict, where: str) -> None:
 
 def merged_params(name: str, profiles_dir: Path, data: Path | None = None) -> dict:
     """The parameters of profile ``name``: paper.yaml with the profile's overrides merged in."""
-    params = yaml.safe_load((profiles_dir / f"{BASE}.yaml").read_text())
+    params = parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())
     if name != BASE:
         path = profiles_dir / f"{name}.yaml"
-        override = yaml.safe_load(path.read_text()) or {}
+        override = parse_yaml(path.read_text()) or {}
         if not isinstance(override, dict):
             raise ValueError(f"{path} must be a mapping of groups, got {_kind(override)}")
         try:
             params = merge(params, override)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from exc
-        check_zoo(params["zoo"], yaml.safe_load((profiles_dir / f"{BASE}.yaml").read_text())["zoo"], str(path))
+        check_zoo(params["zoo"], parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())["zoo"], str(path))
     early, saved = params["compare"]["early_epoch"], params["train"]["save_epochs"]
     if early and early not in saved:
         raise ValueError(f"profile {name}: compare.early_epoch {early} is not among train.save_epochs {saved}")
@@ -231,7 +231,7 @@ def _dvc_owner(root: Path, rel: Path) -> tuple[Path, str] | None:
     """(the .dvc file, its md5) of the .dvc file whose output is ``rel``, looked for in rel's folders."""
     for folder in [Path("."), *reversed(rel.parents[:-1])]:
         for dvc_file in sorted(p for p in (root / folder).glob("*.dvc") if p.is_file()):
-            for out in (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []:
+            for out in (parse_yaml(dvc_file.read_text()) or {}).get("outs") or []:
                 if (folder / out["path"]).as_posix() == rel.as_posix():
                     return dvc_file.relative_to(root), out.get("md5", "")
     return None
@@ -373,7 +373,7 @@ def commands(params_text: str, root: Path) -> dict[str, str]:
     """{stage: its command} as DVC renders ``root/dvc.yaml`` with params.yaml ``params_text``
     (:func:`classaware.workflow.pipeline.rendered_commands`); ValueError with DVC's error when it cannot."""
     try:
-        return rendered_commands(root / "dvc.yaml", yaml.safe_load(params_text))
+        return rendered_commands(root / "dvc.yaml", parse_yaml(params_text))
     except ValueError as exc:
         raise ValueError(f"DVC cannot render dvc.yaml with these parameters: {exc}") from exc
 
@@ -381,8 +381,8 @@ def commands(params_text: str, root: Path) -> dict[str, str]:
 def pipeline_problems(params_text: str, root: Path) -> list[str]:
     """What stops some stage of ``root/dvc.yaml`` from accepting params.yaml ``params_text``:
     one line per params key (or stage), empty when every stage accepts it."""
-    params = yaml.safe_load(params_text)
-    templates = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    params = parse_yaml(params_text)
+    templates = parse_yaml((root / "dvc.yaml").read_text())["stages"]
     try:
         rendered = commands(params_text, root)
     except ValueError as exc:
@@ -455,7 +455,7 @@ def write(name: str, profiles_dir: Path, data: Path | None, out: Path, force: bo
         if problem := archive_problem(data, "--data"):
             raise ValueError(problem)
     else:
-        named = Path(yaml.safe_load(text)["data"]["archive"])
+        named = Path(parse_yaml(text)["data"]["archive"])
         if not (root / named).is_file():
             raise ValueError(
                 f"{named}, the CIFAR-10 archive profile {name} reads, does not exist: fetch the official one "
@@ -516,7 +516,7 @@ def hand_edits(out: Path, profiles_dir: Path) -> str | None:
         return None
     text = out.read_text()
     try:
-        ours = yaml.safe_load(text)
+        ours = parse_yaml(text)
     except yaml.YAMLError as exc:
         return f"it does not parse as YAML: {str(exc).splitlines()[0]}"
     archive = _lookup(ours, "data.archive") if isinstance(ours, dict) else None
@@ -541,7 +541,7 @@ def params_problems(params: Any, profiles_dir: Path, where: str = "params.yaml")
     key that every profile has and it lacks, one that no profile has (a misspelling DVC would
     ignore: ``seed_shfit: 1``), another kind of value (a mapping for a number); each naming the
     key. Zoo members are names: each must give exactly the options of paper.yaml's members."""
-    base = yaml.safe_load((profiles_dir / f"{BASE}.yaml").read_text())
+    base = parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())
     if not isinstance(params, dict):
         return [f"{where} must be a mapping of groups, got {_kind(params)}"]
     problems: list[str] = []
@@ -577,7 +577,7 @@ def params_file_problems(path: Path, profiles_dir: Path = Path("profiles")) -> l
     if not (profiles_dir / f"{BASE}.yaml").is_file() or not path.is_file():
         return []
     try:
-        params = yaml.safe_load(path.read_text())
+        params = parse_yaml(path.read_text())
     except yaml.YAMLError as exc:
         return [f"{path} does not parse as YAML: {str(exc).splitlines()[0]}"]
     problems = params_problems(params, profiles_dir, str(path))
@@ -591,7 +591,7 @@ def missing_archive_problem(params_path: Path) -> str | None:
     is not there, with the fix (``classaware download``, or ``--data``); None when it is, or when
     the file names none. DVC would say "missing data 'source'" at the first stage."""
     try:
-        params = yaml.safe_load(params_path.read_text())
+        params = parse_yaml(params_path.read_text())
     except (OSError, yaml.YAMLError):
         return None
     archive = _lookup(params, "data.archive") if isinstance(params, dict) else None

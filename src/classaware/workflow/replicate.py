@@ -21,7 +21,7 @@ they disagree on the side.
 It is written to ``out`` (JSON) and ``table`` (Markdown). Each replicate's per-target data, from
 which its claims are recomputed (the ratios, Dist, Tables 1 and 2, the zoo under the paper's
 conditions, its claims and the figures' CSVs: :data:`PER_TARGET`), is kept under
-``keep_dir/EXPERIMENT/``, read from the experiment's own commit with ``dvc get --rev``. The
+``keep_dir/EXPERIMENT/``, read from the experiment's own commit through DVC's ``DVCFileSystem``. The
 workspace's report is then rendered
 again (``dvc repro --force --single-item report``), so that it opens with the verdict over the
 replicates: the report stage cannot declare ``out`` as a dependency, since DVC requires a
@@ -39,10 +39,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import Options, help_field
-from ..files import save_text
+from ..files import parse_yaml, save_bytes, save_text
 from ..schema import ReplicatedClaim, Replicates
 from ..text import interval, markdown_table, natural_key, number, padded, unpadded
 from .pipeline import workspace_problems
@@ -145,18 +143,24 @@ def experiments(shown: list[dict], names: set[str]) -> dict[str, dict]:
 
 def keep(found: dict[str, dict], names: list[str], keep_dir: Path) -> None:
     """Each named experiment's per-target data (:data:`PER_TARGET`) into ``keep_dir/NAME/``,
-    from its own commit (``dvc get . PATH --rev``: DVC's cache and git, no network); ValueError
-    naming the experiment and file DVC cannot give."""
+    from its own commit, through DVC's documented file system of a revision
+    (``dvc.api.DVCFileSystem(".", rev=COMMIT)``: DVC's cache and git, no network; one DVC in this
+    process rather than a ``dvc get`` per file); ValueError naming the experiment and the file
+    DVC cannot give."""
+    from dvc.api import DVCFileSystem  # DVC's import takes a second: only this command needs it
+
     for name in names:
         rev = found[name].get("rev")
         if not rev:
             raise ValueError(f"experiment {name}: dvc exp show gives no commit to read its results from")
         folder = keep_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
+        fs = DVCFileSystem(".", rev=rev)
         for path in PER_TARGET:
-            target = folder / Path(path).name
-            target.unlink(missing_ok=True)  # dvc get refuses to overwrite
-            _dvc("get", ".", path, "--rev", rev, "--out", str(target))
+            try:
+                data = fs.read_bytes(path)
+            except Exception as exc:  # DVC raises several types for a file its revision lacks
+                raise ValueError(f"experiment {name} (commit {rev}): DVC cannot give {path}: {exc}") from exc
+            save_bytes(data, folder / Path(path).name)
         log.info("kept %s's per-target data in %s", name, folder)
 
 
@@ -260,7 +264,7 @@ def run(cfg: Config) -> None:
     preflight(cfg)
     if cfg.profile is not None:
         write_profile(cfg.profile, PROFILES_DIR, cfg.data, cfg.params)
-    params = yaml.safe_load(cfg.params.read_text())
+    params = parse_yaml(cfg.params.read_text())
     check_workspace(params)
     profile = params["profile"]
     shifts = list(range(cfg.first_shift, cfg.first_shift + cfg.runs))

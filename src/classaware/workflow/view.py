@@ -23,10 +23,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..config import Options, help_field
-from ..files import save_text
+from ..files import parse_yaml, save_text
 from .keep import MANIFEST, STORE, VIEWED, VIEWED_DIRS
 from .pipeline import dvc
 
@@ -96,7 +94,7 @@ def run(cfg: Config) -> None:
         record |= {"remote": str(src / STORE), "left_out": sorted(held["left_out"])}
     save_text(json.dumps(record, indent=2) + "\n", KEPT)
     print(f"classaware view: the workspace shows {src}: params.yaml, dvc.lock, metrics/, figures/")
-    differ = changed_code(yaml.safe_load(lock.read_text()))
+    differ = changed_code(parse_yaml(lock.read_text()))
     if differ:
         print(f"  the code here is not the run's ({len(differ)} files differ, e.g. {differ[0]}): `dvc status` and "
               f"`classaware audit` need the run's code, the commit that added {src} (`git log -1 -- {src}`)")  # fmt: skip
@@ -105,7 +103,7 @@ def run(cfg: Config) -> None:
         n = len(record["left_out"])
         print(f"  its DVC remote {record['remote']} is the default: `dvc pull --allow-missing` fetches what it holds"
               f" ({n} output{'' if n == 1 else 's'} left out, listed in {manifest})")  # fmt: skip
-        prepared = [o["path"] for o in yaml.safe_load(lock.read_text())["stages"].get("prepare", {}).get("outs", [])]
+        prepared = [o["path"] for o in parse_yaml(lock.read_text())["stages"].get("prepare", {}).get("outs", [])]
         if set(prepared) & set(record["left_out"]):
             print(f"  then `dvc repro prepare` makes {', '.join(prepared)} from the archive again, and `classaware audit`"
                   " checks the run")  # fmt: skip
