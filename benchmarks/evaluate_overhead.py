@@ -77,16 +77,16 @@ def main() -> None:
     cpu = {name: [] for name in runs}
     for _ in range(args.repeats + 1):  # the first round warms up, and is not counted
         for name in runs:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            if name == "by hand":
-                by_hand(source, targets, atk, x, y, args.batch_size)
-            elif name == "evaluate":
-                evaluate(None)
-            else:
-                with tempfile.TemporaryDirectory() as d:
-                    evaluate(d)
-            runs[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
+            # a new, empty cache folder each time (a first run, which writes every entry); making and
+            # removing it is the benchmark's, not the evaluation's, and stays out of the timed region
+            with tempfile.TemporaryDirectory() as d:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                if name == "by hand":
+                    by_hand(source, targets, atk, x, y, args.batch_size)
+                else:
+                    evaluate(d if name == "evaluate + cache" else None)
+                runs[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
     hand = statistics.median(runs["by hand"][1:])
     hand_cpu = statistics.median(cpu["by hand"][1:])
     result = {

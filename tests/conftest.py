@@ -127,19 +127,15 @@ def smoke_runs(background) -> Scheduler:
 
 
 @pytest.fixture(scope="session")
-def prepared(smoke_runs) -> Path:
-    """The canonical file the serial run's ``prepare`` stage made from the JPEG archive: the
-    tests of the real data read it rather than decode the 60,000 images again."""
-    serial = smoke_runs["serial"]
-    assert serial.returncode == 0, f"{RUNS['serial'].command} failed in {serial.repo}:\n{serial.output[-6000:]}"
-    return serial.repo / "data" / "cifar10.pt"
+def serial(smoke_runs) -> Path:
+    """The plain `dvc repro` copy, succeeded."""
+    run = smoke_runs["serial"]
+    assert run.returncode == 0, f"{RUNS['serial'].command} failed in {run.repo}:\n{run.output[-6000:]}"
+    return run.repo
 
 
 @pytest.fixture(scope="session")
-def runs(smoke_runs) -> tuple[Path, Path]:
-    """The plain `dvc repro` and the ``classaware repro --jobs 2`` copies, both succeeded."""
-    for name in ("serial", "jobs2"):
-        assert smoke_runs[name].returncode == 0, (
-            f"{RUNS[name].command} failed in {smoke_runs[name].repo}:\n{smoke_runs[name].output[-6000:]}"
-        )
-    return smoke_runs["serial"].repo, smoke_runs["jobs2"].repo
+def prepared(serial) -> Path:
+    """The canonical file the serial run's ``prepare`` stage made from the JPEG archive: the
+    tests of the real data read it rather than decode the 60,000 images again."""
+    return serial / "data" / "cifar10.pt"

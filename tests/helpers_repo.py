@@ -61,9 +61,11 @@ def clean_copy(dest: Path) -> Path:
     return dest
 
 
-def locked_hashes(repo: Path) -> dict:
-    """(stage, deps or outs, path) -> md5 of every entry of ``repo``'s dvc.lock."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+def locked_hashes(repo: Path, rev: str | None = None) -> dict:
+    """(stage, deps or outs, path) -> md5 of every entry of ``repo``'s dvc.lock (as git's commit
+    ``rev`` holds it, when given)."""
+    text = git(repo, "show", f"{rev}:dvc.lock") if rev else (repo / "dvc.lock").read_text()
+    lock = yaml.safe_load(text)
     return {
         (stage, kind, entry["path"]): entry.get("md5")
         for stage, body in lock["stages"].items()

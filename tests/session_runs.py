@@ -8,12 +8,16 @@ itself), the runs it waits for and the one whose DVC cache it restores from, whe
 of the AT_ONCE slots, what it needs to start at all (a SLURM cluster), and its timeout. A test
 reads a run with ``smoke_runs[NAME]`` (conftest.py), which waits until the run has ended.
 
-What they check: a plain ``dvc repro`` and ``classaware repro --jobs 2`` each compute everything
-(the two must pin the same hashes: they test the arithmetic); ``--jobs 8`` and SLURM start from
-the serial run's DVC cache, so their stages are restored from DVC's run cache (they test the
-orchestration); README's commands up to two seed replicates (README_SEQUENCE) run in a copy of
-their own, its ``dvc repro`` restored from the --jobs 2 run's cache; the GPU check's --cpu
-rehearsal runs in the repository itself.
+What they check: a plain ``dvc repro`` computes every stage of replicate 0, and ``classaware
+repro --jobs 2`` every stage of replicate 1 (``seed_shift: 1``, two stages at a time); ``--jobs
+8`` and SLURM start from the serial run's DVC cache, so their stages are restored from DVC's run
+cache and must pin the serial run's hashes (they test the orchestration); README's commands up to
+two seed replicates (README_SEQUENCE) run in a copy of their own that starts with both runs' DVC
+caches, so its ``dvc repro`` and both experiments of ``classaware replicate`` are restored from
+DVC's run cache: replicate 1's experiment must pin the --jobs 2 run's hashes (the experiment is
+the pipeline at seed shift 1, exactly); the GPU check's --cpu rehearsal runs in the repository
+itself. Each replicate is computed once: a second computation of one (bit for bit the same at one
+thread: the stages' own tests pin that) would cost the suite a third of its time.
 
 How they run (:class:`Scheduler`): the runs the session's tests read start at its beginning, every
 stage on one thread, beside the other tests. A run starts once every run it waits for has
@@ -48,6 +52,8 @@ from slurm_cluster import Cluster
 # folder has ../shared/data/ beside it), brought into the copy under DVC by `classaware profile`
 SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar.gz"
 README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 2"
+# replicate 1's parameters, as `classaware replicate`'s `dvc exp run --set-param seed_shift=1` sets them
+SEED_SHIFT_1 = "sed -i -E 's/^seed_shift: 0( |$)/seed_shift: 1\\1/' params.yaml && grep -q '^seed_shift: 1' params.yaml"
 AT_ONCE = 2  # runs at a time that take a slot: the machines are 2-core, and the other tests run beside them
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
@@ -59,12 +65,17 @@ class Run:
     name: str
     command: str  # a shell command; {out} in it is a folder of the run's own, for what tests read
     waits_for: tuple[str, ...] = ()  # runs that must have ended, and succeeded, before it starts
-    restores_from: str | None = None  # one of those: its copy starts with a hard-linked copy of its DVC cache
+    restores_from: tuple[str, ...] = ()  # some of those: its copy starts with hard links to their DVC caches, merged
     in_copy: bool = True  # runs in a clean copy of the repository (False: in the repository itself)
     takes_slot: bool = True  # one of the AT_ONCE slots (False: something else limits what it runs at once)
     needs_cluster: bool = False  # a one-node SLURM cluster (without one the run is left out); over when its jobs are
     env: Mapping[str, str] = field(default_factory=dict)  # set for its command, over smoke_env()'s
     timeout: float = RUN_TIMEOUT  # seconds from its start; then it is killed, and has failed
+
+
+def _link(src: str, dst: str) -> None:
+    if not os.path.exists(dst):
+        os.link(src, dst)
 
 
 def smoke(runner: str) -> str:
@@ -97,8 +108,9 @@ def table(*runs: Run) -> dict[str, Run]:
         unknown = sorted(set(run.waits_for) - set(by_name))
         if unknown:
             raise ValueError(f"run {run.name} waits for runs the table lacks: {unknown}")
-        if run.restores_from is not None and run.restores_from not in run.waits_for:
-            raise ValueError(f"run {run.name} restores from {run.restores_from}, which it does not wait for")
+        for source in run.restores_from:
+            if source not in run.waits_for:
+                raise ValueError(f"run {run.name} restores from {source}, which it does not wait for")
     in_order(by_name)  # graphlib.CycleError
     return by_name
 
@@ -114,23 +126,23 @@ GPU_CHECK_ENV = {
 # A test's smoke_run(NAME) starts RUNS[NAME] and the runs it waits for. Each run is listed below the runs
 # it waits for; among runs ready at once, the earlier row takes a free slot first.
 RUNS: dict[str, Run] = table(
-    # the arithmetic: these two compute every stage, and must pin the same hashes
+    # the arithmetic: these two compute every stage, of replicates 0 and 1
     Run("serial", smoke("dvc repro")),
-    Run("jobs2", smoke("classaware repro --jobs 2")),
-    # README's commands exactly, in a copy of their own, its `dvc repro` restored from the --jobs 2 run's cache
-    # (the serial run's hashes, as the pair checks, and ready about a minute sooner)
-    Run("replicates", README_SEQUENCE, waits_for=("jobs2",), restores_from="jobs2"),
+    Run("jobs2", smoke(f"{SEED_SHIFT_1} && classaware repro --jobs 2")),
+    # README's commands exactly, in a copy of their own, every stage of both replicates restored from the two runs'
+    # caches
+    Run("replicates", README_SEQUENCE, waits_for=("serial", "jobs2"), restores_from=("serial", "jobs2")),
     # the GPU check's --cpu rehearsal (the script copies the repository into a temporary folder of its own)
     Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV),
     # the orchestration: every stage restored from the serial run's cache
-    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from="serial"),
+    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from=("serial",)),
     # the cluster runs at most one job per core, and its jobs wait on its scheduler between stages: it takes
     # no slot, so that its waits fall while the other runs keep the cores busy
     Run(
         "slurm",
         smoke("classaware slurm submit --gpus_per_job 0"),
         waits_for=("serial",),
-        restores_from="serial",
+        restores_from=("serial",),
         takes_slot=False,
         needs_cluster=True,
     ),
@@ -271,9 +283,9 @@ class Scheduler:
 
     def _start(self, job: Job) -> None:
         try:
-            if job.run.restores_from:
-                cache = Path(".dvc") / "cache"
-                shutil.copytree(self.jobs[job.run.restores_from].cwd / cache, job.cwd / cache, copy_function=os.link)
+            cache = Path(".dvc") / "cache"
+            for source in job.run.restores_from:  # a file both caches hold has the same content (its name is its md5)
+                shutil.copytree(self.jobs[source].cwd / cache, job.cwd / cache, copy_function=_link, dirs_exist_ok=True)
             job.started = time.perf_counter()
             with open(job.log, "w") as log:
                 job.proc = subprocess.Popen(

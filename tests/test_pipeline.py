@@ -1,7 +1,5 @@
-"""The DVC pipeline at `smoke` size, end to end through a real `dvc repro` and through
-``classaware repro --jobs 2``, from two clean copies of the repository (the session's runs, see
-session_runs.py): every stage runs, the two runs pin identical hashes in dvc.lock (the pipeline is
-reproducible on the CPU, and running stages in parallel changes nothing), every stage records the
+"""The DVC pipeline at `smoke` size, end to end through a real `dvc repro` in a clean copy of the
+repository (the session's serial run, see session_runs.py): every stage runs, every stage records the
 commit it ran and the report shows it, a fresh clone without DVC's cache shows the metrics in the
 paper's claim order and draws the plots, a rerun does nothing, and a parameter change reruns only
 the stages that read it.
@@ -24,7 +22,7 @@ from classaware.text import unpadded
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.smoke_run("serial", "jobs2"),
+    pytest.mark.smoke_run("serial"),
     pytest.mark.skipif(not JPEG_ARCHIVE.is_file(), reason=f"needs the CIFAR-10 archive {JPEG_ARCHIVE}"),
 ]
 
@@ -33,8 +31,8 @@ def _run(cmd: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, shell=True, cwd=cwd, env=smoke_env(), capture_output=True, text=True)
 
 
-def test_every_stage_ran_and_the_pipeline_is_up_to_date(runs):
-    repo, _ = runs
+def test_every_stage_ran_and_the_pipeline_is_up_to_date(serial):
+    repo = serial
     stages = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
     assert {"prepare", "transfer", "distance", "plane", "figures", "tables", "verify", "report"} <= stages
     assert any(s.startswith("train@") for s in stages) and any(s.startswith("train_nonrobust@") for s in stages)
@@ -53,16 +51,8 @@ def test_every_stage_ran_and_the_pipeline_is_up_to_date(runs):
         assert (repo / path).stat().st_size > 0, path
 
 
-def test_two_clean_runs_pin_identical_hashes(runs, smoke_runs):
-    a, b = smoke_runs["serial"].hashes, smoke_runs["jobs2"].hashes  # as the runs left them
-    assert a.keys() == b.keys()
-    differing = sorted(k for k in a if a[k] != b[k])
-    assert not differing, f"hashes differ between two identical runs: {differing}"
-    assert all(a[k] for k in a if k[1] == "outs"), "every output has a hash"
-
-
-def test_claims_are_verified_and_labelled_with_the_data_source(runs):
-    repo, _ = runs
+def test_claims_are_verified_and_labelled_with_the_data_source(serial):
+    repo = serial
     claims = ClaimResults.load(repo / "results/claims.json")
     ids = {c["id"] for c in yaml.safe_load((repo / "claims.yaml").read_text())["claims"]}
     assert set(claims.claims) == ids == {unpadded(p.stem) for p in (repo / "metrics/claims").glob("*.json")}
@@ -70,9 +60,9 @@ def test_claims_are_verified_and_labelled_with_the_data_source(runs):
     assert "CIFAR-10 (JPEG q75 copy)" in (repo / "report/report.md").read_text()
 
 
-def test_dvc_metrics_show_is_a_table_a_person_can_read(runs):
+def test_dvc_metrics_show_is_a_table_a_person_can_read(serial):
     """The headline numbers only: claims, Tables 1 and 2, the zoo's accuracies, in few columns."""
-    repo, _ = runs
+    repo = serial
     shown = _run("dvc metrics show", repo)
     assert shown.returncode == 0, shown.stderr
     header = shown.stdout.splitlines()[0].split()
@@ -80,8 +70,8 @@ def test_dvc_metrics_show_is_a_table_a_person_can_read(runs):
     assert {"value", "verdict", "test_acc", "both"} <= set(header)
 
 
-def test_every_stage_records_the_commit_it_ran_and_the_report_shows_it(runs):
-    repo, _ = runs
+def test_every_stage_records_the_commit_it_ran_and_the_report_shows_it(serial):
+    repo = serial
     records = [json.loads(line) for line in (repo / "logs/timings.jsonl").read_text().splitlines()]
     stages = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
     assert {r["stage"] for r in records} == stages
@@ -106,8 +96,8 @@ def _fresh_clone(run: Path, where: Path) -> Path:
     return where / "clone"
 
 
-def test_a_fresh_clone_without_dvcs_cache_shows_the_metrics_in_claim_order_and_draws_the_plots(runs, tmp_path):
-    clone = _fresh_clone(runs[0], tmp_path)
+def test_a_fresh_clone_without_dvcs_cache_shows_the_metrics_in_claim_order_and_draws_the_plots(serial, tmp_path):
+    clone = _fresh_clone(serial, tmp_path)
     assert not (clone / ".dvc" / "cache").exists() and not (clone / "results").exists()
     shown = _run("dvc metrics show", clone)
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -124,8 +114,8 @@ def test_a_fresh_clone_without_dvcs_cache_shows_the_metrics_in_claim_order_and_d
     assert '"field": "attack"' in page and '"detail": {"field": "target"' in page  # the templates' panels and lines
 
 
-def test_a_rerun_does_nothing_and_a_param_change_reruns_only_its_dependents(runs):
-    repo, _ = runs
+def test_a_rerun_does_nothing_and_a_param_change_reruns_only_its_dependents(serial):
+    repo = serial
     again = _run("dvc repro", repo)
     assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout
     params = yaml.safe_load((repo / "params.yaml").read_text())

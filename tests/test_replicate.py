@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers_repo import JPEG_ARCHIVE, REPO, git, git_commit_all, git_init, project, smoke_env
+from helpers_repo import JPEG_ARCHIVE, REPO, git, git_commit_all, git_init, locked_hashes, project, smoke_env
 from hypothesis import given
 from hypothesis import strategies as st
 from session_runs import README_SEQUENCE
@@ -345,6 +345,13 @@ def test_two_smoke_replicates_give_each_claim_its_range_and_verdict(background):
     assert shown.returncode == 0, shown.stderr
     found = replicate.experiments(json.loads(shown.stdout), {"smoke-seed0", "smoke-seed1"})
     assert set(found) == {"smoke-seed0", "smoke-seed1"}
+    # replicate 1 is the pipeline at seed shift 1 exactly: DVC restored each of its stages from the run of
+    # `classaware repro --jobs 2` at seed_shift: 1, so every command, dependency and output is that run's
+    serial, shifted = background.wait("serial"), background.wait("jobs2")
+    assert locked_hashes(run.repo, found["smoke-seed0"]["rev"]) == serial.hashes
+    assert locked_hashes(run.repo, found["smoke-seed1"]["rev"]) == shifted.hashes
+    trained = [k for k in serial.hashes if k[0].startswith("train@") and k[1] == "outs"]
+    assert trained and all(shifted.hashes[k] != serial.hashes[k] for k in trained)  # other seeds, other weights
     # each experiment, in its copy at another depth, read the archive `classaware profile --data` brought in
     digest = file_digests(JPEG_ARCHIVE)[0]
     assert all(data["deps"][f"data/{JPEG_ARCHIVE.name}"]["hash"] == digest for data in found.values())
