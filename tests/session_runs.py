@@ -20,7 +20,7 @@ itself. Each replicate is computed once: a second computation of one (bit for bi
 thread: the stages' own tests pin that) would cost the suite a third of its time.
 
 How they run (:class:`Scheduler`): the runs the session's tests read start at its beginning, every
-stage on one thread, beside the other tests. A run starts once every run it waits for has
+stage on one thread, beside the other tests and below them in priority (NICE). A run starts once every run it waits for has
 succeeded (``graphlib.TopologicalSorter`` keeps the books, as ``classaware.workflow.repro`` does
 for stages); a run whose wait failed never starts. At most AT_ONCE runs that take a slot run at
 once; among runs ready together, the table's order decides (it lists each run below the runs it
@@ -55,6 +55,9 @@ README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 
 # replicate 1's parameters, as `classaware replicate`'s `dvc exp run --set-param seed_shift=1` sets them
 SEED_SHIFT_1 = "sed -i -E 's/^seed_shift: 0( |$)/seed_shift: 1\\1/' params.yaml && grep -q '^seed_shift: 1' params.yaml"
 AT_ONCE = 2  # runs at a time that take a slot: the machines are 2-core, and the other tests run beside them
+# the runs' priority below the session's own thread (Unix nice): the other tests, which need no run, finish first
+# and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway
+NICE = 10
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
 
@@ -223,7 +226,7 @@ class Job:
         """Whether its command has exited (a SLURM submission: and the cluster's jobs have ended)."""
         if self.proc is None or self.proc.poll() is None:
             return False
-        return self.cluster is None or self.proc.returncode != 0 or not self.cluster.busy()
+        return self.cluster is None or self.proc.returncode != 0 or not self.cluster.busy(self.cwd)
 
 
 class Scheduler:
@@ -297,6 +300,7 @@ class Scheduler:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: killed with everything it started
+                    preexec_fn=lambda: os.nice(NICE),
                 )
         except OSError as exc:
             job.seconds, job.skipped = 0.0, f"could not start: {exc}"

@@ -32,9 +32,11 @@ class Cluster:
     def ask(self, *cmd: str) -> str:
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True).stdout.strip()
 
-    def busy(self) -> bool:
-        """Whether any job is pending or running."""
-        return bool(self.ask("squeue", "--noheader"))
+    def busy(self, workdir: Path | None = None) -> bool:
+        """Whether any job is pending or running; with ``workdir``, any job that runs there (the
+        session's SLURM run and a test's toy pipeline share the cluster: neither waits for the other)."""
+        dirs = self.ask("squeue", "--noheader", "--format=%Z").splitlines()
+        return any(workdir is None or os.path.realpath(d) == os.path.realpath(workdir) for d in dirs)
 
     def idle(self) -> bool:
         """Whether the node is up and free."""

@@ -390,9 +390,10 @@ def _cluster(slurm):
     return slurm
 
 
-def _wait(cluster, seconds: float = 300) -> None:
+def _wait(cluster, repo: Path, seconds: float = 300) -> None:
+    """Until the jobs ``repo``'s pipeline submitted have ended (the session's SLURM run may be on the cluster too)."""
     deadline = time.monotonic() + seconds
-    while cluster.busy():
+    while cluster.busy(repo):
         assert time.monotonic() < deadline, "SLURM jobs still running"
         time.sleep(1)
 
@@ -408,7 +409,7 @@ def test_on_slurm_a_failed_job_cancels_its_dependents_and_is_reported(slurm, tmp
     repo = _toy(tmp_path, fail="b")
     submitted = _classaware(repo, "slurm", "submit", "--gpus_per_job", "0", env=cluster.env)
     assert submitted.returncode == 0, submitted.stderr
-    _wait(cluster)
+    _wait(cluster, repo)
     status = _classaware(repo, "slurm", "status", env=cluster.env)
     assert status.returncode == 1 and "2 jobs failed or were cancelled: b, c" in status.stderr, status.stderr
     assert _rows(status.stdout) == {
