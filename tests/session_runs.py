@@ -16,15 +16,17 @@ two seed replicates (README_SEQUENCE) run in a copy of their own that starts wit
 caches, so its ``dvc repro`` and both experiments of ``classaware replicate`` are restored from
 DVC's run cache: replicate 1's experiment must pin the --jobs 2 run's hashes (the experiment is
 the pipeline at seed shift 1, exactly); the GPU check's --cpu rehearsal runs in the repository
-itself. Each replicate is computed once: a second computation of one (bit for bit the same at one
-thread: the stages' own tests pin that) would cost the suite a third of its time.
+itself. Each replicate is computed once: a second computation of one would cost the suite a third
+of its time, and bit identity at one thread is checked by the audit of the serial run, which
+recomputes a sample of every kind of artifact (test_audit.py).
 
 How they run (:class:`Scheduler`): the runs the session's tests read start at its beginning, every
-stage on one thread, beside the other tests and below them in priority (NICE). A run starts once every run it waits for has
+stage on one thread, beside the other tests and below them in priority (NICE; the runs off the
+longest chain lower still, OFF_CHAIN). A run starts once every run it waits for has
 succeeded (``graphlib.TopologicalSorter`` keeps the books, as ``classaware.workflow.repro`` does
 for stages); a run whose wait failed never starts. At most AT_ONCE runs that take a slot run at
 once; among runs ready together, the table's order decides (it lists each run below the runs it
-waits for, the longest chain, --jobs 2 then the replicates, first). A run still going after its
+waits for, the longest chain, serial and --jobs 2 then the replicates, first). A run still going after its
 timeout is killed and fails; whatever still runs when the session ends is killed. conftest.py
 moves the slow tests to the end, in the order of the runs they read.
 """
@@ -54,10 +56,12 @@ SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar
 README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 2"
 # replicate 1's parameters, as `classaware replicate`'s `dvc exp run --set-param seed_shift=1` sets them
 SEED_SHIFT_1 = "sed -i -E 's/^seed_shift: 0( |$)/seed_shift: 1\\1/' params.yaml && grep -q '^seed_shift: 1' params.yaml"
-AT_ONCE = 2  # runs at a time that take a slot: the machines are 2-core, and the other tests run beside them
+AT_ONCE = 3  # runs at a time that take a slot, beside the other tests (the machines are 2-core: nice sorts them out)
 # the runs' priority below the session's own thread (Unix nice): the other tests, which need no run, finish first
-# and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway
+# and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway. The runs off
+# the longest chain (serial and jobs2, then replicates) get less still (OFF_CHAIN), so that they fill the gaps
 NICE = 10
+OFF_CHAIN = 15
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
 
@@ -73,6 +77,7 @@ class Run:
     takes_slot: bool = True  # one of the AT_ONCE slots (False: something else limits what it runs at once)
     needs_cluster: bool = False  # a one-node SLURM cluster (without one the run is left out); over when its jobs are
     env: Mapping[str, str] = field(default_factory=dict)  # set for its command, over smoke_env()'s
+    nice: int = NICE  # its priority (Unix nice), below the session's own thread
     timeout: float = RUN_TIMEOUT  # seconds from its start; then it is killed, and has failed
 
 
@@ -136,9 +141,9 @@ RUNS: dict[str, Run] = table(
     # caches
     Run("replicates", README_SEQUENCE, waits_for=("serial", "jobs2"), restores_from=("serial", "jobs2")),
     # the GPU check's --cpu rehearsal (the script copies the repository into a temporary folder of its own)
-    Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV),
+    Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV, nice=OFF_CHAIN),
     # the orchestration: every stage restored from the serial run's cache
-    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from=("serial",)),
+    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from=("serial",), nice=OFF_CHAIN),
     # the cluster runs at most one job per core, and its jobs wait on its scheduler between stages: it takes
     # no slot, so that its waits fall while the other runs keep the cores busy
     Run(
@@ -148,6 +153,7 @@ RUNS: dict[str, Run] = table(
         restores_from=("serial",),
         takes_slot=False,
         needs_cluster=True,
+        nice=OFF_CHAIN,
     ),
 )
 START_ORDER = in_order(RUNS)
@@ -300,7 +306,7 @@ class Scheduler:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: killed with everything it started
-                    preexec_fn=lambda: os.nice(NICE),
+                    preexec_fn=lambda: os.nice(job.run.nice),
                 )
         except OSError as exc:
             job.seconds, job.skipped = 0.0, f"could not start: {exc}"
