@@ -59,7 +59,7 @@ def test_the_scheduler_keeps_to_the_slots_and_the_waits(tmp_path):
         Run("after_after_bad", "true", waits_for=("after_bad",)),
     )
     jobs = {name: Job(run, tmp_path, tmp_path / f"{name}.txt", smoke_env()) for name, run in runs.items()}
-    scheduler = Scheduler(jobs, tick=0.02)
+    scheduler = Scheduler(jobs, at_once=2, tick=0.02)
     ran = {name: scheduler[name] for name in runs}
     assert {name: run.returncode for name, run in ran.items()} == {
         "a": 0, "b": 0, "c": 0, "free": 0, "after_a": 0, "bad": 3, "after_bad": -1, "after_after_bad": -1,
@@ -80,7 +80,7 @@ def test_a_run_past_its_timeout_is_killed_and_fails(tmp_path):
     runs = table(Run("hung", "sleep 30", timeout=0.2), Run("after", "true", waits_for=("hung",)))
     jobs = {name: Job(run, tmp_path, tmp_path / f"{name}.txt", smoke_env()) for name, run in runs.items()}
     began = time.perf_counter()
-    scheduler = Scheduler(jobs, tick=0.02)
+    scheduler = Scheduler(jobs, at_once=2, tick=0.02)
     hung = scheduler["hung"]
     assert hung.returncode == -9 and "its timeout" in hung.output and time.perf_counter() - began < 10
     assert scheduler["after"].output == "not run: hung failed"
