@@ -56,7 +56,7 @@ SMOKE_PROFILE = "classaware profile smoke --data ../shared/data/cifar10-jpeg.tar
 README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 2"
 # replicate 1's parameters, as `classaware replicate`'s `dvc exp run --set-param seed_shift=1` sets them
 SEED_SHIFT_1 = "sed -i -E 's/^seed_shift: 0( |$)/seed_shift: 1\\1/' params.yaml && grep -q '^seed_shift: 1' params.yaml"
-AT_ONCE = 3  # runs at a time that take a slot, beside the other tests (the machines are 2-core: nice sorts them out)
+AT_ONCE = 2  # runs at a time that take a slot: the machines are 2-core, and the other tests run beside them
 # the runs' priority below the session's own thread (Unix nice): the other tests, which need no run, finish first
 # and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway. The runs off
 # the longest chain (serial and jobs2, then replicates) get less still (OFF_CHAIN), so that they fill the gaps
@@ -143,7 +143,15 @@ RUNS: dict[str, Run] = table(
     # the GPU check's --cpu rehearsal (the script copies the repository into a temporary folder of its own)
     Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV, nice=OFF_CHAIN),
     # the orchestration: every stage restored from the serial run's cache
-    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from=("serial",), nice=OFF_CHAIN),
+    # (restores only: it takes no slot, so that it never waits for one at the session's end)
+    Run(
+        "jobs8",
+        smoke("classaware repro --jobs 8"),
+        waits_for=("serial",),
+        restores_from=("serial",),
+        takes_slot=False,
+        nice=OFF_CHAIN,
+    ),
     # the cluster runs at most one job per core, and its jobs wait on its scheduler between stages: it takes
     # no slot, so that its waits fall while the other runs keep the cores busy
     Run(
