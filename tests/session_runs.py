@@ -21,13 +21,12 @@ of its time, and bit identity at one thread is checked by the audit of the seria
 recomputes a sample of every kind of artifact (test_audit.py).
 
 How they run (:class:`Scheduler`): the runs the session's tests read start at its beginning, every
-stage on one thread, beside the other tests and below them in priority (NICE; the runs off the
-longest chain lower still, OFF_CHAIN). A run starts once every run it waits for has
-succeeded (``graphlib.TopologicalSorter`` keeps the books, as ``classaware.workflow.repro`` does
-for stages); a run whose wait failed never starts. At most AT_ONCE runs that take a slot run at
-once; among runs ready together, the table's order decides (it lists each run below the runs it
-waits for, the longest chain, serial and --jobs 2 then the replicates, first). A run still going after its
-timeout is killed and fails; whatever still runs when the session ends is killed. conftest.py
+stage on one thread, beside the other tests and below them in priority (NICE). A run starts once
+every run it waits for has succeeded (``graphlib.TopologicalSorter`` keeps the books, as
+``classaware.workflow.repro`` does for stages); a run whose wait failed never starts. At most
+AT_ONCE runs that take a slot run at once; among runs ready together, the table's order decides
+(it lists each run below the runs it waits for, the longest chain, serial and --jobs 2 then the
+replicates, first). A run still going after its timeout is killed and fails; whatever still runs when the session ends is killed. conftest.py
 moves the slow tests to the end, in the order of the runs they read.
 """
 
@@ -58,10 +57,8 @@ README_SEQUENCE = f"{SMOKE_PROFILE} && dvc repro && classaware replicate --runs 
 SEED_SHIFT_1 = "sed -i -E 's/^seed_shift: 0( |$)/seed_shift: 1\\1/' params.yaml && grep -q '^seed_shift: 1' params.yaml"
 AT_ONCE = 2  # runs at a time that take a slot: the machines are 2-core, and the other tests run beside them
 # the runs' priority below the session's own thread (Unix nice): the other tests, which need no run, finish first
-# and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway. The runs off
-# the longest chain (serial and jobs2, then replicates) get less still (OFF_CHAIN), so that they fill the gaps
+# and at full speed, while the runs take what CPU is left; the tests that read a run come last anyway
 NICE = 10
-OFF_CHAIN = 15
 RUN_TIMEOUT = 3600  # seconds: a hung run fails the session instead of stalling it
 
 
@@ -77,7 +74,6 @@ class Run:
     takes_slot: bool = True  # one of the AT_ONCE slots (False: something else limits what it runs at once)
     needs_cluster: bool = False  # a one-node SLURM cluster (without one the run is left out); over when its jobs are
     env: Mapping[str, str] = field(default_factory=dict)  # set for its command, over smoke_env()'s
-    nice: int = NICE  # its priority (Unix nice), below the session's own thread
     timeout: float = RUN_TIMEOUT  # seconds from its start; then it is killed, and has failed
 
 
@@ -141,17 +137,9 @@ RUNS: dict[str, Run] = table(
     # caches
     Run("replicates", README_SEQUENCE, waits_for=("serial", "jobs2"), restores_from=("serial", "jobs2")),
     # the GPU check's --cpu rehearsal (the script copies the repository into a temporary folder of its own)
-    Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV, nice=OFF_CHAIN),
+    Run("gpu_check", "bash benchmarks/gpu_check.sh --cpu {out}", in_copy=False, env=GPU_CHECK_ENV),
     # the orchestration: every stage restored from the serial run's cache
-    # (restores only: it takes no slot, so that it never waits for one at the session's end)
-    Run(
-        "jobs8",
-        smoke("classaware repro --jobs 8"),
-        waits_for=("serial",),
-        restores_from=("serial",),
-        takes_slot=False,
-        nice=OFF_CHAIN,
-    ),
+    Run("jobs8", smoke("classaware repro --jobs 8"), waits_for=("serial",), restores_from=("serial",)),
     # the cluster runs at most one job per core, and its jobs wait on its scheduler between stages: it takes
     # no slot, so that its waits fall while the other runs keep the cores busy
     Run(
@@ -161,7 +149,6 @@ RUNS: dict[str, Run] = table(
         restores_from=("serial",),
         takes_slot=False,
         needs_cluster=True,
-        nice=OFF_CHAIN,
     ),
 )
 START_ORDER = in_order(RUNS)
@@ -314,7 +301,7 @@ class Scheduler:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: killed with everything it started
-                    preexec_fn=lambda: os.nice(job.run.nice),
+                    preexec_fn=lambda: os.nice(NICE),
                 )
         except OSError as exc:
             job.seconds, job.skipped = 0.0, f"could not start: {exc}"
