@@ -74,7 +74,6 @@ class Run:
     takes_slot: bool = True  # one of the AT_ONCE slots (False: something else limits what it runs at once)
     needs_cluster: bool = False  # a one-node SLURM cluster (without one the run is left out); over when its jobs are
     env: Mapping[str, str] = field(default_factory=dict)  # set for its command, over smoke_env()'s
-    nice: int = NICE  # its priority (Unix nice), below the session's own thread
     timeout: float = RUN_TIMEOUT  # seconds from its start; then it is killed, and has failed
 
 
@@ -133,9 +132,7 @@ GPU_CHECK_ENV = {
 RUNS: dict[str, Run] = table(
     # the arithmetic: these two compute every stage, of replicates 0 and 1
     Run("serial", smoke("dvc repro")),
-    # (two stages at a time: at nice 13 each weighs half of serial's one at 10, so that the two runs, which the
-    # replicates wait for, end together; with both at 10 --jobs 2 ended about 65 s before the serial run)
-    Run("jobs2", smoke(f"{SEED_SHIFT_1} && classaware repro --jobs 2"), nice=NICE + 3),
+    Run("jobs2", smoke(f"{SEED_SHIFT_1} && classaware repro --jobs 2")),
     # README's commands exactly, in a copy of their own, every stage of both replicates restored from the two runs'
     # caches
     Run("replicates", README_SEQUENCE, waits_for=("serial", "jobs2"), restores_from=("serial", "jobs2")),
@@ -304,7 +301,7 @@ class Scheduler:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: killed with everything it started
-                    preexec_fn=lambda: os.nice(job.run.nice),
+                    preexec_fn=lambda: os.nice(NICE),
                 )
         except OSError as exc:
             job.seconds, job.skipped = 0.0, f"could not start: {exc}"
