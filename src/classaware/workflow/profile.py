@@ -103,17 +103,18 @@ def check_zoo(zoo: dict, reference: dict, where: str) -> None:
 
 def merged_params(name: str, profiles_dir: Path, data: Path | None = None) -> dict:
     """The parameters of profile ``name``: paper.yaml with the profile's overrides merged in."""
-    params = parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())
+    base = parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())
+    params = base
     if name != BASE:
         path = profiles_dir / f"{name}.yaml"
         override = parse_yaml(path.read_text()) or {}
         if not isinstance(override, dict):
             raise ValueError(f"{path} must be a mapping of groups, got {_kind(override)}")
         try:
-            params = merge(params, override)
+            params = merge(base, override)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from exc
-        check_zoo(params["zoo"], parse_yaml((profiles_dir / f"{BASE}.yaml").read_text())["zoo"], str(path))
+        check_zoo(params["zoo"], base["zoo"], str(path))
     early, saved = params["compare"]["early_epoch"], params["train"]["save_epochs"]
     if early and early not in saved:
         raise ValueError(f"profile {name}: compare.early_epoch {early} is not among train.save_epochs {saved}")
