@@ -55,6 +55,14 @@ CANDIDATES = {
     "resnet18_w4": partial(resnet, (2, 2, 2, 2), 4),
     "resnet10_w6": partial(resnet, (1, 1, 1, 1), 6),
     "resnet18_w6": partial(resnet, (2, 2, 2, 2), 6),
+    # second pilot (2026-12-07), after the confirmatory run's replicate 3 broke the rule: widths between
+    # the first pilot's, and a DenseNet of three layers per block (REPRODUCE.md, "The zoo, revised")
+    "vgg11_bn_w5": partial(vgg, 11, True, 5, 256),
+    "densenet_d3_k8": partial(densenet, (3, 3, 3), 8),
+    "densenet_xs_k14": partial(densenet, (2, 2, 2), 14),
+    "densenet_xs_k16": partial(densenet, (2, 2, 2), 16),
+    "resnet10_w7": partial(resnet, (1, 1, 1, 1), 7),
+    "resnet18_w5": partial(resnet, (2, 2, 2, 2), 5),
 }
 
 
@@ -96,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=["0,0"], help="init,data pairs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--table_only", action="store_true", help="write the table from OUT/jobs, train nothing")
+    parser.add_argument("--note", default="", help="what else ran beside the jobs, for the table's header")
     args = parser.parse_args()
     jobs_dir = args.out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -131,8 +140,7 @@ def main() -> None:
         "",
         f"CPU {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.python_version()}; "
         f"every job on one thread, {args.workers} at once; recipe {RECIPE}, {TRAIN_SIZE} training images, bf16; "
-        "test accuracy on all 10,000 test images of CIFAR-10 (JPEG q75 copy). Training times ran beside other "
-        "work on the same 2 cores (load average 4-7), so they compare architectures only roughly.",
+        f"test accuracy on all 10,000 test images of CIFAR-10 (JPEG q75 copy). {args.note}",
         "",
     ]
     table = markdown_table(

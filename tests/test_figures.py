@@ -61,13 +61,13 @@ ZOO = {
 SOURCES = ("res_a", "vgg_a")
 # the cpu profile's zoo (profiles/cpu.yaml): four models of five architectures, 20 targets per
 # source, the early version at epoch 12; the figures must stay readable at this size too
-CPU_ARCHS = ("resnet10_w8", "resnet18_w6", "vgg11_bn_w6", "vgg13_bn_w6", "densenet_xs_k10")
+CPU_ARCHS = ("resnet10_w8", "resnet18_w6", "vgg11_bn_w5", "vgg13_bn_w6", "densenet_xs_k14")
 CPU_ZOO = {
     f"{arch}{suffix}": {"arch": arch, "init_seed": init, "data_seed": data, "epoch": 15}
     for arch in CPU_ARCHS
     for suffix, init, data in (("", 0, 0), ("_wsame", 0, 1), ("_wsame2", 0, 3), ("_wdiff", 1, 2))
-} | {f"{s}@12": {"arch": s, "init_seed": 0, "data_seed": 0, "epoch": 12} for s in ("resnet10_w8", "vgg11_bn_w6")}
-CPU_SOURCES = ("resnet10_w8", "vgg11_bn_w6")
+} | {f"{s}@12": {"arch": s, "init_seed": 0, "data_seed": 0, "epoch": 12} for s in ("resnet10_w8", "vgg11_bn_w5")}
+CPU_SOURCES = ("resnet10_w8", "vgg11_bn_w5")
 
 
 def _targets(source: str, zoo: dict) -> tuple[str, ...]:

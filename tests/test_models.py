@@ -26,11 +26,13 @@ REDUCED_ARCHS = [
     "vgg11_w8",
     "vgg11_bn_w8",
     "vgg11_bn_w6",
+    "vgg11_bn_w5",
     "vgg13_bn_w8",
     "vgg13_bn_w6",
     "densenet_s",
     "densenet_xs",
     "densenet_xs_k10",
+    "densenet_xs_k14",
 ]
 
 
