@@ -308,6 +308,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/scale-study")
     parser.add_argument("--workers", type=int, default=WORKERS)
     args = parser.parse_args()
+    if not Path(args.data).is_file():  # the workers load it: fail here, before any of them starts
+        parser.error(f"--data {args.data} does not exist (the canonical file `classaware prepare` writes)")
     WORKERS = args.workers
     out = Path(args.out)
     for sub in ("jobs", "zoo", "sets"):

@@ -106,6 +106,11 @@ def main() -> None:
     parser.add_argument("--table_only", action="store_true", help="write the table from OUT/jobs, train nothing")
     parser.add_argument("--note", default="", help="what else ran beside the jobs, for the table's header")
     args = parser.parse_args()
+    if not args.table_only and not args.data.is_file():
+        parser.error(f"--data {args.data} does not exist (the canonical file `classaware prepare` writes)")
+    unknown = sorted(set(args.archs) - set(ARCHITECTURES) - set(CANDIDATES))
+    if unknown:
+        parser.error(f"--archs: unknown {unknown}; known: {', '.join(sorted({*ARCHITECTURES, *CANDIDATES}))}")
     jobs_dir = args.out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     todo = [(a, *map(int, s.split(","))) for s in args.seeds for a in args.archs]

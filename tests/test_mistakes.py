@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import runpy
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -312,3 +314,20 @@ def test_the_reviewers_commands_the_suite_runs_are_read_from_reproduce_md():
         "dvc status",
         "classaware audit",
     ]
+
+
+@pytest.mark.parametrize(
+    "script, argv",
+    [("zoo_pilot.py", ["--archs", "resnet10_w8"]), ("scale_study.py", [])],
+)
+def test_the_benchmarks_that_train_in_workers_refuse_a_missing_data_file_before_starting_them(
+    script, argv, tmp_path, capsys, monkeypatch
+):
+    """Their workers load the data: a wrong path is refused by the parent, exit 2, nothing written."""
+    out, missing = tmp_path / "out", tmp_path / "nope.pt"
+    monkeypatch.setattr(sys, "argv", [script, "--data", str(missing), "--out", str(out), *argv])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(REPO / "benchmarks" / script), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"error: --data {missing} does not exist" in err, err
+    assert not out.exists()
