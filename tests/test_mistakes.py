@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import runpy
+import signal
 import subprocess
 import sys
 import time
